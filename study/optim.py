@@ -1,0 +1,54 @@
+"""SGD with the Nesterov-style momentum of Greff et al., one learning rate and momentum per trial.
+
+The authors' library does, per update:  v <- m v;  theta <- theta + v;  g = grad at theta;
+d <- (1 - m) lr g;  v <- v - d;  theta <- theta - d.  So `lookahead()` runs before the
+forward pass and `step()` after the backward pass. torch.optim cannot take per-trial
+hyperparameters, hence this small optimizer over parameters with a leading trial axis K.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class PopulationNesterov:
+    def __init__(self, params: list[Tensor], lr: Tensor, momentum: Tensor) -> None:
+        self.params = list(params)
+        ref = self.params[0]
+        self.lr = lr.to(device=ref.device, dtype=ref.dtype)
+        self.momentum = momentum.to(device=ref.device, dtype=ref.dtype)
+        # A stopped trial gets rate 0 and momentum 0: its parameters never change again.
+        self.active = torch.ones_like(self.lr, dtype=torch.bool)
+        self.velocity = [torch.zeros_like(p) for p in self.params]
+
+    def _per_trial(self, values: Tensor, like: Tensor) -> Tensor:
+        return (values * self.active).view(-1, *([1] * (like.dim() - 1)))
+
+    @torch.no_grad()
+    def lookahead(self) -> None:
+        for p, v in zip(self.params, self.velocity):
+            v.mul_(self._per_trial(self.momentum, p))
+            p.add_(v)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        rate = (1 - self.momentum) * self.lr
+        for p, v in zip(self.params, self.velocity):
+            if p.grad is None:
+                continue
+            d = p.grad * self._per_trial(rate, p)
+            v.sub_(d)
+            p.sub_(d)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {"velocity": [v.clone() for v in self.velocity], "active": self.active.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for v, saved in zip(self.velocity, state["velocity"]):
+            v.copy_(saved)
+        self.active.copy_(state["active"])

@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from variants.layer import BACKENDS
+
+# Every concrete compute path of the variants package; each is checked against the reference.
+PATHS = [b for b in BACKENDS if b != "auto"]
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=PATHS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
