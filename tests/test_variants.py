@@ -249,3 +249,13 @@ def test_bad_shapes_are_explained():
         variants.build("V", 3, 4, population=2)(torch.randn(T, B, 3))
     with pytest.raises(ValueError, match=r"expected input \[T, \(K,\) B, 3\]"):
         variants.build("V", 3, 4)(torch.randn(T, B, 5))
+
+
+def test_lengths_make_padded_batches_exact(backend):
+    lstm = variants.build("V", M, 4, bidirectional=True, backend=backend, dtype=torch.float64)
+    seqs = [torch.randn(n, M, dtype=torch.float64) for n in (7, 4, 6)]
+    batch = torch.nn.utils.rnn.pad_sequence(seqs)  # [7, 3, M], zeros after each length
+    out, _ = lstm(batch, lengths=torch.tensor([7, 4, 6]))
+    for b, seq in enumerate(seqs):
+        alone, _ = lstm(seq[:, None])
+        torch.testing.assert_close(out[: len(seq), b], alone[:, 0])

@@ -141,18 +141,23 @@ class VariantLSTM(nn.Module):
         populations; reverse direction suffixed '_reverse'. Writing into a view changes
         the model. Removed parts are absent.
         """
+        if grad:
+            tensors = {n: p.grad for n, p in self.named_parameters() if p.grad is not None}
+        else:
+            tensors = {n: p.detach() for n, p in self.named_parameters()}
+        return self.paper_views(tensors)
+
+    def paper_views(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        """paper_weights() for any tensors shaped like the parameters, keyed by parameter
+        name (gradients, optimizer state)."""
         N, gates = self.hidden_size, self.spec.gates
         views: dict[str, Tensor] = {}
         for sfx in self._suffixes:
             params = {
-                base: getattr(self, base + sfx)
+                base: tensors[base + sfx]
                 for base in ("weight_ih", "weight_hh", "bias", "peephole", "weight_gg")
-                if hasattr(self, base + sfx)
+                if base + sfx in tensors
             }
-            if grad:
-                params = {k: p.grad for k, p in params.items() if p.grad is not None}
-            else:
-                params = {k: p.detach() for k, p in params.items()}
             for k, b in enumerate(self.spec.blocks):
                 rows = slice(k * N, (k + 1) * N)
                 if "weight_ih" in params:
@@ -174,8 +179,14 @@ class VariantLSTM(nn.Module):
         return views
 
     def forward(
-        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
+        self,
+        input: Tensor,
+        hx: tuple[Tensor, Tensor] | None = None,
+        lengths: Tensor | None = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """`lengths` [B] marks sequences padded at the end: the reverse direction then starts
+        at each sequence's own last frame. Outputs past a sequence's length are undefined,
+        and so are the final states of sequences shorter than the input."""
         single = input.dim() == 3
         if single and self.population != 1:
             raise ValueError(
@@ -200,9 +211,9 @@ class VariantLSTM(nn.Module):
 
         outputs, last_y, last_c = [], [], []
         for d, sfx in enumerate(self._suffixes):
-            xd = x.flip(0) if d == 1 else x
+            xd = _reverse(x, lengths) if d == 1 else x
             out, c_T = self._direction(sfx, xd, y0[d], c0[d])
-            outputs.append(out.flip(0) if d == 1 else out)
+            outputs.append(_reverse(out, lengths) if d == 1 else out)
             last_y.append(out[-1])
             last_c.append(c_T)
         output = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
@@ -236,6 +247,17 @@ class VariantLSTM(nn.Module):
             f"{self.spec.describe()}, input_size={self.input_size}, hidden_size={sizes}, "
             f"population={self.population}, bidirectional={self.bidirectional}"
         )
+
+
+def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """x [T, K, B, ...] reversed in time within each sequence's length (padding stays put)."""
+    if lengths is None:
+        return x.flip(0)
+    t = torch.arange(x.shape[0], device=x.device)[:, None]
+    lengths = lengths.to(x.device)[None, :]
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # [T, B]
+    index = index[:, None, :, None].expand(x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    return x.gather(0, index)
 
 
 def build(
