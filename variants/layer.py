@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from . import cell
+from . import cell, fused
 from .spec import Spec, resolve
 
-BACKENDS = ("auto", "plain")
+BACKENDS = ("auto", "plain", "fused")  # auto: fused, the fast path; plain: for reference
 
 
 class VariantLSTM(nn.Module):
@@ -237,7 +237,8 @@ class VariantLSTM(nn.Module):
         xk = x.permute(1, 0, 2, 3).reshape(K, T * B, M)
         pre_x = torch.baddbmm(params["bias"][:, None, :], xk, params["weight_ih"].transpose(1, 2))
         pre_x = pre_x.reshape(K, T, B, -1).permute(1, 0, 2, 3)
-        return cell.recurrence(
+        recurrence = cell.recurrence if self.backend == "plain" else fused.recurrence
+        return recurrence(
             self.spec, pre_x, params["weight_hh"], params["peephole"], params["weight_gg"], y0, c0
         )
 

@@ -1,0 +1,194 @@
+"""The recurrence of one direction with a hand-written backward through time: the fast path.
+
+Computes exactly what `cell.recurrence` computes, with the same signature. Autograd would
+record a graph of some twenty small ops per step; instead the forward pass writes every
+step's activations into preallocated buffers with about ten in-place ops per step, and
+the backward pass is written out by hand:
+
+- every coefficient that does not depend on the incoming gradient (activation
+  derivatives, peephole terms) is computed for all steps at once, before the loop;
+- each step then costs one bmm for the recurrent projection (two with full gate
+  recurrence) and about five elementwise ops;
+- the weight gradients are one large bmm over all steps, after the loop.
+
+Shapes: K trials, B sequences per trial, N hidden units; the blocks are z, then the gates
+with weights of their own (those of i, f, o present, in that order), G = len(blocks) * N.
+Gates i and f see c(t-1) through their peepholes and come right after z ("early" gates);
+o sees c(t) and comes last.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .spec import Spec
+
+
+def recurrence(
+    spec: Spec,
+    pre_x: Tensor,  # [T, K, B, G]  W x + b for every step
+    w_hh: Tensor,  # [K, G, N]     R, blocks stacked like pre_x
+    peephole: Tensor | None,  # [K, len(gates) * N]
+    w_gg: Tensor | None,  # [K, len(gates) * N, len(gates) * N]  rows: gate b at t, cols: a at t-1
+    y0: Tensor,  # [K, B, N]
+    c0: Tensor,  # [K, B, N]
+) -> tuple[Tensor, Tensor]:
+    """Block outputs y for every step [T, K, B, N] and the last cell state c_T [K, B, N]."""
+    return _Recurrence.apply(spec, pre_x, w_hh, peephole, w_gg, y0, c0)
+
+
+def _by_gate(spec: Spec, blocks: Tensor) -> dict[str, Tensor]:
+    """The gate blocks of a [..., len(gates), N] tensor by name."""
+    return {g: blocks[..., k, :] for k, g in enumerate(spec.gates)}
+
+
+class _Recurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spec, pre_x, w_hh, peephole, w_gg, y0, c0):
+        T, K, B, G = pre_x.shape
+        N = y0.shape[-1]
+        nb = len(spec.blocks)
+        ne = len([g for g in spec.gates if g != "o"])
+        acts = pre_x.new_empty(T, K, B, G)  # pre-activations, made activations in place
+        cells = pre_x.new_empty(T + 1, K, B, N)  # c(0) .. c(T)
+        cells[0] = c0
+        out = pre_x.new_empty(T, K, B, N)
+        tanh_c = pre_x.new_empty(T, K, B, N) if spec.output_activation else None
+        r_t = w_hh.transpose(1, 2)
+        gg_t = w_gg.transpose(1, 2) if w_gg is not None else None
+        peep = peephole is not None
+        peep_early = peephole[:, : ne * N].view(K, 1, ne, N) if peep and ne else None
+        peep_o = peephole[:, -N:].view(K, 1, N) if peep and "o" in spec.gates else None
+
+        y = y0
+        for t in range(T):
+            a = acts[t]
+            blocks = a.view(K, B, nb, N)
+            c_prev, c = cells[t], cells[t + 1]
+            torch.baddbmm(pre_x[t], y, r_t, out=a)
+            if gg_t is not None and t > 0:
+                a[..., N:].baddbmm_(acts[t - 1][..., N:], gg_t)
+            early = blocks[:, :, 1 : 1 + ne]
+            if peep_early is not None:
+                early.addcmul_(peep_early, c_prev[:, :, None])
+            if peep_o is None:
+                a[..., N:].sigmoid_()  # every gate at once
+            else:
+                early.sigmoid_()  # o waits for c(t)
+            z = blocks[:, :, 0]
+            if spec.input_activation:
+                z.tanh_()
+            gate = _by_gate(spec, blocks[:, :, 1:])
+            i, f, o = gate.get("i"), gate.get("f"), gate.get("o")
+            if spec.coupled_input_forget:  # c = i z + (1 - i) c_prev = c_prev + i (z - c_prev)
+                torch.sub(z, c_prev, out=c).mul_(i).add_(c_prev)
+            else:
+                torch.mul(z, i, out=c) if i is not None else c.copy_(z)
+                c.addcmul_(c_prev, f) if f is not None else c.add_(c_prev)
+            if peep_o is not None:
+                o.addcmul_(peep_o, c).sigmoid_()
+            h = torch.tanh(c, out=tanh_c[t]) if tanh_c is not None else c
+            y = torch.mul(h, o, out=out[t]) if o is not None else out[t].copy_(h)
+
+        ctx.spec = spec
+        ctx.save_for_backward(acts, cells, tanh_c, out, y0, w_hh, peephole, w_gg)
+        return out, cells[T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_c):
+        acts, cells, tanh_c, out, y0, w_hh, peephole, w_gg = ctx.saved_tensors
+        spec: Spec = ctx.spec
+        T, K, B, G = acts.shape
+        N = cells.shape[-1]
+        nb = len(spec.blocks)
+        ne = len([g for g in spec.gates if g != "o"])
+        nc = 1 + ne  # blocks whose gradient comes from dc(t): z and the early gates
+        blocks = acts.view(T, K, B, nb, N)
+        c_prev, c_cur = cells[:-1], cells[1:]
+        h = tanh_c if tanh_c is not None else c_cur
+        z = blocks[..., 0, :]
+        gates = acts[..., N:]
+        d_gates = (gates * (1 - gates)).view(T, K, B, nb - 1, N)  # sigmoid'
+        gate, d_gate = _by_gate(spec, blocks[..., 1:, :]), _by_gate(spec, d_gates)
+        i, f, o = gate.get("i"), gate.get("f"), gate.get("o")
+        d_z = 1 - z * z if spec.input_activation else torch.ones_like(z)
+        d_h = 1 - h * h if spec.output_activation else torch.ones_like(h)
+        p = {}
+        if peephole is not None:
+            p = _by_gate(spec, peephole.view(K, 1, nb - 1, N))
+
+        # dc(t) -> pre-activation gradients of z and of the early gates.
+        from_c = acts.new_empty(T, K, B, nc, N)
+        from_c[..., 0, :] = d_z * i if i is not None else d_z
+        if i is not None:
+            from_c[..., 1, :] = (z - c_prev if spec.coupled_input_forget else z) * d_gate["i"]
+        if f is not None:
+            from_c[..., ne, :] = c_prev * d_gate["f"]
+        # dc(t) -> dc(t-1): through the forget gate and the early peepholes.
+        if spec.coupled_input_forget:
+            carry = 1 - i
+        else:
+            carry = f.clone() if f is not None else torch.ones_like(z)
+        for k, g in enumerate(spec.gates[:ne]):
+            if g in p:
+                carry += p[g] * from_c[..., 1 + k, :]
+        # dy(t) -> dc(t), and -> the output gate's pre-activation gradient.
+        if o is not None:
+            o_from_y = h * d_gate["o"]
+            c_from_y = o * d_h + p["o"] * o_from_y if "o" in p else o * d_h
+        else:
+            c_from_y = d_h
+        # Full gate recurrence: a gradient reaching gate g's activation at t moves dc(t-1)
+        # (early gates) or dc(t) (o) through g's peephole.
+        peep_via_gate = {g: d_gate[g] * p[g] for g in p}
+
+        d_pre = acts.new_empty(T, K, B, G)
+        d_blocks = d_pre.view(T, K, B, nb, N)
+        dc = grad_c.clone()
+        dy_buffer = acts.new_empty(K, B, N)
+        for t in reversed(range(T)):
+            d_next = None  # gradient at the gate activations of step t from step t+1
+            if t == T - 1:
+                dy = grad_out[t]
+            else:
+                dy = torch.baddbmm(grad_out[t], d_pre[t + 1], w_hh, out=dy_buffer)
+                if w_gg is not None:
+                    d_next = _by_gate(
+                        spec, torch.bmm(d_pre[t + 1][..., N:], w_gg).view(K, B, -1, N)
+                    )
+            dc.addcmul_(dy, c_from_y[t])
+            if d_next is not None and "o" in p:
+                dc.addcmul_(d_next["o"], peep_via_gate["o"][t])
+            torch.mul(dc[:, :, None], from_c[t], out=d_blocks[t, :, :, :nc])
+            if o is not None:
+                torch.mul(dy, o_from_y[t], out=d_blocks[t, :, :, -1])
+            if d_next is not None:
+                for g, d in d_next.items():
+                    d_blocks[t, :, :, 1 + spec.gates.index(g)].addcmul_(d, d_gate[g][t])
+            dc.mul_(carry[t])
+            if d_next is not None:
+                for g in spec.gates[:ne]:
+                    if g in p:
+                        dc.addcmul_(d_next[g], peep_via_gate[g][t])
+
+        need = ctx.needs_input_grad
+        d_w_hh = d_peep = d_w_gg = d_y0 = None
+        if need[2]:
+            y_prev = torch.cat([y0[None], out[:-1]])
+            d_w_hh = torch.einsum("tkbg,tkbn->kgn", d_pre, y_prev)
+        if need[3]:
+            parts = []
+            if ne:
+                early = d_blocks[:, :, :, 1 : 1 + ne] * c_prev[:, :, :, None]
+                parts.append(early.sum((0, 2)).reshape(K, ne * N))
+            if o is not None:
+                parts.append((d_blocks[:, :, :, -1] * c_cur).sum((0, 2)))
+            d_peep = torch.cat(parts, dim=-1)
+        if need[4]:
+            d_w_gg = torch.einsum("tkbg,tkbh->kgh", d_pre[1:, ..., N:], gates[:-1])
+        if need[5]:
+            d_y0 = torch.bmm(d_pre[0], w_hh)
+        return None, d_pre, d_w_hh, d_peep, d_w_gg, d_y0, dc if need[6] else None
