@@ -37,7 +37,9 @@ class PopulationNesterov:
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
-            d = p.grad * self._per_trial(rate, p)
+            active = self.active.view(-1, *([1] * (p.dim() - 1)))
+            # where, not a product: a stopped trial's gradient may be NaN, and NaN * 0 is NaN.
+            d = torch.where(active, p.grad * self._per_trial(rate, p), 0.0)
             v.sub_(d)
             p.sub_(d)
 

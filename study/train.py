@@ -1,0 +1,430 @@
+"""The paper's training protocol, for a population of trials trained at once.
+
+Each trial has its own hidden size, learning rate, momentum, input noise and seed; all
+trials of a population see the same sequence order. A trial's whole state (weights,
+optimizer velocity, noise generator, epoch, best so far) is kept at its own size between
+epochs, and the active trials are packed into one population model for each epoch. So
+stopped trials cost nothing, trials can join at any epoch boundary, and a trial trained in
+a population equals the same trial trained alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import variants
+
+from . import tasks
+from .benchmarks.core import Benchmark, Split
+from .errors import UserError
+from .optim import PopulationNesterov
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a trial is trained. The defaults are the paper's (PAPER.md §4)."""
+
+    max_epochs: int = 150
+    patience: int = 15  # stop after this many epochs without a better validation metric
+    batch_size: int = 1  # > 1 groups sequences of similar length (a deviation from the paper)
+    max_sequences: int | None = None  # use only the first n sequences of each split
+    init_std: float = 0.1
+    forget_bias: float | None = None  # initial b_f; None: drawn like every other weight
+    clip_norm: float | None = None  # per-trial gradient norm clipping; None: none (paper)
+    eval_batch_size: int = 32  # sequences per evaluation batch (no effect on results)
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "patience", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_sequences is not None and self.max_sequences < 1:
+            raise UserError(f"max_sequences must be at least 1, got {self.max_sequences}")
+
+
+PROTOCOLS = {
+    "paper": Protocol(),
+    "quick": Protocol(max_epochs=20, patience=5),
+    "smoke": Protocol(max_epochs=3, patience=2, max_sequences=24),
+}
+
+
+def protocol(name: str, **overrides) -> Protocol:
+    if name not in PROTOCOLS:
+        raise UserError(f"unknown preset {name!r}; expected one of {', '.join(PROTOCOLS)}")
+    return replace(PROTOCOLS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    hidden_size: int
+    learning_rate: float
+    momentum: float
+    input_noise: float
+    seed: int
+
+
+@dataclass
+class TrialResult:
+    value: float  # validation metric at the best epoch
+    test_metric: float  # test metric of the same epoch's weights
+    best_epoch: int  # 0: the untrained network was never beaten
+    epochs: int  # epochs trained
+    diverged: bool
+    seconds: float
+    n_params: int
+
+
+@dataclass
+class TrialState:
+    """Everything needed to continue a trial from an epoch boundary."""
+
+    config: TrialConfig
+    params: dict[str, Tensor]  # the paper's names + head.weight/head.bias, at the trial's size
+    velocity: dict[str, Tensor]
+    noise_state: Tensor  # state of the trial's input-noise generator
+    epoch: int = 0
+    best_value: float = math.inf
+    test_at_best: float = math.nan
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[tuple[float, float]] = field(default_factory=list)  # (valid, test) per epoch
+    diverged: bool = False
+    done: bool = False
+    seconds: float = 0.0
+    n_params: int = 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "config": asdict(self.config)}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> TrialState:
+        return cls(**{**state, "config": TrialConfig(**state["config"])})
+
+    def result(self) -> TrialResult:
+        return TrialResult(
+            value=self.best_value,
+            test_metric=self.test_at_best,
+            best_epoch=self.best_epoch,
+            epochs=self.epoch,
+            diverged=self.diverged,
+            seconds=self.seconds,
+            n_params=self.n_params,
+        )
+
+
+class PopulationModel(nn.Module):
+    """A variant layer of K trials and a per-trial linear read-out."""
+
+    def __init__(self, lstm: variants.VariantLSTM, output_size: int) -> None:
+        super().__init__()
+        self.lstm = lstm
+        D = 2 if lstm.bidirectional else 1
+        K, N = lstm.population, lstm.hidden_size
+        self.head_weight = nn.Parameter(lstm.weight_ih.new_zeros(K, D, N, output_size))
+        self.head_bias = nn.Parameter(lstm.weight_ih.new_zeros(K, output_size))
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x [T, K, B, M] -> logits [T, K, B, O]."""
+        out, _ = self.lstm(x, lengths=lengths)
+        T, K, B, DN = out.shape
+        flat = out.permute(1, 0, 2, 3).reshape(K, T * B, DN)
+        logits = torch.baddbmm(self.head_bias[:, None], flat, self.head_weight.flatten(1, 2))
+        return logits.view(K, T, B, -1).permute(1, 0, 2, 3)
+
+    def slots(self, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Views [K, ...] by the paper's names into tensors shaped like the parameters."""
+        lstm = {n.removeprefix("lstm."): t for n, t in tensors.items() if n.startswith("lstm.")}
+        views = self.lstm.paper_views(lstm)
+        if self.lstm.population == 1:
+            views = {k: v.unsqueeze(0) for k, v in views.items()}
+        return {**views, "head.weight": tensors["head_weight"], "head.bias": tensors["head_bias"]}
+
+
+def _own(view: Tensor, like: Tensor) -> Tensor:
+    """The corner of a padded per-trial view that holds a trial of `like`'s shape."""
+    return view[tuple(slice(0, s) for s in like.shape)]
+
+
+class PopulationTrainer:
+    """Trains trials of one variant on one benchmark together, epoch by epoch."""
+
+    def __init__(
+        self,
+        benchmark: Benchmark,
+        variant: str | variants.Spec,
+        protocol: Protocol = PROTOCOLS["paper"],
+        *,
+        device: str = "auto",
+        dtype: torch.dtype = torch.float32,
+        order_seed: int = 0,
+    ) -> None:
+        self.benchmark = benchmark
+        self.spec = variants.resolve(variant)
+        self.protocol = protocol
+        self.device = resolve_device(device)
+        self.dtype = dtype
+        self.order_seed = order_seed
+        self.epoch = 0  # epochs this population has run; seeds the sequence order
+        self.trials: list[TrialState] = []
+        self._noise: dict[int, torch.Generator] = {}
+        cap = protocol.max_sequences
+        self._train = self._batches(benchmark.train, protocol.batch_size, cap)
+        self._valid = self._batches(benchmark.valid, protocol.eval_batch_size, cap)
+        self._test = self._batches(benchmark.test, protocol.eval_batch_size, cap)
+
+    # --- trials -----------------------------------------------------------------------
+
+    def add(self, config: TrialConfig) -> TrialState:
+        """A new trial, initialised from its own seed (so independent of the population)."""
+        if not 1 <= config.hidden_size:
+            raise UserError(f"hidden_size must be positive, got {config.hidden_size}")
+        model = self._model([config.hidden_size], device="cpu")
+        gen = torch.Generator().manual_seed(config.seed)
+        params = {}
+        for name, view in sorted(model.slots(dict(model.named_parameters())).items()):
+            value = torch.randn(view.shape[1:], generator=gen, dtype=self.dtype)
+            params[name] = value * self.protocol.init_std
+        forget_bias = self.protocol.forget_bias
+        if forget_bias is not None and "f" in self.spec.gates:
+            for name in params:
+                if name.startswith("b_f"):
+                    params[name].fill_(forget_bias)
+        noise = torch.Generator(device=self.device).manual_seed(config.seed)
+        D = 2 if self.benchmark.bidirectional else 1
+        n_head = D * config.hidden_size * self.benchmark.output_size + self.benchmark.output_size
+        state = TrialState(
+            config=config,
+            params=params,
+            velocity={k: torch.zeros_like(v) for k, v in params.items()},
+            noise_state=noise.get_state(),
+            n_params=model.lstm.n_params()[0] + n_head,
+        )
+        self.trials.append(state)
+        return state
+
+    def add_state(self, state: TrialState) -> TrialState:
+        """Continue a trial from a saved state (see TrialState.to_dict)."""
+        self.trials.append(state)
+        return state
+
+    @property
+    def active(self) -> list[TrialState]:
+        return [t for t in self.trials if not t.done]
+
+    # --- training ---------------------------------------------------------------------
+
+    def run(self, on_epoch: Callable[[PopulationTrainer], None] | None = None) -> list[TrialResult]:
+        """Train until every trial has stopped; `on_epoch` runs after each epoch."""
+        while self.active:
+            self.train_epoch()
+            if on_epoch is not None:
+                on_epoch(self)
+        return [t.result() for t in self.trials]
+
+    def train_epoch(self) -> None:
+        """One epoch for every active trial: pack, train, evaluate, update, unpack."""
+        states = self.active
+        if not states:
+            return
+        start = time.perf_counter()
+        model, opt, noise = self._pack(states)
+        fresh = [k for k, s in enumerate(states) if not s.history]
+        if fresh:  # the untrained network is the first candidate for the best epoch
+            valid, test = self._evaluate(model, self._valid), self._evaluate(model, self._test)
+            for k in fresh:
+                self._record(states[k], valid[k], test[k])
+        diverged = torch.zeros(len(states), dtype=torch.bool)
+        stds = torch.tensor([s.config.input_noise for s in states], device=self.device)
+        order = np.random.default_rng([self.order_seed, self.epoch]).permutation(len(self._train))
+        model.train()
+        for i in order:
+            batch = self._train[i]
+            T, B, M = batch.inputs.shape
+            x = batch.inputs[:, None].expand(T, len(states), B, M)
+            if (stds > 0).any():
+                x = (
+                    x
+                    + torch.stack(
+                        [
+                            torch.randn(
+                                (T, B, M), generator=g, device=self.device, dtype=self.dtype
+                            )
+                            if s.config.input_noise > 0
+                            else x.new_zeros(T, B, M)
+                            for s, g in zip(states, noise)
+                        ],
+                        dim=1,
+                    )
+                    * stds.to(self.dtype)[None, :, None, None]
+                )
+            opt.lookahead()
+            loss = tasks.loss(self.benchmark.task, model(x, batch.lengths), batch)
+            bad = ~torch.isfinite(loss.detach()).cpu() & opt.active.cpu()
+            if bad.any():
+                diverged |= bad
+                opt.active &= ~bad.to(self.device)
+            loss.sum().backward()
+            if self.protocol.clip_norm is not None:
+                _clip_per_trial(opt.params, self.protocol.clip_norm)
+            opt.step()
+            opt.zero_grad()
+        diverged |= ~_finite_per_trial(opt.params).cpu()
+        valid, test = self._evaluate(model, self._valid), self._evaluate(model, self._test)
+        seconds = time.perf_counter() - start
+        self._unpack(states, model, opt, noise)
+        self.epoch += 1
+        for k, state in enumerate(states):
+            state.epoch += 1
+            state.seconds += seconds
+            if diverged[k] or not math.isfinite(valid[k]):
+                state.diverged = state.done = True
+                continue
+            self._record(state, valid[k], test[k])
+
+    def _record(self, state: TrialState, valid: float, test: float) -> None:
+        state.history.append((valid, test))
+        if valid < state.best_value:
+            state.best_value, state.test_at_best = valid, test
+            state.best_epoch, state.bad_epochs = state.epoch, 0
+        elif state.epoch > 0:
+            state.bad_epochs += 1
+        if state.bad_epochs >= self.protocol.patience or state.epoch >= self.protocol.max_epochs:
+            state.done = True
+
+    @torch.no_grad()
+    def _evaluate(self, model: PopulationModel, batches: list[tasks.Batch]) -> list[float]:
+        model.eval()
+        K = model.lstm.population
+        num = torch.zeros(K, dtype=torch.float64)
+        den = torch.zeros(K, dtype=torch.float64)
+        for batch in batches:
+            T, B, M = batch.inputs.shape
+            logits = model(batch.inputs[:, None].expand(T, K, B, M), batch.lengths)
+            n, d = tasks.metric(self.benchmark.task, logits, batch)
+            num += n
+            den += d
+        model.train()
+        return (num / den).tolist()
+
+    # --- packing trials into a population -----------------------------------------------
+
+    def _model(self, hidden_sizes: list[int], device) -> PopulationModel:
+        lstm = variants.build(
+            self.spec,
+            self.benchmark.input_size,
+            hidden_sizes,
+            bidirectional=self.benchmark.bidirectional,
+            device=device,
+            dtype=self.dtype,
+        )
+        return PopulationModel(lstm, self.benchmark.output_size).to(device)
+
+    def _pack(self, states: list[TrialState]):
+        model = self._model([s.config.hidden_size for s in states], self.device)
+        params = dict(model.named_parameters())
+        velocity = {n: torch.zeros_like(p) for n, p in params.items()}
+        with torch.no_grad():
+            for tensors, attr in ((params, "params"), (velocity, "velocity")):
+                for name, view in model.slots({n: t.detach() for n, t in tensors.items()}).items():
+                    for k, state in enumerate(states):
+                        own = getattr(state, attr)[name]
+                        _own(view[k], own).copy_(own)
+        opt = PopulationNesterov(
+            list(params.values()),
+            lr=torch.tensor([s.config.learning_rate for s in states]),
+            momentum=torch.tensor([s.config.momentum for s in states]),
+        )
+        opt.velocity = list(velocity.values())
+        noise = []
+        for state in states:
+            gen = torch.Generator(device=self.device)
+            gen.set_state(state.noise_state)
+            noise.append(gen)
+        return model, opt, noise
+
+    def _unpack(self, states, model, opt, noise) -> None:
+        names = [n for n, _ in model.named_parameters()]
+        params = model.slots({n: p.detach() for n, p in model.named_parameters()})
+        velocity = model.slots(dict(zip(names, opt.velocity)))
+        for k, state in enumerate(states):
+            for name, own in state.params.items():
+                own.copy_(_own(params[name][k], own))
+                state.velocity[name].copy_(_own(velocity[name][k], own))
+            state.noise_state = noise[k].get_state()
+
+    # --- batches and checkpoints ----------------------------------------------------------
+
+    def _batches(self, split: Split, size: int, cap: int | None) -> list[tasks.Batch]:
+        """Batches of sequences of similar length, on the device."""
+        n = len(split) if cap is None else min(cap, len(split))
+        by_length = sorted(range(n), key=lambda i: len(split.inputs[i]))
+        chunks = (
+            [by_length[i : i + size] for i in range(0, n, size)]
+            if size > 1
+            else [[i] for i in range(n)]
+        )
+        return [
+            tasks.collate(
+                self.benchmark.task,
+                [split.inputs[i].to(self.dtype) for i in chunk],
+                [
+                    split.targets[i].to(self.dtype)
+                    if self.benchmark.task == "next_step"
+                    else split.targets[i]
+                    for i in chunk
+                ],
+            ).to(self.device)
+            for chunk in chunks
+        ]
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "order_seed": self.order_seed,
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.order_seed = state["order_seed"]
+        self.trials = [TrialState.from_dict(t) for t in state["trials"]]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint atomically: a crash leaves the previous one intact."""
+        tmp = f"{path}.tmp"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        self.load_state_dict(torch.load(path, weights_only=False))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but torch sees no CUDA device")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def _clip_per_trial(params: list[Tensor], max_norm: float) -> None:
+    norms = torch.stack([p.grad.flatten(1).square().sum(1) for p in params]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
+
+
+@torch.no_grad()
+def _finite_per_trial(params: list[Tensor]) -> Tensor:
+    return torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params]).all(0)
