@@ -66,7 +66,7 @@ def test_losses_and_metrics_against_hand_computed_values():
     num, den = tasks.metric("next_step", logits, batch)
     assert num.item() / den.item() == pytest.approx(nll / 2, rel=1e-6)
 
-    # ctc: T=2, labels {blank, 1}, target "1": paths (1,1), (1,-), (-,1) -> p = p1a p1b + p1a pb_b + pb_a p1b.
+    # ctc: T=2, labels {blank, 1}, target "1": paths (1,1), (1,-), (-,1) are all that emit "1".
     probs = torch.tensor([[0.4, 0.6], [0.7, 0.3]])  # [T, classes]
     logits = probs.log()[:, None, None, :]
     batch = tasks.collate("ctc", [torch.zeros(2, 1)], [torch.tensor([1])])
