@@ -34,6 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_handler("study.selfcheck:cmd_check"))
 
+    bench = sub.add_parser(
+        "bench", help="training speed of the variants against torch.nn.LSTM, side by side"
+    )
+    bench.add_argument("--quick", action="store_true", help="a reduced grid (under a minute)")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    bench.add_argument("--variants", help="comma-separated variant names (default V,CIFG,FGR)")
+    bench.add_argument("--population", help="comma-separated trial counts K")
+    bench.add_argument("--hidden", help="comma-separated hidden sizes")
+    bench.add_argument("--length", help="comma-separated sequence lengths T")
+    bench.set_defaults(func=_handler("study.bench:cmd_bench"))
+
     return parser
 
 

@@ -1,0 +1,72 @@
+"""`odyssey bench` runs a grid and records it; no timing is asserted."""
+
+import json
+
+import pytest
+import torch
+
+import variants
+from study.bench import Row, _grid, _training_step
+from study.cli import build_parser, main
+from study.optim import PopulationNesterov
+
+
+def test_tiny_grid_writes_json(tmp_path, capsys):
+    path = tmp_path / "out" / "bench.json"
+    argv = ["bench", "--device", "cpu", "--variants", "v,FGR", "--population", "1,3"]
+    argv += ["--hidden", "4", "--length", "5", "--json", str(path)]
+    assert main(argv) == 0
+    assert "nn.LSTM" in capsys.readouterr().out
+    record = json.loads(path.read_text())
+    env = record["environment"]
+    assert env["device"] == "cpu" and env["torch"] == torch.__version__
+    assert env["torch_threads"] == torch.get_num_threads()
+    assert {"repeats", "warmup", "loss", "optimizer", "baseline"} <= set(record["settings"])
+    rows = record["rows"]
+    assert [(r["variant"], r["population"]) for r in rows] == [
+        ("V", 1),
+        ("V", 3),
+        ("FGR", 1),
+        ("FGR", 3),
+    ]
+    for r in rows:
+        assert set(r) == set(Row.__dataclass_fields__)
+        assert (r["hidden"], r["length"]) == (4, 5)
+        assert r["ms_per_trial"] > 0 and r["baseline_ms"] > 0
+        assert r["ratio"] == pytest.approx(r["ms_per_trial"] / r["baseline_ms"])
+
+
+def test_training_step_updates_every_trial():
+    model = variants.build("CIFG", 3, 4, population=2)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = PopulationNesterov(list(model.parameters()), torch.ones(2), torch.zeros(2))
+    _training_step(model, torch.randn(5, 2, 1, 3), optimizer)()
+    for old, new in zip(before, model.parameters()):
+        assert all((old[k] != new[k]).any() for k in range(2))
+
+
+def test_quick_grid_holds_the_cpu_target_row():
+    args = build_parser().parse_args(["bench", "--quick"])
+    grid = _grid(args, torch.device("cpu"))
+    assert {"V", "CIFG", "FGR"} <= set(grid["variants"])
+    assert grid["hidden"] == [100] and grid["length"] == [100]
+    assert {16, 64} <= set(grid["population"])
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--population", "0,4", "--population: expected comma-separated positive integers"),
+        ("--hidden", "x", "--hidden: expected comma-separated positive integers"),
+        ("--variants", "V,XYZ", "--variants: unknown variant 'XYZ'"),
+    ],
+)
+def test_bad_options_are_explained(option, value, message, capsys):
+    assert main(["bench", "--device", "cpu", option, value]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
+def test_cuda_without_a_device_is_explained(capsys):
+    assert main(["bench", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
