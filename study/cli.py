@@ -46,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--length", help="comma-separated sequence lengths T")
     bench.set_defaults(func=_handler("study.bench:cmd_bench"))
 
+    report = sub.add_parser(
+        "report", help="tables, Welch tests, fANOVA, figures and REPORT.md from a study storage"
+    )
+    report.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    report.add_argument("--out", default="results", help="output folder (default: results)")
+    report.add_argument(
+        "--benchmark", action="append", help="analyse only this benchmark (repeatable)"
+    )
+    report.set_defaults(func=_handler("study.analysis.report:cmd_report"))
+
     return parser
 
 
