@@ -46,6 +46,45 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--length", help="comma-separated sequence lengths T")
     bench.set_defaults(func=_handler("study.bench:cmd_bench"))
 
+    run = sub.add_parser("run", help="random search: train trials of each variant on a benchmark")
+    run.add_argument("--benchmark", required=True, help="benchmark name (see `odyssey datasets`)")
+    run.add_argument(
+        "--variants", default="all", help="comma-separated variants, or 'all' (default)"
+    )
+    run.add_argument("--trials", type=int, default=200, help="trials per variant (default 200)")
+    run.add_argument(
+        "--preset", default="paper", help="training budget: paper (default), quick or smoke"
+    )
+    run.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    run.add_argument("--workers", type=int, default=1, help="local worker processes")
+    run.add_argument(
+        "--population", type=int, default=None, help="trials trained together (default 16; GPU 64)"
+    )
+    run.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    run.add_argument("--seed", type=int, default=0, help="seed of the search and the trials")
+    run.add_argument("--sampler", default="random", help="random (default, the paper's) or qmc")
+    run.add_argument("--data", help="folder or file of a user-supplied benchmark")
+    run.add_argument(
+        "--checkpoints", default="results/checkpoints", help="per-trial epoch checkpoints"
+    )
+    run.add_argument(
+        "--heartbeat", type=int, default=30, help="seconds between heartbeats (stale: 2x + 1)"
+    )
+    for flag, kind, what in (
+        ("--max-epochs", int, "epochs at most"),
+        ("--patience", int, "epochs without improvement before stopping"),
+        ("--batch-size", int, "sequences per update (paper: 1)"),
+        ("--forget-bias", float, "initial forget-gate bias"),
+        ("--clip-norm", float, "per-trial gradient norm clipping"),
+    ):
+        run.add_argument(flag, type=kind, help=f"override the preset: {what}")
+    run.set_defaults(func=_handler("study.runner:cmd_run"))
+
+    status = sub.add_parser("status", help="a table of every study in a storage")
+    status.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_handler("study.runner:cmd_status"))
+
     report = sub.add_parser(
         "report", help="tables, Welch tests, fANOVA, figures and REPORT.md from a study storage"
     )

@@ -1,0 +1,607 @@
+"""Random search over the paper's hyperparameters with Optuna's RDB storage as the engine.
+
+One study per (benchmark, variant), named `<benchmark>/<variant>`. The process that creates
+a study enqueues all N configurations at once (the storage's unique study name makes that
+process unique), so the sample is the same whatever the number of workers or machines.
+Each `odyssey run` is a coordinator: it alone talks to the storage for its local workers,
+takes waiting trials by an atomic WAITING -> RUNNING update (row-locked on PostgreSQL),
+records heartbeats, and tells results. A dead coordinator's trials go stale; the next
+coordinator fails them and Optuna's RetryFailedTrialCallback re-enqueues them with the
+same parameters, and they resume from their last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import fcntl
+import inspect
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+import variants
+
+from . import benchmarks
+from .errors import UserError
+from .train import PopulationTrainer, Protocol, TrialConfig
+from .train import TrialState as TrainState
+
+SEARCH_SPACE = {
+    "hidden_size": IntDistribution(20, 200, log=True),
+    "learning_rate": FloatDistribution(1e-6, 1e-2, log=True),
+    "one_minus_momentum": FloatDistribution(0.01, 1.0, log=True),
+    "input_noise": FloatDistribution(0.0, 1.0),
+}
+SAMPLERS = ("random", "qmc")
+
+
+def study_name(benchmark: str, variant: str) -> str:
+    return f"{benchmark}/{variant}"
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed from names and numbers that is the same in every process and on every machine."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+# --- storage ----------------------------------------------------------------------------
+
+
+def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage; with `heartbeat` seconds, stale trials are failed and retried."""
+    if "://" not in url:
+        raise UserError(
+            f"storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, got {url!r}"
+        )
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {}
+    if heartbeat is not None:
+        retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
+        params = inspect.signature(optuna.storages.RDBStorage).parameters
+        key = (
+            "heartbeat_stale_trial_callback"
+            if "heartbeat_stale_trial_callback" in params
+            else "failed_trial_callback"
+        )
+        kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1, key: retry}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **kwargs)
+    except Exception as err:  # SQLAlchemy and driver errors: unreachable server, bad URL
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot open storage {url}: {first_line}") from None
+
+
+@contextlib.contextmanager
+def exclusive_sqlite(url: str) -> Iterator[None]:
+    """One coordinator per SQLite file: SQLite cannot hand out a waiting trial exactly once
+    to two processes, so a second `odyssey run` on the same file is refused."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    path = url.removeprefix("sqlite:///") + ".lock"
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"another `odyssey run` is using {url}; give that one more --workers, "
+                "or use PostgreSQL to run several coordinators on one study"
+            ) from None
+        yield
+
+
+def sample_configs(n: int, sampler: str, seed: int) -> list[dict]:
+    """N parameter sets drawn by an Optuna sampler over the paper's distributions."""
+    if sampler == "random":
+        source = optuna.samplers.RandomSampler(seed=seed)
+    elif sampler == "qmc":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            source = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+    else:
+        raise UserError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    draft = optuna.create_study(sampler=source)
+    configs = []
+    for _ in range(n):
+        trial = draft.ask(SEARCH_SPACE)
+        configs.append(trial.params)
+        draft.tell(trial, 0.0)
+    return configs
+
+
+def prepare_study(
+    storage: optuna.storages.BaseStorage,
+    benchmark: str,
+    variant: str,
+    n_trials: int,
+    sampler: str,
+    seed: int,
+) -> optuna.Study:
+    """Create the study and enqueue its N configurations, or load it and top it up to N."""
+    name = study_name(benchmark, variant)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
+        have = 0
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage)
+        have = study.user_attrs.get("n_trials", 0)
+        if study.user_attrs.get("sampler", sampler) != sampler:
+            raise UserError(
+                f"study {name} was sampled with --sampler {study.user_attrs['sampler']}, "
+                f"not {sampler}"
+            ) from None
+    if n_trials > have:
+        configs = sample_configs(n_trials, sampler, stable_seed(seed, name))
+        for index in range(have, n_trials):
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING,
+                    params=configs[index],
+                    distributions=SEARCH_SPACE,
+                    user_attrs={"config_index": index, "seed": stable_seed(seed, name, index)},
+                )
+            )
+        study.set_user_attr("n_trials", n_trials)
+        study.set_user_attr("sampler", sampler)
+        study.set_user_attr("seed", seed)
+    return study
+
+
+# --- a job: one population of trials, trained in a worker --------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    benchmark: str
+    data_path: str | None
+    variant: str
+    protocol: Protocol
+    device: str
+    order_seed: int
+    trials: tuple[tuple[int, TrialConfig, str], ...]  # (trial number, config, checkpoint path)
+
+
+def train_job(job: Job) -> list[dict]:
+    """Train a population, checkpointing every trial after each epoch; results by trial."""
+    bench = benchmarks.load(job.benchmark, job.data_path)
+    trainer = PopulationTrainer(
+        bench, job.variant, job.protocol, device=job.device, order_seed=job.order_seed
+    )
+    for _, config, checkpoint in job.trials:
+        if os.path.exists(checkpoint):
+            trainer.add_state(TrainState.from_dict(torch.load(checkpoint, weights_only=False)))
+        else:
+            trainer.add(config)
+
+    def save(trainer: PopulationTrainer) -> None:
+        for state, (_, _, checkpoint) in zip(trainer.trials, job.trials):
+            tmp = f"{checkpoint}.tmp"
+            torch.save(state.to_dict(), tmp)
+            os.replace(tmp, checkpoint)
+
+    results = trainer.run(on_epoch=save)
+    return [
+        {"number": number, **asdict(result), "population": len(job.trials)}
+        for (number, _, _), result in zip(job.trials, results)
+    ]
+
+
+def _worker_init(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    torch.set_num_threads(threads)
+
+
+# --- the coordinator ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    benchmark: str
+    variants: tuple[str, ...]
+    n_trials: int
+    protocol: Protocol
+    preset: str
+    storage: str
+    workers: int = 1
+    population: int = 16
+    device: str = "auto"
+    seed: int = 0
+    sampler: str = "random"
+    data_path: str | None = None
+    checkpoints: str = "results/checkpoints"
+    heartbeat: int = 30
+
+
+class Coordinator:
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.storage = open_storage(options.storage, heartbeat=options.heartbeat)
+        self.studies = [
+            prepare_study(
+                self.storage, options.benchmark, v, options.n_trials, options.sampler, options.seed
+            )
+            for v in options.variants
+        ]
+        self.study_ids = {
+            s.study_name: self.storage.get_study_id_from_name(s.study_name) for s in self.studies
+        }
+        self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._versions = {
+            "torch": torch.__version__,
+            "optuna": optuna.__version__,
+            "lstm-odyssey": _own_version(),
+        }
+
+    def take_job(self) -> Job | None:
+        """Up to K waiting trials of the study with the most left, of similar hidden size."""
+        opts = self.options
+        by_waiting = sorted(
+            ((s, s.get_trials(deepcopy=False, states=(TrialState.WAITING,))) for s in self.studies),
+            key=lambda sw: -len(sw[1]),
+        )
+        for study, waiting in by_waiting:
+            taken = []
+            for trial in sorted(waiting, key=lambda t: t.params.get("hidden_size", 0)):
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(
+                    self.study_ids[study.study_name], trial.number
+                )
+                if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                    self.storage.record_heartbeat(trial_id)
+                    with self._lock:
+                        self.running[trial_id] = (study, trial)
+                    taken.append(trial)
+                if len(taken) == opts.population:
+                    break
+            if taken:
+                variant = study.study_name.split("/", 1)[1]
+                folder = Path(opts.checkpoints) / opts.benchmark / variant
+                folder.mkdir(parents=True, exist_ok=True)
+                return Job(
+                    benchmark=opts.benchmark,
+                    data_path=opts.data_path,
+                    variant=variant,
+                    protocol=opts.protocol,
+                    device=opts.device,
+                    order_seed=stable_seed(opts.seed, study.study_name),
+                    trials=tuple(
+                        (
+                            t.number,
+                            trial_config(t),
+                            str(folder / f"{t.user_attrs['config_index']}.pt"),
+                        )
+                        for t in taken
+                    ),
+                )
+        return None
+
+    def finish(self, job: Job, results: list[dict] | None, error: str | None = None) -> None:
+        """Tell each trial's result (or its failure) and drop its checkpoint once stored."""
+        by_number = {r["number"]: r for r in results or []}
+        for number, _, checkpoint in job.trials:
+            trial_id, (study, _) = self._running_by_number(job.variant, number)
+            result = by_number.get(number)
+            if result is None or not math.isfinite(result["value"]):
+                self.storage.set_trial_user_attr(trial_id, "error", error or "no finite metric")
+                study.tell(number, state=TrialState.FAIL)
+            else:
+                attrs = {
+                    "test_metric": result["test_metric"],
+                    "best_epoch": result["best_epoch"],
+                    "epochs": result["epochs"],
+                    "diverged": result["diverged"],
+                    "n_params": result["n_params"],
+                    "seconds": result["seconds"],
+                    "population": result["population"],
+                    "device": str(job.device),
+                    "preset": self.options.preset,
+                    "protocol": asdict(job.protocol),
+                    "versions": self._versions,
+                }
+                for key, value in attrs.items():
+                    self.storage.set_trial_user_attr(trial_id, key, value)
+                study.tell(number, result["value"])
+            with self._lock:
+                self.running.pop(trial_id, None)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(checkpoint)
+
+    def requeue_running(self) -> int:
+        """Give the trials in flight back to the queue (same parameters, checkpoints kept)."""
+        with self._lock:
+            running = list(self.running.items())
+            self.running.clear()
+        for trial_id, (study, trial) in running:
+            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING,
+                    params=trial.params,
+                    distributions=trial.distributions,
+                    user_attrs=trial.user_attrs,
+                )
+            )
+        return len(running)
+
+    def _running_by_number(self, variant: str, number: int):
+        name = study_name(self.options.benchmark, variant)
+        with self._lock:
+            for trial_id, (study, trial) in self.running.items():
+                if study.study_name == name and trial.number == number:
+                    return trial_id, (study, trial)
+        raise KeyError(f"{name} trial {number} is not running here")
+
+    def heartbeats(self) -> None:
+        while not self._stop.wait(self.options.heartbeat / 2):
+            with self._lock:
+                ids = list(self.running)
+            for trial_id in ids:
+                with contextlib.suppress(Exception):
+                    self.storage.record_heartbeat(trial_id)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for study in self.studies:
+            states = [t.state for t in study.get_trials(deepcopy=False)]
+            out[study.study_name] = {
+                "complete": states.count(TrialState.COMPLETE),
+                "running": states.count(TrialState.RUNNING),
+                "waiting": states.count(TrialState.WAITING),
+                "failed": states.count(TrialState.FAIL),
+            }
+        return out
+
+
+def trial_config(trial: FrozenTrial) -> TrialConfig:
+    p = trial.params
+    return TrialConfig(
+        hidden_size=int(p["hidden_size"]),
+        learning_rate=float(p["learning_rate"]),
+        momentum=1.0 - float(p["one_minus_momentum"]),
+        input_noise=float(p["input_noise"]),
+        seed=int(trial.user_attrs["seed"]),
+    )
+
+
+def _own_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lstm-odyssey")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
+    """Run the study until no trial is waiting or running anywhere; returns trial counts.
+
+    `progress(counts)` is called after every finished population and while waiting.
+    """
+    with exclusive_sqlite(options.storage):
+        coordinator = Coordinator(options)
+        beat = threading.Thread(target=coordinator.heartbeats, daemon=True)
+        beat.start()
+        threads = max(1, (os.cpu_count() or 1) // options.workers)
+        pool: cf.Executor | None = None
+        if options.workers > 1:
+            pool = cf.ProcessPoolExecutor(
+                options.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(threads,),
+            )
+        in_flight: dict[cf.Future, Job] = {}
+        try:
+            while True:
+                for study in coordinator.studies:
+                    optuna.storages.fail_stale_trials(study)
+                while len(in_flight) < options.workers and (job := coordinator.take_job()):
+                    if pool is None:
+                        future: cf.Future = cf.Future()
+                        in_flight[future] = job
+                        try:
+                            future.set_result(train_job(job))
+                        except Exception as err:  # a bug in training must not lose the study
+                            future.set_exception(err)
+                    else:
+                        in_flight[pool.submit(train_job, job)] = job
+                counts = coordinator.counts()
+                if progress is not None:
+                    progress(counts)
+                if not in_flight:
+                    if not any(c["running"] or c["waiting"] for c in counts.values()):
+                        return counts
+                    time.sleep(min(5.0, options.heartbeat / 2))  # others' trials still running
+                    continue
+                done, _ = cf.wait(
+                    in_flight, timeout=options.heartbeat, return_when=cf.FIRST_COMPLETED
+                )
+                for future in done:
+                    job = in_flight.pop(future)
+                    try:
+                        coordinator.finish(job, future.result())
+                    except Exception as err:
+                        coordinator.finish(job, None, error=f"{type(err).__name__}: {err}")
+        except KeyboardInterrupt:
+            requeued = coordinator.requeue_running()
+            raise UserError(
+                f"interrupted; {requeued} running trials went back to the queue with their "
+                "checkpoints: rerun the same command to continue"
+            ) from None
+        finally:
+            coordinator._stop.set()
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
+
+
+def resolve_variants(text: str) -> tuple[str, ...]:
+    if text.strip().lower() == "all":
+        return variants.PAPER_VARIANTS
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not names:
+        raise UserError("--variants needs a comma-separated list of variants or 'all'")
+    for name in names:
+        try:
+            variants.resolve(name)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+    return names
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from .train import protocol, resolve_device
+
+    for flag in ("trials", "workers", "heartbeat"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    device = resolve_device(args.device)
+    population = args.population or (64 if device.type == "cuda" else 16)
+    if population < 1:
+        raise UserError(f"--population must be at least 1, got {population}")
+    proto = protocol(
+        args.preset,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        forget_bias=args.forget_bias,
+        clip_norm=args.clip_norm,
+    )
+    options = RunOptions(
+        benchmark=args.benchmark,
+        variants=resolve_variants(args.variants),
+        n_trials=args.trials,
+        protocol=proto,
+        preset=args.preset,
+        storage=args.storage,
+        workers=args.workers,
+        population=population,
+        device=str(device),
+        seed=args.seed,
+        sampler=args.sampler,
+        data_path=args.data,
+        checkpoints=args.checkpoints,
+        heartbeat=args.heartbeat,
+    )
+    if args.sampler not in SAMPLERS:
+        raise UserError(f"unknown sampler {args.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    console = Console(stderr=True)
+    bench = benchmarks.load(args.benchmark, args.data)  # fails early, and builds the cache once
+    console.print(
+        f"[bold]{args.benchmark}[/]: {len(bench.train)} training sequences; "
+        f"{len(options.variants)} variants x {args.trials} trials, preset {args.preset}, "
+        f"{args.workers} worker(s), population {population}, {device}"
+    )
+    start = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        tasks = {}
+
+        def progress(counts: dict[str, dict[str, int]]) -> None:
+            for name, c in counts.items():
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=args.trials, detail="")
+                detail = f"running {c['running']}, failed {c['failed']}"
+                bar.update(tasks[name], completed=c["complete"], detail=detail)
+
+        counts = run(options, progress=progress)
+    complete = sum(c["complete"] for c in counts.values())
+    failed = sum(c["failed"] for c in counts.values())
+    console.print(
+        f"{complete} trials complete, {failed} failed, in {time.perf_counter() - start:.0f} s. "
+        f"Results: {args.storage}\nNext: odyssey status --storage {args.storage}; "
+        f"odyssey report --storage {args.storage} --out <folder>"
+    )
+    return 0
+
+
+def study_table(storage_url: str) -> list[dict]:
+    """One row per study: trial counts by state, diverged, best value, compute time."""
+    storage = open_storage(storage_url)
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        states = [t.state for t in trials]
+        rows.append(
+            {
+                "study": summary.study_name,
+                "complete": len(complete),
+                "running": states.count(TrialState.RUNNING),
+                "waiting": states.count(TrialState.WAITING),
+                "failed": states.count(TrialState.FAIL),
+                "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
+                "best_value": min((t.value for t in complete), default=None),
+                # trials of a population share its wall time
+                "compute_hours": sum(
+                    t.user_attrs.get("seconds", 0.0) / t.user_attrs.get("population", 1)
+                    for t in complete
+                )
+                / 3600,
+            }
+        )
+    return rows
+
+
+def cmd_status(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = study_table(args.storage)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        raise UserError(f"no studies in {args.storage}; start one with `odyssey run`")
+    table = Table(title=args.storage)
+    for column in rows[0]:
+        table.add_column(column.replace("_", " "), justify="left" if column == "study" else "right")
+    for row in rows:
+        table.add_row(
+            *(
+                f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
+                for v in row.values()
+            )
+        )
+    Console().print(table)
+    return 0

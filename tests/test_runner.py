@@ -1,0 +1,181 @@
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from study import runner
+from study.cli import main
+from study.errors import UserError
+from study.train import PROTOCOLS
+
+POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
+ODYSSEY = [sys.executable, "-m", "study.cli"]
+
+
+@pytest.fixture(scope="module")
+def tiny_jsb(tmp_path_factory):
+    """A small file in the original JSB pickle format: lists of chords of MIDI numbers."""
+    rng = random.Random(0)
+
+    def piece():
+        return [tuple(sorted(rng.sample(range(48, 80), 4))) for _ in range(rng.randint(8, 14))]
+
+    data = {"train": [piece() for _ in range(6)], "valid": [piece() for _ in range(3)],
+            "test": [piece() for _ in range(3)]}
+    path = tmp_path_factory.mktemp("jsb") / "jsb.pkl"
+    path.write_bytes(pickle.dumps(data))
+    return str(path)
+
+
+def run_args(storage, data, tmp_path, trials=3, variants="V,CIFG", extra=()):
+    return [
+        "run", "--benchmark", "jsb-original", "--data", data, "--variants", variants,
+        "--trials", str(trials), "--preset", "smoke", "--storage", storage, "--population", "2",
+        "--checkpoints", str(tmp_path / "ckpt"), "--heartbeat", "1", *extra,
+    ]
+
+
+def assert_exact(storage, names, n):
+    """Exactly n COMPLETE trials per study, one per configuration, none waiting or running."""
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        assert sorted(t.user_attrs["config_index"] for t in complete) == list(range(n)), name
+        assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+        for t in complete:
+            assert set(runner.SEARCH_SPACE) == set(t.params)
+            for key in ("test_metric", "best_epoch", "epochs", "diverged", "n_params", "seconds",
+                        "device", "preset", "versions"):
+                assert key in t.user_attrs, key
+
+
+def test_search_space_is_the_papers():
+    configs = runner.sample_configs(400, "random", seed=1)
+    hidden = [c["hidden_size"] for c in configs]
+    lr = [c["learning_rate"] for c in configs]
+    assert 20 <= min(hidden) and max(hidden) <= 200
+    assert 1e-6 <= min(lr) and max(lr) <= 1e-2
+    # log-uniform: about half the learning rates below the geometric middle 1e-4
+    assert 0.4 < sum(x < 1e-4 for x in lr) / len(lr) < 0.6
+    assert all(0.01 <= c["one_minus_momentum"] <= 1 for c in configs)
+    assert runner.sample_configs(5, "random", seed=1) == configs[:5]
+    assert runner.sample_configs(5, "qmc", seed=1) != configs[:5]
+
+
+def test_prepare_enqueues_once_and_tops_up(tmp_path):
+    storage = runner.open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = runner.prepare_study(storage, "jsb", "V", 4, "random", seed=3)
+    first = [t.params for t in study.get_trials(deepcopy=False)]
+    assert len(first) == 4 and all(t.state == TrialState.WAITING for t in study.trials)
+    again = runner.prepare_study(storage, "jsb", "V", 4, "random", seed=3)
+    assert len(again.trials) == 4
+    grown = runner.prepare_study(storage, "jsb", "V", 6, "random", seed=3)
+    params = [t.params for t in grown.get_trials(deepcopy=False)]
+    assert params[:4] == first and len(params) == 6
+    with pytest.raises(UserError, match="sampled with --sampler random"):
+        runner.prepare_study(storage, "jsb", "V", 6, "qmc", seed=3)
+
+
+def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, extra=("--workers", "2"))) == 0
+    assert_exact(storage, ["jsb-original/V", "jsb-original/CIFG"], 3)
+    assert not list((tmp_path / "ckpt").rglob("*.pt"))  # checkpoints dropped once told
+    capsys.readouterr()
+    assert main(["status", "--storage", storage, "--json"]) == 0
+    rows = {r["study"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["jsb-original/V"]["complete"] == 3 and rows["jsb-original/CIFG"]["failed"] == 0
+    # a rerun has nothing left to do and changes nothing
+    assert main(run_args(storage, tiny_jsb, tmp_path)) == 0
+    assert_exact(storage, ["jsb-original/V", "jsb-original/CIFG"], 3)
+
+
+def test_second_coordinator_on_one_sqlite_file_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    with runner.exclusive_sqlite(url), pytest.raises(UserError, match="another `odyssey run`"):
+        with runner.exclusive_sqlite(url):
+            pass
+
+
+def _wait_for(predicate, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_sigkill_mid_trial_then_rerun_completes(tmp_path, tiny_jsb):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V",
+                    extra=("--max-epochs", "40", "--patience", "40"))
+    proc = subprocess.Popen(ODYSSEY + args, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no checkpoint written"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    study = optuna.load_study(study_name="jsb-original/V", storage=storage)
+    assert any(t.state == TrialState.RUNNING for t in study.trials)  # left behind by the kill
+    assert main(args) == 0
+    assert_exact(storage, ["jsb-original/V"], 4)
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert failed  # the killed trials, failed by heartbeat and retried
+    resumed = [t for t in study.get_trials() if t.state == TrialState.COMPLETE
+               and t.system_attrs.get("failed_trial") is not None]
+    assert resumed
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)")
+def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(POSTGRES)
+    with engine.begin() as conn:  # a clean schema for this test
+        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    args = run_args(POSTGRES, tiny_jsb, tmp_path, trials=6, variants="V")
+    procs = [subprocess.Popen(ODYSSEY + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()
+    assert_exact(POSTGRES, ["jsb-original/V"], 6)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--benchmark", "nope", "--trials", "1"], "unknown benchmark"),
+        (["run", "--benchmark", "jsb", "--variants", "V,XYZ"], "unknown variant 'XYZ'"),
+        (["run", "--benchmark", "jsb", "--trials", "0"], "--trials must be at least 1"),
+        (["run", "--benchmark", "jsb", "--preset", "fast"], "unknown preset 'fast'"),
+        (["run", "--benchmark", "jsb", "--device", "tpu"], "device must be auto, cpu or cuda"),
+        (["status", "--storage", "postgresql+psycopg2://nobody@127.0.0.1:9/none"],
+         "cannot open storage"),
+        (["status", "--storage", "results.db"], "SQLAlchemy URL"),
+    ],
+)
+def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_presets_are_ordered_by_budget():
+    assert PROTOCOLS["smoke"].max_epochs < PROTOCOLS["quick"].max_epochs < PROTOCOLS["paper"].max_epochs
+    assert PROTOCOLS["paper"].patience == 15 and PROTOCOLS["paper"].max_epochs == 150
