@@ -44,6 +44,11 @@ def _by_gate(spec: Spec, blocks: Tensor) -> dict[str, Tensor]:
     return {g: blocks[..., k, :] for k, g in enumerate(spec.gates)}
 
 
+def _steps(tensor: Tensor | None, T: int) -> tuple[Tensor | None, ...]:
+    """Per-step views of a [T, ...] tensor, made at once (indexing in the loop costs more)."""
+    return tensor.unbind(0) if tensor is not None else (None,) * T
+
+
 class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, pre_x, w_hh, peephole, w_gg, y0, c0):
@@ -62,35 +67,43 @@ class _Recurrence(torch.autograd.Function):
         peep_early = peephole[:, : ne * N].view(K, 1, ne, N) if peep and ne else None
         peep_o = peephole[:, -N:].view(K, 1, N) if peep and "o" in spec.gates else None
 
-        y = y0
-        for t in range(T):
-            a = acts[t]
-            blocks = a.view(K, B, nb, N)
-            c_prev, c = cells[t], cells[t + 1]
-            torch.baddbmm(pre_x[t], y, r_t, out=a)
-            if gg_t is not None and t > 0:
-                a[..., N:].baddbmm_(acts[t - 1][..., N:], gg_t)
-            early = blocks[:, :, 1 : 1 + ne]
+        blocks = acts.view(T, K, B, nb, N)
+        gate = _by_gate(spec, blocks[:, :, :, 1:])
+        per_step = zip(
+            pre_x.unbind(0),
+            acts.unbind(0),
+            acts[..., N:].unbind(0),
+            blocks[:, :, :, 1 : 1 + ne].unbind(0),
+            blocks[:, :, :, 0].unbind(0),
+            *(_steps(gate.get(g), T) for g in "ifo"),
+            cells[:-1].unbind(0),
+            cells[1:].unbind(0),
+            _steps(tanh_c, T),
+            out.unbind(0),
+        )
+        y, prev_gates = y0, None
+        for pre_x_t, a, gates, early, z, i, f, o, c_prev, c, tanh_c_t, y_t in per_step:
+            torch.baddbmm(pre_x_t, y, r_t, out=a)
+            if gg_t is not None and prev_gates is not None:
+                gates.baddbmm_(prev_gates, gg_t)
+            prev_gates = gates
             if peep_early is not None:
                 early.addcmul_(peep_early, c_prev[:, :, None])
             if peep_o is None:
-                a[..., N:].sigmoid_()  # every gate at once
+                gates.sigmoid_()  # every gate at once
             else:
                 early.sigmoid_()  # o waits for c(t)
-            z = blocks[:, :, 0]
             if spec.input_activation:
                 z.tanh_()
-            gate = _by_gate(spec, blocks[:, :, 1:])
-            i, f, o = gate.get("i"), gate.get("f"), gate.get("o")
             if spec.coupled_input_forget:  # c = i z + (1 - i) c_prev = c_prev + i (z - c_prev)
-                torch.sub(z, c_prev, out=c).mul_(i).add_(c_prev)
+                torch.addcmul(c_prev, i, torch.sub(z, c_prev, out=c), out=c)
             else:
                 torch.mul(z, i, out=c) if i is not None else c.copy_(z)
                 c.addcmul_(c_prev, f) if f is not None else c.add_(c_prev)
             if peep_o is not None:
                 o.addcmul_(peep_o, c).sigmoid_()
-            h = torch.tanh(c, out=tanh_c[t]) if tanh_c is not None else c
-            y = torch.mul(h, o, out=out[t]) if o is not None else out[t].copy_(h)
+            h = torch.tanh(c, out=tanh_c_t) if tanh_c_t is not None else c
+            y = torch.mul(h, o, out=y_t) if o is not None else y_t.copy_(h)
 
         ctx.spec = spec
         ctx.save_for_backward(acts, cells, tanh_c, out, y0, w_hh, peephole, w_gg)
@@ -140,39 +153,62 @@ class _Recurrence(torch.autograd.Function):
             o_from_y = h * d_gate["o"]
             c_from_y = o * d_h + p["o"] * o_from_y if "o" in p else o * d_h
         else:
-            c_from_y = d_h
-        # Full gate recurrence: a gradient reaching gate g's activation at t moves dc(t-1)
-        # (early gates) or dc(t) (o) through g's peephole.
-        peep_via_gate = {g: d_gate[g] * p[g] for g in p}
+            o_from_y, c_from_y = None, d_h
+        # Full gate recurrence: the gradient reaching the gate activations of step t from
+        # step t+1 (d_next) also moves dc(t) through o's peephole and dc(t-1) through those
+        # of the early gates.
+        fgr = w_gg is not None
+        o_peep = d_gate["o"] * p["o"] if fgr and "o" in p else None
+        early_peep = [d_gate[g] * p[g] for g in spec.gates[:ne] if g in p] if fgr else []
 
         d_pre = acts.new_empty(T, K, B, G)
         d_blocks = d_pre.view(T, K, B, nb, N)
         dc = grad_c.clone()
         dy_buffer = acts.new_empty(K, B, N)
-        for t in reversed(range(T)):
-            d_next = None  # gradient at the gate activations of step t from step t+1
-            if t == T - 1:
-                dy = grad_out[t]
+        d_pre_next, d_next = None, None  # of step t+1
+        per_step = zip(
+            range(T),
+            grad_out.unbind(0),
+            c_from_y.unbind(0),
+            _steps(o_from_y, T),
+            from_c.unbind(0),
+            carry.unbind(0),
+            d_pre.unbind(0),
+            d_blocks[:, :, :, :nc].unbind(0),
+            d_blocks[:, :, :, -1].unbind(0),
+            d_blocks[:, :, :, 1:].unbind(0),
+        )
+        for (
+            t,
+            grad_y,
+            c_from_y_t,
+            o_from_y_t,
+            from_c_t,
+            carry_t,
+            d_pre_t,
+            d_zif,
+            d_o,
+            d_g,
+        ) in reversed(list(per_step)):
+            if d_pre_next is None:
+                dy = grad_y
             else:
-                dy = torch.baddbmm(grad_out[t], d_pre[t + 1], w_hh, out=dy_buffer)
-                if w_gg is not None:
-                    d_next = _by_gate(
-                        spec, torch.bmm(d_pre[t + 1][..., N:], w_gg).view(K, B, -1, N)
-                    )
-            dc.addcmul_(dy, c_from_y[t])
-            if d_next is not None and "o" in p:
-                dc.addcmul_(d_next["o"], peep_via_gate["o"][t])
-            torch.mul(dc[:, :, None], from_c[t], out=d_blocks[t, :, :, :nc])
-            if o is not None:
-                torch.mul(dy, o_from_y[t], out=d_blocks[t, :, :, -1])
+                dy = torch.baddbmm(grad_y, d_pre_next, w_hh, out=dy_buffer)
+                if fgr:
+                    d_next = torch.bmm(d_pre_next[..., N:], w_gg).view(K, B, nb - 1, N)
+            dc.addcmul_(dy, c_from_y_t)
+            if d_next is not None and o_peep is not None:
+                dc.addcmul_(d_next[:, :, -1], o_peep[t])
+            torch.mul(dc[:, :, None], from_c_t, out=d_zif)
+            if o_from_y_t is not None:
+                torch.mul(dy, o_from_y_t, out=d_o)
             if d_next is not None:
-                for g, d in d_next.items():
-                    d_blocks[t, :, :, 1 + spec.gates.index(g)].addcmul_(d, d_gate[g][t])
-            dc.mul_(carry[t])
+                d_g.addcmul_(d_next, d_gates[t])
+            dc.mul_(carry_t)
             if d_next is not None:
-                for g in spec.gates[:ne]:
-                    if g in p:
-                        dc.addcmul_(d_next[g], peep_via_gate[g][t])
+                for k, peep_k in enumerate(early_peep):
+                    dc.addcmul_(d_next[:, :, k], peep_k[t])
+            d_pre_next = d_pre_t
 
         need = ctx.needs_input_grad
         d_w_hh = d_peep = d_w_gg = d_y0 = None
