@@ -154,11 +154,10 @@ class Fanova:
         if keep.sum() < 2:
             raise ValueError(f"fANOVA needs at least 2 complete rows, got {int(keep.sum())}")
         self.n_rows = int(keep.sum())
-        forest = RandomForestRegressor(
+        self.forest = RandomForestRegressor(
             n_estimators=n_trees, max_depth=64, min_samples_leaf=1, random_state=seed
-        )
-        forest.fit(X[keep], y[keep])
-        self._trees = [_Leaves.of(t.tree_, len(self.space)) for t in forest.estimators_]
+        ).fit(X[keep], y[keep])  # on the unit cube of `space`
+        self._trees = [_Leaves.of(t.tree_, len(self.space)) for t in self.forest.estimators_]
         self._importance: pd.DataFrame | None = None
 
     @property
@@ -188,14 +187,14 @@ class Fanova:
         pairs = subsets[d:]
         terms = self.names + [f"{self.names[a]}:{self.names[b]}" for a, b in pairs]
         table = np.array(fractions).reshape(-1, len(terms))
-        with np.errstate(invalid="ignore"):
-            mean, std = table.mean(axis=0), table.std(axis=0)
+        if not len(table):  # the response is constant: no variance to attribute
+            table = np.full((1, len(terms)), np.nan)
         return pd.DataFrame(
             {
                 "term": terms,
                 "order": [1] * d + [2] * len(pairs),
-                "importance": mean if len(table) else np.nan,
-                "std": std if len(table) else np.nan,
+                "importance": table.mean(axis=0),
+                "std": table.std(axis=0),
             }
         )
 

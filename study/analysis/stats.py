@@ -36,10 +36,10 @@ SUMMARY_COLUMNS = [
 def top_trials(
     trials: pd.DataFrame, fraction: float = TOP_FRACTION, minimum: int = TOP_MINIMUM
 ) -> pd.DataFrame:
-    """The best `fraction` (nearest count, at least `minimum`) of the COMPLETE trials of one
-    variant, ranked by validation value (lower is better); ties keep trial order."""
+    """The best `fraction` (nearest count, halves up, at least `minimum`) of the COMPLETE
+    trials of one variant, ranked by validation value (lower is better); ties keep trial order."""
     complete = trials[(trials.state == "COMPLETE") & trials.value.notna()]
-    n_top = min(len(complete), max(minimum, round(fraction * len(complete))))
+    n_top = min(len(complete), max(minimum, int(fraction * len(complete) + 0.5)))
     return complete.sort_values(["value", "trial"], kind="stable").head(n_top)
 
 
