@@ -1,0 +1,219 @@
+"""The analysis on synthetic storages with known effects: loading, top selection, Welch and
+Holm, the variant verdicts, failed and diverged trials, and the `odyssey report` files."""
+
+import math
+import warnings
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+from scipy import stats
+from synthetic_study import fill
+
+from study.analysis import (
+    COLUMNS,
+    holm,
+    load_trials,
+    read_trials,
+    split_study_name,
+    summarize,
+    top_trials,
+    welch,
+)
+from study.cli import main
+from study.errors import UserError
+
+SHIFTS = {"V": 0.0, "NFG": 0.3, "NP": -0.3, "CIFG": 0.0}
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory) -> str:
+    """4 variants × 40 trials of `jsb` (NFG worse, NP better, CIFG identical to V), each with
+    2 diverged and 3 failed trials, plus a study whose name breaks the convention."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('storage') / 'study.db'}"
+    fill(url, "jsb", SHIFTS, n_trials=40, seed=0, n_failed=3, n_diverged=2)
+    optuna.create_study(storage=url, study_name="not-a-variant-study")
+    return url
+
+
+@pytest.fixture(scope="module")
+def trials(storage) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_trials(storage)
+
+
+# ---- statistics against independent values ------------------------------------------------
+
+
+def test_holm_against_hand_computed_values():
+    # sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → max(0.06, 0.04) = 0.06
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([np.nan, 0.02, 0.5]), [np.nan, 0.04, 0.5])
+    np.testing.assert_allclose(holm([0.6, 0.7]), [1.0, 1.0])
+    assert holm([]).shape == (0,)
+
+
+def test_welch_against_the_textbook_formula_and_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 0.5, 12), rng.normal(1.4, 0.1, 7)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    got_t, got_p = welch(a, b)
+    assert got_t == pytest.approx(t)
+    assert got_p == pytest.approx(2 * stats.t.sf(abs(t), df))
+    assert got_p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert np.isnan(welch(a[:1], b)[1]) and np.isnan(welch(a, [np.nan, 1.0])[0])
+
+
+def _frame(values, states=None):
+    n = len(values)
+    return pd.DataFrame({"trial": range(n), "state": states or ["COMPLETE"] * n, "value": values})
+
+
+@pytest.mark.parametrize(("n", "expected"), [(200, 20), (111, 11), (25, 3), (5, 2), (1, 1)])
+def test_top_is_the_best_tenth_at_least_two(n, expected):
+    values = np.random.default_rng(n).permutation(n).astype(float)
+    top = top_trials(_frame(values))
+    assert len(top) == expected
+    assert sorted(top.value) == list(range(expected))
+
+
+def test_top_ranks_only_complete_trials_on_validation_value():
+    frame = _frame(
+        [5.0, 0.1, np.nan, 3.0, 1.0, 2.0], ["COMPLETE", "FAIL", "FAIL", *["COMPLETE"] * 3]
+    )
+    assert top_trials(frame).trial.tolist() == [4, 5]
+
+
+# ---- the storage ----------------------------------------------------------------------------
+
+
+def test_trials_table_counts_failed_and_diverged(trials):
+    assert list(trials.columns) == COLUMNS
+    assert list(trials.variant.unique()) == ["V", "NFG", "NP", "CIFG"]  # the paper's order
+    per_variant = trials.groupby("variant").state.value_counts().unstack()
+    assert (per_variant.COMPLETE == 40).all() and (per_variant.FAIL == 3).all()
+    assert trials.groupby("variant").diverged.sum().eq(2).all()
+    failed = trials[trials.state == "FAIL"]
+    assert failed.value.isna().all() and failed.learning_rate.isna().all()
+    complete = trials[trials.state == "COMPLETE"]
+    assert complete.momentum.between(0, 0.99 + 1e-12).all()  # 1 − U_log(0.01, 1)
+    assert complete.momentum.min() < 0.3 and complete.momentum.max() > 0.9
+
+
+def test_nonconforming_studies_are_ignored_with_a_warning(storage):
+    with pytest.warns(UserWarning, match="not-a-variant-study"):
+        load_trials(storage)
+    assert split_study_name("digits-ctc/CIFG") == ("digits-ctc", "CIFG")
+    assert split_study_name("jsb") is None and split_study_name("/V") is None
+
+
+def test_verdicts_worse_better_and_identical(trials):
+    summary = summarize(trials).set_index("variant")
+    assert summary.loc["NFG", "direction"] == "worse"
+    assert summary.loc["NP", "direction"] == "better"
+    assert summary.loc["CIFG", "direction"] == ""
+    assert summary.loc["V", "direction"] == "" and np.isnan(summary.loc["V", "p_value"])
+    assert (summary.n_trials == 43).all() and (summary.n_top == 4).all()
+    # Holm over the three tests of the benchmark, on the Welch p-values of the top trials.
+    tops = {v: top_trials(trials[trials.variant == v]).test_metric for v in SHIFTS}
+    p = [welch(tops[v], tops["V"])[1] for v in ["NFG", "NP", "CIFG"]]
+    np.testing.assert_allclose(summary.loc[["NFG", "NP", "CIFG"], "p_holm"], holm(p))
+    assert summary.loc["NFG", "top_mean"] == pytest.approx(tops["NFG"].mean())
+
+
+def test_foreign_storage_with_missing_attributes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'foreign.db'}"
+    study = optuna.create_study(storage=url, study_name="mnist/V")
+    study.add_trial(
+        create_trial(
+            params={"learning_rate": 1e-3},
+            distributions={"learning_rate": FloatDistribution(1e-6, 1e-2, log=True)},
+            value=0.5,
+            user_attrs={"diverged": "no idea"},
+        )
+    )
+    study.add_trial(create_trial(state=TrialState.RUNNING))
+    trials = load_trials(url)
+    assert len(trials) == 2 and trials.state.tolist() == ["COMPLETE", "RUNNING"]
+    assert trials[["test_metric", "hidden_size", "momentum", "seconds"]].isna().all().all()
+    assert trials.diverged.isna().all()
+    summary = summarize(trials)
+    assert summary.n_top.tolist() == [1] and np.isnan(summary.top_mean.iloc[0])
+
+
+def test_unusable_storages_are_user_errors(tmp_path, storage):
+    with pytest.raises(UserError, match="no such SQLite file"):
+        load_trials(f"sqlite:///{tmp_path / 'missing.db'}")
+    with pytest.raises(UserError, match="cannot open storage"):
+        load_trials("nosuchdialect://host/db")
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(storage=empty, study_name="jsb")
+    with (
+        pytest.raises(UserError, match="no <benchmark>/<variant> study"),
+        pytest.warns(UserWarning),
+    ):
+        load_trials(empty)
+    with pytest.raises(UserError, match="timit"), pytest.warns(UserWarning):
+        load_trials(storage, benchmarks=["timit"])
+
+
+# ---- odyssey report -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def report(storage, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["report", "--storage", storage, "--out", str(out)]) == 0
+    return out
+
+
+def test_report_writes_every_file(report, trials):
+    for name in ["trials.csv", "summary.csv", "importance.csv", "REPORT.md"]:
+        assert (report / name).stat().st_size > 0, name
+    figures = sorted(p.name for p in (report / "figures").iterdir())
+    assert figures == [
+        f"jsb-{kind}.png" for kind in ["importance", "interactions", "marginals", "time", "top"]
+    ]
+    for path in (report / "figures").iterdir():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    text = (report / "REPORT.md").read_text()
+    assert "Diverged trials are COMPLETE results" in text
+    assert "NFG is significantly worse than V" in text and "paper on JSB" in text
+    for figure in figures:
+        assert f"(figures/{figure})" in text
+
+
+def test_report_tables_round_trip(report, trials):
+    back = read_trials(report / "trials.csv")
+    pd.testing.assert_frame_equal(back, trials, check_dtype=True)
+    summary = pd.read_csv(report / "summary.csv", keep_default_na=False, na_values=[""])
+    assert summary.direction.fillna("").tolist() == ["", "worse", "better", ""]
+
+
+def test_importance_table_pooled_and_per_variant(report):
+    table = pd.read_csv(report / "importance.csv")
+    assert list(table.columns) == ["benchmark", "variant", "term", "order", "importance", "std"]
+    assert table.variant.unique().tolist() == ["all", "V", "NFG", "NP", "CIFG"]
+    pooled = table[table.variant == "all"].set_index("term")
+    assert len(pooled) == 10 and (pooled.order == 2).sum() == 6
+    assert "learning_rate:hidden_size" in pooled.index
+    # The synthetic metric has a strong learning-rate basin.
+    assert pooled.importance.idxmax() == "learning_rate"
+    assert (pooled.importance > 0).all() and (pooled["std"] > 0).all()
+
+
+def test_report_filters_benchmarks_and_refuses_a_bad_storage(storage, tmp_path, capsys):
+    assert main(["report", "--storage", f"sqlite:///{tmp_path / 'no.db'}", "--out", "x"]) == 2
+    assert "no such SQLite file" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["report", "--storage", storage, "--out", str(tmp_path), "--benchmark", "x"])
+    assert code == 2
