@@ -145,6 +145,11 @@ def test_foreign_storage_with_missing_attributes(tmp_path):
     assert trials.diverged.isna().all()
     summary = summarize(trials)
     assert summary.n_top.tolist() == [1] and np.isnan(summary.top_mean.iloc[0])
+    # The report still writes every table and says what it could not do.
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "Too few complete trials with a test metric for fANOVA" in text
+    assert (tmp_path / "report" / "figures" / "mnist-top.png").stat().st_size > 0
 
 
 def test_unusable_storages_are_user_errors(tmp_path, storage):

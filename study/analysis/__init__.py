@@ -9,7 +9,7 @@ Welch, Holm), functional ANOVA of the hyperparameters, figures and the report.
 """
 
 from .fanova import SPACE, Fanova, Param, fit_trials
-from .report import Analysis, analyse, write
+from .report import Analysis, analyse, read_tables, write
 from .stats import holm, summarize, top_trials, welch
 from .trials import COLUMNS, load_trials, read_trials, split_study_name, variant_order
 
@@ -23,6 +23,7 @@ __all__ = [
     "fit_trials",
     "holm",
     "load_trials",
+    "read_tables",
     "read_trials",
     "split_study_name",
     "summarize",

@@ -49,6 +49,10 @@ def top_boxplot(trials: pd.DataFrame, summary: pd.DataFrame, benchmark: str) -> 
     palette[REFERENCE] = "#6baed6"
     fig = Figure(layout="constrained", figsize=(1.0 + 0.8 * len(order), 4.0))
     ax = fig.subplots()
+    top = top[top.test_metric.notna()]
+    if top.empty:
+        ax.text(0.5, 0.5, "no test metric recorded", ha="center", transform=ax.transAxes)
+        return fig
     sns.boxplot(
         data=top, x="variant", y="test_metric", hue="variant", order=order, palette=palette,
         legend=False, showfliers=False, ax=ax,

@@ -15,7 +15,7 @@ from scipy import stats
 from . import figures
 from .fanova import Fanova, fit_trials
 from .stats import ALPHA, REFERENCE, TOP_FRACTION, summarize
-from .trials import load_trials, variant_order
+from .trials import load_trials, read_trials, variant_order
 
 # Which of the paper's datasets each benchmark stands for (PAPER.md §3, DESIGN.md).
 PAPER_DATASET = {
@@ -216,8 +216,12 @@ def _variant_findings(summary: pd.DataFrame, dataset: str | None) -> list[str]:
     findings = []
     for row in summary[summary.variant != REFERENCE].itertuples():
         if np.isnan(row.p_holm):
-            verdict = "cannot be tested (fewer than 2 top trials with a test metric)"
-        elif row.direction:
+            findings.append(
+                f"{row.variant} cannot be tested (fewer than 2 top trials with a test metric, "
+                f"here or in {REFERENCE})."
+            )
+            continue
+        if row.direction:
             verdict = f"is significantly {row.direction} than {REFERENCE}"
         else:
             verdict = f"is not significantly different from {REFERENCE}"
@@ -226,7 +230,7 @@ def _variant_findings(summary: pd.DataFrame, dataset: str | None) -> list[str]:
             f"Holm p = {row.p_holm:.3g})"
         )
         paper = PAPER_DIRECTION.get(dataset, {}).get(row.variant)
-        if paper is not None and not np.isnan(row.p_holm):
+        if paper is not None:
             said = "significantly worse" if paper else "not significantly different"
             agree = "agrees" if paper == row.direction else "differs"
             sentence += f"; paper on {dataset}: {said} — {agree}"
@@ -321,3 +325,13 @@ def _markdown(frame: pd.DataFrame) -> str:
     rule = "|" + "---|" * len(frame.columns)
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+def read_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """trials, summary and importance as `odyssey report` wrote them into `folder`."""
+    folder = Path(folder)
+    trials = read_trials(folder / "trials.csv")
+    summary = pd.read_csv(folder / "summary.csv", keep_default_na=False, na_values=[""])
+    summary = summary.astype({"benchmark": str, "variant": str}).fillna({"direction": ""})
+    importance = pd.read_csv(folder / "importance.csv", dtype={"benchmark": str, "variant": str})
+    return trials, summary, importance
