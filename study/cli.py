@@ -34,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_handler("study.selfcheck:cmd_check"))
 
+    datasets = sub.add_parser(
+        "datasets", help="list the benchmarks: availability, sizes, metric, chance level"
+    )
+    datasets.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    datasets.add_argument(
+        "--path",
+        action="append",
+        metavar="NAME=PATH",
+        help="user data for timit, iam-ondb or jsb-original (else ODYSSEY_TIMIT, "
+        "ODYSSEY_IAM_ONDB, ODYSSEY_JSB_ORIGINAL)",
+    )
+    datasets.set_defaults(func=_handler("study.benchmarks.cli:cmd_datasets"))
+
     bench = sub.add_parser(
         "bench", help="training speed of the variants against torch.nn.LSTM, side by side"
     )
