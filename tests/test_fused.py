@@ -67,21 +67,29 @@ def test_every_spec_matches_plain(spec, device):
 
 
 @pytest.mark.parametrize("name", ["V", "CIFG", "FGR"])
-def test_float32_at_paper_sizes_matches_plain(name, device):
-    """A long sequence in float32 stays within float32 rounding of the plain path."""
+def test_float32_error_is_that_of_the_plain_path(name, device):
+    """At paper sizes in float32, the fused path is as close to float64 as the plain one."""
     torch.manual_seed(0)
-    layers = {
-        b: variants.build(name, 39, [100, 60], backend=b, device=device) for b in ("plain", "fused")
-    }
-    layers["fused"].load_state_dict(layers["plain"].state_dict())
-    x = torch.randn(100, 2, 1, 39, device=device)
+    template = variants.build(name, 39, [100, 60], dtype=torch.float64)
+    x = torch.randn(100, 2, 1, 39, dtype=torch.float64)
     results = {}
-    for b, layer in layers.items():
-        out, (y_n, c_n) = layer(x)
+    for backend, dtype in (
+        ("plain", torch.float64),
+        ("plain", torch.float32),
+        ("fused", torch.float32),
+    ):
+        layer = variants.build(name, 39, [100, 60], backend=backend, device=device, dtype=dtype)
+        layer.load_state_dict(template.state_dict())
+        out, (y_n, c_n) = layer(x.to(device, dtype))
         (out.square().sum() + c_n.sum()).backward()
-        results[b] = [out, c_n] + [p.grad for p in layer.parameters()]
-    for got, ref in zip(results["fused"], results["plain"]):
-        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+        tensors = [out, c_n] + [p.grad for p in layer.parameters()]
+        results[backend, dtype] = [t.detach().double().cpu() for t in tensors]
+    exact = results["plain", torch.float64]
+    for got, plain, ref in zip(
+        results["fused", torch.float32], results["plain", torch.float32], exact
+    ):
+        error, plain_error = ((t - ref).norm() / ref.norm() for t in (got, plain))
+        assert error < max(4 * plain_error, 1e-6), (error, plain_error)
 
 
 def test_initial_state_gradients_through_the_layer():
