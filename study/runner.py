@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import torch
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
@@ -83,11 +84,17 @@ def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBS
             retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
             key = "failed_trial_callback"
         kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1, key: retry}
-    try:
-        return optuna.storages.RDBStorage(url, **kwargs)
-    except Exception as err:  # SQLAlchemy and driver errors: unreachable server, bad URL
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot open storage {url}: {first_line}") from None
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.IntegrityError:
+            # Several machines creating the tables of a new database at once: one wins.
+            time.sleep(0.5 + attempt)
+        except Exception as err:  # SQLAlchemy and driver errors: unreachable server, bad URL
+            text = str(err).strip()
+            first_line = text.splitlines()[0] if text else type(err).__name__
+            raise UserError(f"cannot open storage {url}: {first_line}") from None
+    raise UserError(f"cannot open storage {url}: its tables could not be created")
 
 
 @contextlib.contextmanager
@@ -141,6 +148,9 @@ def prepare_study(
         have = 0
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
+        deadline = time.time() + 60
+        while "n_trials" not in study.user_attrs and time.time() < deadline:
+            time.sleep(0.5)  # its creator is still enqueuing
         have = study.user_attrs.get("n_trials", 0)
         if study.user_attrs.get("sampler", sampler) != sampler:
             raise UserError(
@@ -149,7 +159,8 @@ def prepare_study(
             ) from None
     if n_trials > have:
         configs = sample_configs(n_trials, sampler, stable_seed(seed, name))
-        for index in range(have, n_trials):
+        present = {t.user_attrs.get("config_index") for t in study.get_trials(deepcopy=False)}
+        for index in sorted(set(range(have, n_trials)) - present):
             study.add_trial(
                 optuna.trial.create_trial(
                     state=TrialState.WAITING,
@@ -449,8 +460,9 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
         finally:
             coordinator._stop.set()
             if pool is not None:
+                workers = list((pool._processes or {}).values())
                 pool.shutdown(wait=False, cancel_futures=True)
-                for process in list(getattr(pool, "_processes", {}).values()):
+                for process in workers:  # a Ctrl-C must not wait for populations to finish
                     process.kill()
 
 

@@ -29,8 +29,11 @@ def tiny_jsb(tmp_path_factory):
     def piece():
         return [tuple(sorted(rng.sample(range(48, 80), 4))) for _ in range(rng.randint(8, 14))]
 
-    data = {"train": [piece() for _ in range(6)], "valid": [piece() for _ in range(3)],
-            "test": [piece() for _ in range(3)]}
+    data = {
+        "train": [piece() for _ in range(6)],
+        "valid": [piece() for _ in range(3)],
+        "test": [piece() for _ in range(3)],
+    }
     path = tmp_path_factory.mktemp("jsb") / "jsb.pkl"
     path.write_bytes(pickle.dumps(data))
     return str(path)
@@ -38,9 +41,26 @@ def tiny_jsb(tmp_path_factory):
 
 def run_args(storage, data, tmp_path, trials=3, variants="V,CIFG", extra=()):
     return [
-        "run", "--benchmark", "jsb-original", "--data", data, "--variants", variants,
-        "--trials", str(trials), "--preset", "smoke", "--storage", storage, "--population", "2",
-        "--checkpoints", str(tmp_path / "ckpt"), "--heartbeat", "1", *extra,
+        "run",
+        "--benchmark",
+        "jsb-original",
+        "--data",
+        data,
+        "--variants",
+        variants,
+        "--trials",
+        str(trials),
+        "--preset",
+        "smoke",
+        "--storage",
+        storage,
+        "--population",
+        "2",
+        "--checkpoints",
+        str(tmp_path / "ckpt"),
+        "--heartbeat",
+        "1",
+        *extra,
     ]
 
 
@@ -54,8 +74,17 @@ def assert_exact(storage, names, n):
         assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
         for t in complete:
             assert set(runner.SEARCH_SPACE) == set(t.params)
-            for key in ("test_metric", "best_epoch", "epochs", "diverged", "n_params", "seconds",
-                        "device", "preset", "versions"):
+            for key in (
+                "test_metric",
+                "best_epoch",
+                "epochs",
+                "diverged",
+                "n_params",
+                "seconds",
+                "device",
+                "preset",
+                "versions",
+            ):
                 assert key in t.user_attrs, key
 
 
@@ -118,10 +147,17 @@ def _wait_for(predicate, timeout=120):
 
 def test_sigkill_mid_trial_then_rerun_completes(tmp_path, tiny_jsb):
     storage = f"sqlite:///{tmp_path}/study.db"
-    args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V",
-                    extra=("--max-epochs", "40", "--patience", "40"))
-    proc = subprocess.Popen(ODYSSEY + args, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = run_args(
+        storage,
+        tiny_jsb,
+        tmp_path,
+        trials=4,
+        variants="V",
+        extra=("--max-epochs", "40", "--patience", "40"),
+    )
+    proc = subprocess.Popen(
+        ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         assert _wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no checkpoint written"
     finally:
@@ -133,8 +169,11 @@ def test_sigkill_mid_trial_then_rerun_completes(tmp_path, tiny_jsb):
     assert_exact(storage, ["jsb-original/V"], 4)
     failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
     assert failed  # the killed trials, failed by heartbeat and retried
-    resumed = [t for t in study.get_trials() if t.state == TrialState.COMPLETE
-               and t.system_attrs.get("failed_trial") is not None]
+    resumed = [
+        t
+        for t in study.get_trials()
+        if t.state == TrialState.COMPLETE and t.system_attrs.get("failed_trial") is not None
+    ]
     assert resumed
 
 
@@ -148,8 +187,10 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     engine.dispose()
     args = run_args(POSTGRES, tiny_jsb, tmp_path, trials=6, variants="V")
-    procs = [subprocess.Popen(ODYSSEY + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(ODYSSEY + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err.decode()
@@ -164,8 +205,10 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         (["run", "--benchmark", "jsb", "--trials", "0"], "--trials must be at least 1"),
         (["run", "--benchmark", "jsb", "--preset", "fast"], "unknown preset 'fast'"),
         (["run", "--benchmark", "jsb", "--device", "tpu"], "device must be auto, cpu or cuda"),
-        (["status", "--storage", "postgresql+psycopg2://nobody@127.0.0.1:9/none"],
-         "cannot open storage"),
+        (
+            ["status", "--storage", "postgresql+psycopg2://nobody@127.0.0.1:9/none"],
+            "cannot open storage",
+        ),
         (["status", "--storage", "results.db"], "SQLAlchemy URL"),
     ],
 )
@@ -177,5 +220,9 @@ def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
 
 
 def test_presets_are_ordered_by_budget():
-    assert PROTOCOLS["smoke"].max_epochs < PROTOCOLS["quick"].max_epochs < PROTOCOLS["paper"].max_epochs
+    assert (
+        PROTOCOLS["smoke"].max_epochs
+        < PROTOCOLS["quick"].max_epochs
+        < PROTOCOLS["paper"].max_epochs
+    )
     assert PROTOCOLS["paper"].patience == 15 and PROTOCOLS["paper"].max_epochs == 150
