@@ -175,6 +175,8 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
+        info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32  # nn.LSTM may use TF32
+        info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
     return info
 
 
@@ -230,10 +232,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             progress.advance(task)
     env["load_average_after"] = list(os.getloadavg())
     console.print(_table(rows, env))
+    load = max(env["load_average"][0], env["load_average_after"][0])
     console.print(
         f"load average {env['load_average'][0]:.2f} before, "
         f"{env['load_average_after'][0]:.2f} after; {env['cpu_count']} CPUs"
     )
+    if device.type == "cpu" and load > (env["cpu_count"] or 1):
+        console.print(
+            "[yellow]The machine was busy with other work: times and ratios are unreliable "
+            "(threads wait for cores). Rerun on an idle machine.[/yellow]"
+        )
     if args.json:
         settings = {
             "input_size": INPUT_SIZE,
