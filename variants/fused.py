@@ -155,17 +155,23 @@ class _Recurrence(torch.autograd.Function):
         else:
             o_from_y, c_from_y = None, d_h
         # Full gate recurrence: the gradient reaching the gate activations of step t from
-        # step t+1 (d_next) also moves dc(t) through o's peephole and dc(t-1) through those
-        # of the early gates.
+        # step t+1 (`from_next`, one bmm per step) enters their pre-activations through
+        # sigmoid', moves dc(t) through o's peephole and dc(t-1) through the early ones.
         fgr = w_gg is not None
-        o_peep = d_gate["o"] * p["o"] if fgr and "o" in p else None
-        early_peep = [d_gate[g] * p[g] for g in spec.gates[:ne] if g in p] if fgr else []
+        if fgr:
+            from_next = acts.new_empty(K, B, nb - 1, N)
+            from_next_flat = from_next.view(K, B, G - N)
+            by_gate = _by_gate(spec, from_next)
+            peep_terms = {g: (by_gate[g], (d_gate[g] * p[g]).unbind(0)) for g in p}
+            o_term = peep_terms.pop("o", None)
+            d_gates_steps = d_gates.unbind(0)
 
         d_pre = acts.new_empty(T, K, B, G)
         d_blocks = d_pre.view(T, K, B, nb, N)
+        d_pre_gates = d_pre[..., N:].unbind(0)
         dc = grad_c.clone()
+        dc_wide = dc.unsqueeze(2)
         dy_buffer = acts.new_empty(K, B, N)
-        d_pre_next, d_next = None, None  # of step t+1
         per_step = zip(
             range(T),
             grad_out.unbind(0),
@@ -173,42 +179,32 @@ class _Recurrence(torch.autograd.Function):
             _steps(o_from_y, T),
             from_c.unbind(0),
             carry.unbind(0),
-            d_pre.unbind(0),
             d_blocks[:, :, :, :nc].unbind(0),
             d_blocks[:, :, :, -1].unbind(0),
             d_blocks[:, :, :, 1:].unbind(0),
         )
-        for (
-            t,
-            grad_y,
-            c_from_y_t,
-            o_from_y_t,
-            from_c_t,
-            carry_t,
-            d_pre_t,
-            d_zif,
-            d_o,
-            d_g,
-        ) in reversed(list(per_step)):
-            if d_pre_next is None:
+        for t, grad_y, c_from_y_t, o_from_y_t, from_c_t, carry_t, d_zif, d_o, d_g in reversed(
+            list(per_step)
+        ):
+            last = t == T - 1
+            if last:
                 dy = grad_y
             else:
-                dy = torch.baddbmm(grad_y, d_pre_next, w_hh, out=dy_buffer)
+                dy = torch.baddbmm(grad_y, d_pre[t + 1], w_hh, out=dy_buffer)
                 if fgr:
-                    d_next = torch.bmm(d_pre_next[..., N:], w_gg).view(K, B, nb - 1, N)
+                    torch.bmm(d_pre_gates[t + 1], w_gg, out=from_next_flat)
             dc.addcmul_(dy, c_from_y_t)
-            if d_next is not None and o_peep is not None:
-                dc.addcmul_(d_next[:, :, -1], o_peep[t])
-            torch.mul(dc[:, :, None], from_c_t, out=d_zif)
+            if fgr and not last and o_term is not None:
+                dc.addcmul_(o_term[0], o_term[1][t])
+            torch.mul(dc_wide, from_c_t, out=d_zif)
             if o_from_y_t is not None:
                 torch.mul(dy, o_from_y_t, out=d_o)
-            if d_next is not None:
-                d_g.addcmul_(d_next, d_gates[t])
+            if fgr and not last:
+                d_g.addcmul_(from_next, d_gates_steps[t])
             dc.mul_(carry_t)
-            if d_next is not None:
-                for k, peep_k in enumerate(early_peep):
-                    dc.addcmul_(d_next[:, :, k], peep_k[t])
-            d_pre_next = d_pre_t
+            if fgr and not last:
+                for from_gate, coef in peep_terms.values():
+                    dc.addcmul_(from_gate, coef[t])
 
         need = ctx.needs_input_grad
         d_w_hh = d_peep = d_w_gg = d_y0 = None
