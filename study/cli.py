@@ -54,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     bench.add_argument("--variants", help="comma-separated variant names (default V,CIFG,FGR)")
-    bench.add_argument("--population", help="comma-separated trial counts K")
-    bench.add_argument("--hidden", help="comma-separated hidden sizes")
-    bench.add_argument("--length", help="comma-separated sequence lengths T")
+    bench.add_argument(
+        "--population", help="comma-separated trial counts K (default 1,16,64; GPU also 256)"
+    )
+    bench.add_argument("--hidden", help="comma-separated hidden sizes (default 20,100,200)")
+    bench.add_argument("--length", help="comma-separated sequence lengths T (default 100,300)")
     bench.set_defaults(func=_handler("study.bench:cmd_bench"))
 
     run = sub.add_parser("run", help="random search: train trials of each variant on a benchmark")
