@@ -104,7 +104,8 @@ def exclusive_sqlite(url: str) -> Iterator[None]:
     if not url.startswith("sqlite:///"):
         yield
         return
-    path = url.removeprefix("sqlite:///") + ".lock"
+    path = Path(url.removeprefix("sqlite:///") + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -412,6 +413,8 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
         beat.start()
         threads = max(1, (os.cpu_count() or 1) // options.workers)
         pool: cf.Executor | None = None
+        if options.workers == 1:
+            torch.set_num_threads(threads)
         if options.workers > 1:
             pool = cf.ProcessPoolExecutor(
                 options.workers,
