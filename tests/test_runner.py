@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -131,9 +130,12 @@ def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
 
 def test_second_coordinator_on_one_sqlite_file_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
-    with runner.exclusive_sqlite(url), pytest.raises(UserError, match="another `odyssey run`"):
-        with runner.exclusive_sqlite(url):
-            pass
+    with (
+        runner.exclusive_sqlite(url),
+        pytest.raises(UserError, match="another `odyssey run`"),
+        runner.exclusive_sqlite(url),
+    ):
+        pass
 
 
 def _wait_for(predicate, timeout=120):
