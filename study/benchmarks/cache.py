@@ -80,6 +80,7 @@ def save_npz(bench: Benchmark, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared like any build
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

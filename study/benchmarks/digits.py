@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.signal import savgol_filter
 
 from ..errors import UserError
 from .cache import cached
@@ -98,6 +97,8 @@ def group(indices: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
 
 def with_deltas(mfcc: np.ndarray) -> np.ndarray:
     """[T, 13] -> [T, 39]: MFCC, delta and delta-delta (least-squares slope over 5 frames)."""
+    from scipy.signal import savgol_filter  # imported here: a cached load must stay fast
+
     delta = savgol_filter(mfcc, DELTA_WINDOW, 1, deriv=1, axis=0, mode="nearest")
     delta2 = savgol_filter(delta, DELTA_WINDOW, 1, deriv=1, axis=0, mode="nearest")
     return np.concatenate([mfcc, delta, delta2], axis=1)
