@@ -66,7 +66,7 @@ def describe(name: str, path: str | None = None) -> dict:
         info["env"] = env
         path = path or os.environ.get(env)
         if not path:
-            return {**info, "available": False, "reason": f"not given: set {env} or --path"}
+            return {**info, "available": False, "reason": f"{name}: not given: set {env} or --path"}
     try:
         bench = load(name, path)
     except UserError as err:

@@ -54,12 +54,6 @@ def summary(bench: Benchmark) -> dict:
     return out
 
 
-def read_summary(path: Path) -> dict:
-    """The summary stored in a cache file, without reading its arrays."""
-    with np.load(path, allow_pickle=False) as z:
-        return json.loads(str(z["meta"]))["summary"]
-
-
 def save_npz(bench: Benchmark, path: Path) -> None:
     arrays: dict[str, np.ndarray] = {}
     for s in SPLITS:
@@ -72,7 +66,6 @@ def save_npz(bench: Benchmark, path: Path) -> None:
         arrays[f"{s}.target_lengths"] = np.array([len(y) for y in split.targets], dtype=np.int64)
         arrays[f"{s}.ids"] = np.array(split.ids, dtype=np.str_)
     meta = {"scalars": {k: getattr(bench, k) for k in _SCALARS}, "notes": bench.notes}
-    meta["summary"] = summary(bench)
     arrays["meta"] = np.array(json.dumps(meta))
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several workers may build at once: write aside, then rename atomically.

@@ -59,5 +59,5 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     console.print(table)
     for row in rows:
         if not row["available"]:
-            console.print(f"{row['name']}: {row['reason']}", highlight=False)
+            console.print(row["reason"], highlight=False, soft_wrap=True)
     return 0
