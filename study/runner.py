@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -610,7 +611,10 @@ def cmd_status(args) -> int:
         raise UserError(f"no studies in {args.storage}; start one with `odyssey run`")
     table = Table(title=args.storage)
     for column in rows[0]:
-        table.add_column(column.replace("_", " "), justify="left" if column == "study" else "right")
+        if column == "study":
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column.replace("_", " "), justify="right")
     for row in rows:
         table.add_row(
             *(
@@ -618,5 +622,5 @@ def cmd_status(args) -> int:
                 for v in row.values()
             )
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
     return 0
