@@ -15,8 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from study import benchmarks
-from study.benchmarks import metrics
+from study import benchmarks, tasks
 
 
 class Net(nn.Module):
@@ -33,27 +32,25 @@ class Net(nn.Module):
 
 
 def loss_of(bench, z, lengths, ys):
-    if bench.task == "framewise":
-        y = pad_sequence(ys, padding_value=-100)
-        return nn.functional.cross_entropy(z.flatten(0, 1), y.flatten(), ignore_index=-100)
-    if bench.task == "ctc":
-        target_lengths = torch.tensor([len(y) for y in ys])
-        return nn.functional.ctc_loss(z.log_softmax(-1), torch.cat(ys), lengths, target_lengths)
-    y = pad_sequence(ys)
-    mask = (torch.arange(len(y))[:, None] < lengths[None]).float()
-    nll = nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none").sum(-1)
-    return (nll * mask).sum() / mask.sum()
+    """The engine's loss (per sequence averaged over frames, then over the batch)."""
+    return tasks.loss(bench.task, z[:, None], tasks.collate(bench.task, ys_inputs(z, lengths), ys))[
+        0
+    ]
 
 
 @torch.no_grad()
 def score(bench, net, split) -> float:
+    """The engine's metric over a whole split."""
     z, lengths = net(split.inputs)
-    outs = [z[:n, i] for i, n in enumerate(lengths.tolist())]
-    if bench.task == "framewise":
-        return metrics.frame_error(outs, split.targets)
-    if bench.task == "ctc":
-        return metrics.label_error_rate([metrics.best_path(o) for o in outs], split.targets)
-    return metrics.next_step_nll(outs, split.targets)
+    num, den = tasks.metric(
+        bench.task, z[:, None], tasks.collate(bench.task, ys_inputs(z, lengths), split.targets)
+    )
+    return float(num[0] / den[0])
+
+
+def ys_inputs(z, lengths):
+    """Stand-in inputs of the right lengths, so that collate pads targets as the engine does."""
+    return [z.new_zeros(n, 1) for n in lengths.tolist()]
 
 
 def main() -> None:

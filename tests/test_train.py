@@ -82,6 +82,7 @@ def test_best_path_and_edit_distance():
     assert tasks.edit_distance([], [4, 4]) == 2
     assert tasks.edit_distance([1, 2, 3, 4], [2, 1, 4, 4]) == 3  # no transpositions
     assert tasks.edit_distance([5, 6], [6, 5]) == 2
+    assert tasks.edit_distance("kitten", "sitting") == 3
 
 
 def test_ctc_loss_per_trial_matches_torch_per_sequence():
