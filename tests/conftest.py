@@ -27,5 +27,6 @@ def backend(request):
 def device(request):
     return request.param
 
+
 # Tiny tensors: one thread avoids OpenMP spin-waits when other processes share the cores.
 torch.set_num_threads(1)
