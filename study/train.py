@@ -242,40 +242,10 @@ class PopulationTrainer:
             for k in fresh:
                 self._record(states[k], valid[k], test[k])
         diverged = torch.zeros(len(states), dtype=torch.bool)
-        stds = torch.tensor([s.config.input_noise for s in states], device=self.device)
         order = np.random.default_rng([self.order_seed, self.epoch]).permutation(len(self._train))
         model.train()
         for i in order:
-            batch = self._train[i]
-            T, B, M = batch.inputs.shape
-            x = batch.inputs[:, None].expand(T, len(states), B, M)
-            if (stds > 0).any():
-                x = (
-                    x
-                    + torch.stack(
-                        [
-                            torch.randn(
-                                (T, B, M), generator=g, device=self.device, dtype=self.dtype
-                            )
-                            if s.config.input_noise > 0
-                            else x.new_zeros(T, B, M)
-                            for s, g in zip(states, noise)
-                        ],
-                        dim=1,
-                    )
-                    * stds.to(self.dtype)[None, :, None, None]
-                )
-            opt.lookahead()
-            loss = tasks.loss(self.benchmark.task, model(x, batch.lengths), batch)
-            bad = ~torch.isfinite(loss.detach()).cpu() & opt.active.cpu()
-            if bad.any():
-                diverged |= bad
-                opt.active &= ~bad.to(self.device)
-            loss.sum().backward()
-            if self.protocol.clip_norm is not None:
-                _clip_per_trial(opt.params, self.protocol.clip_norm)
-            opt.step()
-            opt.zero_grad()
+            diverged |= self.step(model, opt, noise, states, self._train[i])
         diverged |= ~_finite_per_trial(opt.params).cpu()
         valid, test = self._evaluate(model, self._valid), self._evaluate(model, self._test)
         seconds = time.perf_counter() - start
@@ -288,6 +258,33 @@ class PopulationTrainer:
                 state.diverged = state.done = True
                 continue
             self._record(state, valid[k], test[k])
+
+    def step(self, model, opt, noise, states, batch: tasks.Batch) -> Tensor:
+        """One update of every trial on one batch; returns which trials' loss was not finite."""
+        T, B, M = batch.inputs.shape
+        x = batch.inputs[:, None].expand(T, len(states), B, M)
+        stds = [s.config.input_noise for s in states]
+        if any(stds):
+            x = x + torch.stack(
+                [
+                    torch.randn((T, B, M), generator=g, device=self.device, dtype=self.dtype) * std
+                    if std > 0
+                    else x.new_zeros(T, B, M)
+                    for std, g in zip(stds, noise)
+                ],
+                dim=1,
+            )
+        opt.lookahead()
+        loss = tasks.loss(self.benchmark.task, model(x, batch.lengths), batch)
+        bad = ~torch.isfinite(loss.detach()).cpu() & opt.active.cpu()
+        if bad.any():
+            opt.active &= ~bad.to(self.device)
+        loss.sum().backward()
+        if self.protocol.clip_norm is not None:
+            _clip_per_trial(opt.params, self.protocol.clip_norm)
+        opt.step()
+        opt.zero_grad()
+        return bad
 
     def _record(self, state: TrialState, valid: float, test: float) -> None:
         state.history.append((valid, test))
