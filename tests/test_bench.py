@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import variants
-from study.bench import Row, _grid, _training_step
+from study.bench import Row, _grid, _training_step, measure
 from study.cli import build_parser, main
 from study.optim import PopulationNesterov
 
@@ -70,3 +70,9 @@ def test_bad_options_are_explained(option, value, message, capsys):
 def test_cuda_without_a_device_is_explained(capsys):
     assert main(["bench", "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_measure_runs_on_each_device(device):
+    row = measure("FGR", 2, 3, 4, torch.device(device), repeats=1)
+    assert (row.population, row.hidden, row.length, row.repeats) == (2, 3, 4, 1)
+    assert row.ms_per_trial > 0 and row.baseline_ms > 0
