@@ -32,5 +32,9 @@ lint: venv
 bench: venv
 	$(BIN)/odyssey bench --quick
 
+# On a machine with an NVIDIA GPU: every CUDA test, the full GPU bench and versions in one run.
+gpu-check: venv
+	scripts/gpu_check.sh
+
 clean:
 	rm -rf $(VENV) results/demo datasets/.cache

@@ -28,8 +28,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 import variants
+from study import benchmarks, tasks
 from study.errors import UserError
 from study.optim import PopulationNesterov
+from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
 
 INPUT_SIZE = 39
 WARMUP = 2
@@ -83,14 +85,6 @@ def _positive_ints(option: str, text: str) -> list[int]:
     if not values or min(values) < 1:
         raise UserError(f"{option}: expected comma-separated positive integers, got {text!r}")
     return values
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available to this torch build")
-    return torch.device(name)
 
 
 def _sync(device: torch.device) -> None:
@@ -210,8 +204,93 @@ def _table(rows: list[Row], env: dict) -> Table:
     return table
 
 
+def training_throughput(
+    name: str, populations: list[int], hidden: int, sequences: int, device: torch.device
+) -> list[dict]:
+    """Trial-sequences per second of the training engine on a real benchmark, for each K,
+    next to one torch.nn.LSTM (+ linear head) trained the same way on the same sequences."""
+    bench = benchmarks.load(name)
+    protocol = Protocol(max_epochs=1, max_sequences=sequences)
+
+    def ours(K: int) -> float:
+        trainer = PopulationTrainer(bench, "V", protocol, device=str(device))
+        for k in range(K):
+            trainer.add(TrialConfig(hidden, LEARNING_RATE, MOMENTUM, 0.1, seed=k))
+        states = trainer.active
+        model, opt, noise = trainer._pack(states)
+        trainer.step(model, opt, noise, states, trainer._train[0])  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        for batch in trainer._train:
+            trainer.step(model, opt, noise, states, batch)
+        _sync(device)
+        return K * len(trainer._train) / (time.perf_counter() - start)
+
+    def baseline() -> float:
+        lstm = torch.nn.LSTM(
+            bench.input_size, hidden, bidirectional=bench.bidirectional, device=device
+        )
+        head = torch.nn.Linear(hidden * (1 + bench.bidirectional), bench.output_size, device=device)
+        params = [*lstm.parameters(), *head.parameters()]
+        opt = PopulationNesterov(params, torch.tensor([LEARNING_RATE]), torch.tensor([MOMENTUM]))
+        batches = PopulationTrainer(bench, "V", protocol, device=str(device))._train
+
+        def step(batch: tasks.Batch) -> None:
+            opt.lookahead()
+            x = batch.inputs + 0.1 * torch.randn_like(batch.inputs)
+            logits = head(lstm(x)[0])[:, None]  # a population of one
+            tasks.loss(bench.task, logits, batch).sum().backward()
+            opt.step()
+            opt.zero_grad()
+
+        step(batches[0])
+        _sync(device)
+        start = time.perf_counter()
+        for batch in batches:
+            step(batch)
+        _sync(device)
+        return len(batches) / (time.perf_counter() - start)
+
+    base = baseline()
+    rows = [{"model": "torch.nn.LSTM", "K": 1, "trial_seq_per_s": base}]
+    for K in populations:
+        rows.append({"model": "V", "K": K, "trial_seq_per_s": ours(K)})
+    single = next((r["trial_seq_per_s"] for r in rows[1:] if r["K"] == 1), None)
+    for r in rows:
+        r["vs_nn_lstm"] = r["trial_seq_per_s"] / base
+        r["vs_K1"] = r["trial_seq_per_s"] / single if single else None
+    return rows
+
+
+def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> int:
+    populations = _positive_ints("--population", args.population or "1,4,16,64")
+    hidden = _positive_ints("--hidden", args.hidden or "100")[0]
+    rows = training_throughput(args.training, populations, hidden, args.sequences, device)
+    table = Table(
+        title=f"training throughput on {args.training}: V, hidden {hidden}, "
+        f"first {args.sequences} training sequences, batch 1\n"
+        f"{env['device']}: {env['device_name']}, {env['torch_threads']} threads",
+        caption="one update per sequence per trial (forward, backward, Nesterov step, input noise)",
+    )
+    for col in ("model", "K", "trial-seq/s", "x nn.LSTM", "x K=1"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        vs_k1 = f"{r['vs_K1']:.2f}" if r["vs_K1"] is not None and r["model"] == "V" else ""
+        table.add_row(
+            r["model"], str(r["K"]), f"{r['trial_seq_per_s']:.1f}", f"{r['vs_nn_lstm']:.2f}", vs_k1
+        )
+    Console().print(table)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    device = _device(args.device)
+    device = resolve_device(args.device)
+    if args.training:
+        return cmd_training(args, device, environment(device))
     grid = _grid(args, device)
     repeats = 5 if args.quick else 7
     env = environment(device)

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--hidden", help="comma-separated hidden sizes (default 20,100,200)")
     bench.add_argument("--length", help="comma-separated sequence lengths T (default 100,300)")
+    bench.add_argument(
+        "--training",
+        metavar="BENCHMARK",
+        help="instead: trial-sequences/s of the training engine on this benchmark, K 1,4,16,64",
+    )
+    bench.add_argument(
+        "--sequences", type=int, default=40, help="with --training: sequences timed (default 40)"
+    )
     bench.set_defaults(func=_handler("study.bench:cmd_bench"))
 
     run = sub.add_parser("run", help="random search: train trials of each variant on a benchmark")

@@ -76,3 +76,17 @@ def test_measure_runs_on_each_device(device):
     row = measure("FGR", 2, 3, 4, torch.device(device), repeats=1)
     assert (row.population, row.hidden, row.length, row.repeats) == (2, 3, 4, 1)
     assert row.ms_per_trial > 0 and row.baseline_ms > 0
+
+
+def test_training_throughput_on_a_real_benchmark(tmp_path, capsys):
+    path = tmp_path / "train.json"
+    argv = ["bench", "--device", "cpu", "--training", "digits-framewise", "--sequences", "2"]
+    argv += ["--population", "1,3", "--hidden", "4", "--json", str(path)]
+    assert main(argv) == 0
+    assert "trial-seq/s" in capsys.readouterr().out
+    rows = json.loads(path.read_text())["rows"]
+    assert [(r["model"], r["K"]) for r in rows] == [("torch.nn.LSTM", 1), ("V", 1), ("V", 3)]
+    assert rows[1]["vs_K1"] == 1.0 and all(r["trial_seq_per_s"] > 0 for r in rows)
+    assert rows[2]["vs_nn_lstm"] == pytest.approx(
+        rows[2]["trial_seq_per_s"] / rows[0]["trial_seq_per_s"]
+    )
