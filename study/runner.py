@@ -185,6 +185,7 @@ class Job:
     benchmark: str
     data_path: str | None
     variant: str
+    spec: variants.Spec  # carried, so that workers need not know how the name was registered
     protocol: Protocol
     device: str
     order_seed: int
@@ -195,7 +196,7 @@ def train_job(job: Job) -> list[dict]:
     """Train a population, checkpointing every trial after each epoch; results by trial."""
     bench = benchmarks.load(job.benchmark, job.data_path)
     trainer = PopulationTrainer(
-        bench, job.variant, job.protocol, device=job.device, order_seed=job.order_seed
+        bench, job.spec, job.protocol, device=job.device, order_seed=job.order_seed
     )
     for _, config, checkpoint in job.trials:
         if os.path.exists(checkpoint):
@@ -292,6 +293,7 @@ class Coordinator:
                     benchmark=opts.benchmark,
                     data_path=opts.data_path,
                     variant=variant,
+                    spec=variants.resolve(variant),
                     protocol=opts.protocol,
                     device=opts.device,
                     order_seed=stable_seed(opts.seed, study.study_name),

@@ -234,6 +234,17 @@ def test_float32_and_deepcopy():
     torch.testing.assert_close(twin(torch.ones(T, 2, B, M))[0], lstm(torch.ones(T, 2, B, M))[0])
 
 
+def test_presets_combine_with_plus():
+    assert variants.resolve("CIFG+NP") == Spec(coupled_input_forget=True, peepholes=False)
+    assert variants.resolve("nog+noaf+fgr") == Spec(
+        output_gate=False, output_activation=False, full_gate_recurrence=True
+    )
+    with pytest.raises(ValueError, match="needs both input_gate"):
+        variants.resolve("CIFG+NIG")
+    with pytest.raises(ValueError, match="unknown variant 'XX'"):
+        variants.resolve("V+XX")
+
+
 def test_custom_spec_and_register():
     spec = Spec(coupled_input_forget=True, peepholes=False)
     variants.register("CIFG+NP", spec)

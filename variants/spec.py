@@ -76,11 +76,23 @@ def register(name: str, spec: Spec) -> None:
 
 
 def resolve(name_or_spec: str | Spec) -> Spec:
-    """A Spec from a registered name (case-insensitive) or a Spec itself."""
+    """A Spec from a registered name (case-insensitive), a '+' combination of names such as
+    'CIFG+NP' (the changes of each), or a Spec itself."""
     if isinstance(name_or_spec, Spec):
         return name_or_spec
     by_upper = {k.upper(): v for k, v in PRESETS.items()}
-    spec = by_upper.get(str(name_or_spec).upper())
-    if spec is None:
-        raise ValueError(f"unknown variant {name_or_spec!r}; expected one of {', '.join(PRESETS)}")
-    return spec
+    specs = []
+    for part in str(name_or_spec).split("+"):
+        spec = by_upper.get(part.strip().upper())
+        if spec is None:
+            raise ValueError(f"unknown variant {part!r}; expected one of {', '.join(PRESETS)}")
+        specs.append(spec)
+    if len(specs) == 1:
+        return specs[0]
+    changes: dict[str, bool] = {}
+    for spec in specs:
+        for f in fields(spec):
+            value = getattr(spec, f.name)
+            if value != f.default and changes.setdefault(f.name, value) != value:
+                raise ValueError(f"{name_or_spec!r} sets {f.name} both ways")
+    return Spec(**changes)
