@@ -154,6 +154,10 @@ def prepare_study(
         while "n_trials" not in study.user_attrs and time.time() < deadline:
             time.sleep(0.5)  # its creator is still enqueuing
         have = study.user_attrs.get("n_trials", 0)
+        if have > n_trials:
+            raise UserError(
+                f"study {name} already holds {have} trials; --trials {n_trials} cannot shrink it"
+            ) from None
         if study.user_attrs.get("sampler", sampler) != sampler:
             raise UserError(
                 f"study {name} was sampled with --sampler {study.user_attrs['sampler']}, "

@@ -110,6 +110,8 @@ def test_prepare_enqueues_once_and_tops_up(tmp_path):
     grown = runner.prepare_study(storage, "jsb", "V", 6, "random", seed=3)
     params = [t.params for t in grown.get_trials(deepcopy=False)]
     assert params[:4] == first and len(params) == 6
+    with pytest.raises(UserError, match="holds 6 trials; --trials 5 cannot shrink it"):
+        runner.prepare_study(storage, "jsb", "V", 5, "random", seed=3)
     with pytest.raises(UserError, match="sampled with --sampler random"):
         runner.prepare_study(storage, "jsb", "V", 6, "qmc", seed=3)
 
