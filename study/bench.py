@@ -31,6 +31,7 @@ import variants
 from study import benchmarks, tasks
 from study.errors import UserError
 from study.optim import PopulationNesterov
+from study.runner import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
 
 INPUT_SIZE = 39
@@ -66,14 +67,7 @@ def _grid(args: argparse.Namespace, device: torch.device) -> dict[str, list]:
         if text is not None:
             grid[key] = _positive_ints(f"--{key}", text)
     if args.variants is not None:
-        grid["variants"] = [v.strip() for v in args.variants.split(",")]
-        for name in grid["variants"]:
-            try:
-                variants.resolve(name)
-            except ValueError as err:
-                raise UserError(f"--variants: {err}") from None
-        canonical = {name.upper(): name for name in variants.PRESETS}
-        grid["variants"] = [canonical[name.upper()] for name in grid["variants"]]
+        grid["variants"] = list(resolve_variants(args.variants))
     return grid
 
 

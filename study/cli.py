@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"odyssey {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a folder or file given on the command line that cannot be used
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"odyssey {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"odyssey {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -46,11 +46,3 @@ class PopulationNesterov:
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
-
-    def state_dict(self) -> dict:
-        return {"velocity": [v.clone() for v in self.velocity], "active": self.active.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for v, saved in zip(self.velocity, state["velocity"]):
-            v.copy_(saved)
-        self.active.copy_(state["active"])

@@ -22,14 +22,12 @@ import signal
 import sys
 import threading
 import time
-import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
-import sqlalchemy
 import torch
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
@@ -38,6 +36,7 @@ import variants
 
 from . import benchmarks
 from .errors import UserError
+from .storage import open_storage
 from .train import PopulationTrainer, Protocol, TrialConfig
 from .train import TrialState as TrainState
 
@@ -48,11 +47,7 @@ SEARCH_SPACE = {
     "input_noise": FloatDistribution(0.0, 1.0),
 }
 SAMPLERS = ("random", "qmc")
-
-# Heartbeats, stale-trial retries and QMC are marked experimental by Optuna; they are the
-# features this runner is built on, so the warnings say nothing to our users.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+MAX_ATTEMPTS = 3  # a trial whose training raised is retried this many times in all
 
 
 def study_name(benchmark: str, variant: str) -> str:
@@ -65,37 +60,6 @@ def stable_seed(*parts: object) -> int:
 
 
 # --- storage ----------------------------------------------------------------------------
-
-
-def open_storage(url: str, heartbeat: int | None = None) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage; with `heartbeat` seconds, stale trials are failed and retried."""
-    if "://" not in url:
-        raise UserError(
-            f"storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, got {url!r}"
-        )
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {}
-    if heartbeat is not None:
-        # Optuna renamed the retry callback and its argument in 4.9; accept both.
-        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
-            key = "heartbeat_stale_trial_callback"
-        else:
-            retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
-            key = "failed_trial_callback"
-        kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1, key: retry}
-    for attempt in range(5):
-        try:
-            return optuna.storages.RDBStorage(url, **kwargs)
-        except sqlalchemy.exc.IntegrityError:
-            # Several machines creating the tables of a new database at once: one wins.
-            time.sleep(0.5 + attempt)
-        except Exception as err:  # SQLAlchemy and driver errors: unreachable server, bad URL
-            text = str(err).strip()
-            first_line = text.splitlines()[0] if text else type(err).__name__
-            raise UserError(f"cannot open storage {url}: {first_line}") from None
-    raise UserError(f"cannot open storage {url}: its tables could not be created")
 
 
 @contextlib.contextmanager
@@ -158,6 +122,10 @@ def prepare_study(
             raise UserError(
                 f"study {name} already holds {have} trials; --trials {n_trials} cannot shrink it"
             ) from None
+        if study.user_attrs.get("seed", seed) != seed:
+            raise UserError(
+                f"study {name} was sampled with --seed {study.user_attrs['seed']}, not {seed}"
+            ) from None
         if study.user_attrs.get("sampler", sampler) != sampler:
             raise UserError(
                 f"study {name} was sampled with --sampler {study.user_attrs['sampler']}, "
@@ -197,28 +165,37 @@ class Job:
 
 
 def train_job(job: Job) -> list[dict]:
-    """Train a population, checkpointing every trial after each epoch; results by trial."""
+    """Train the job's trials, checkpointing each after every epoch; results by trial.
+
+    Trials resumed from checkpoints train in one population per epoch they stopped at, so
+    that each goes on with the sequence order it would have seen without the interruption.
+    """
     bench = benchmarks.load(job.benchmark, job.data_path)
-    trainer = PopulationTrainer(
-        bench, job.spec, job.protocol, device=job.device, order_seed=job.order_seed
-    )
-    for _, config, checkpoint in job.trials:
-        if os.path.exists(checkpoint):
-            trainer.add_state(TrainState.from_dict(torch.load(checkpoint, weights_only=False)))
-        else:
-            trainer.add(config)
+    by_epoch: dict[int, list] = {}
+    for number, config, checkpoint in job.trials:
+        state = TrainState.load(checkpoint) if os.path.exists(checkpoint) else None
+        if state is not None and state.config != config:
+            state = None  # a file left by another trial: start afresh
+        epoch = state.epoch if state is not None else 0
+        by_epoch.setdefault(epoch, []).append((number, config, checkpoint, state))
+    results = []
+    for members in by_epoch.values():
+        trainer = PopulationTrainer(
+            bench, job.spec, job.protocol, device=job.device, order_seed=job.order_seed
+        )
+        for _, config, _, state in members:
+            if state is None:
+                trainer.add(config)
+            else:
+                trainer.add_state(state)
 
-    def save(trainer: PopulationTrainer) -> None:
-        for state, (_, _, checkpoint) in zip(trainer.trials, job.trials):
-            tmp = f"{checkpoint}.tmp"
-            torch.save(state.to_dict(), tmp)
-            os.replace(tmp, checkpoint)
+        def save(trainer: PopulationTrainer, members=members) -> None:
+            for state, (_, _, checkpoint, _) in zip(trainer.trials, members):
+                state.save(checkpoint)
 
-    results = trainer.run(on_epoch=save)
-    return [
-        {"number": number, **asdict(result), "population": len(job.trials)}
-        for (number, _, _), result in zip(job.trials, results)
-    ]
+        for (number, *_), result in zip(members, trainer.run(on_epoch=save)):
+            results.append({"number": number, **asdict(result), "population": len(members)})
+    return results
 
 
 def _worker_init(threads: int) -> None:
@@ -250,7 +227,7 @@ class RunOptions:
 class Coordinator:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
-        self.storage = open_storage(options.storage, heartbeat=options.heartbeat)
+        self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
         self.studies = [
             prepare_study(
                 self.storage, options.benchmark, v, options.n_trials, options.sampler, options.seed
@@ -260,6 +237,12 @@ class Coordinator:
         self.study_ids = {
             s.study_name: self.storage.get_study_id_from_name(s.study_name) for s in self.studies
         }
+        # One folder per storage: two studies of the same name in two storages never share.
+        self.checkpoints = Path(options.checkpoints) / f"{stable_seed(options.storage):08x}"
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--checkpoints {options.checkpoints}: {err.strerror}") from None
         self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -291,7 +274,7 @@ class Coordinator:
                     break
             if taken:
                 variant = study.study_name.split("/", 1)[1]
-                folder = Path(opts.checkpoints) / opts.benchmark / variant
+                folder = self.checkpoints / opts.benchmark / variant
                 folder.mkdir(parents=True, exist_ok=True)
                 return Job(
                     benchmark=opts.benchmark,
@@ -305,7 +288,9 @@ class Coordinator:
                         (
                             t.number,
                             trial_config(t),
-                            str(folder / f"{t.user_attrs['config_index']}.pt"),
+                            str(
+                                folder / f"{t.user_attrs['config_index']}-{t.user_attrs['seed']}.pt"
+                            ),
                         )
                         for t in taken
                     ),
@@ -313,35 +298,60 @@ class Coordinator:
         return None
 
     def finish(self, job: Job, results: list[dict] | None, error: str | None = None) -> None:
-        """Tell each trial's result (or its failure) and drop its checkpoint once stored."""
+        """Tell each trial's result. After an error the trial goes back to the queue with its
+        checkpoint, up to MAX_ATTEMPTS times; a trial that never had a finite metric fails."""
         by_number = {r["number"]: r for r in results or []}
         for number, _, checkpoint in job.trials:
-            trial_id, (study, _) = self._running_by_number(job.variant, number)
+            trial_id, (study, trial) = self._running_by_number(job.variant, number)
             result = by_number.get(number)
-            if result is None or not math.isfinite(result["value"]):
-                self.storage.set_trial_user_attr(trial_id, "error", error or "no finite metric")
-                study.tell(number, state=TrialState.FAIL)
-            else:
-                attrs = {
-                    "test_metric": result["test_metric"],
-                    "best_epoch": result["best_epoch"],
-                    "epochs": result["epochs"],
-                    "diverged": result["diverged"],
-                    "n_params": result["n_params"],
-                    "seconds": result["seconds"],
-                    "population": result["population"],
-                    "device": str(job.device),
-                    "preset": self.options.preset,
-                    "protocol": asdict(job.protocol),
-                    "versions": self._versions,
-                }
-                for key, value in attrs.items():
-                    self.storage.set_trial_user_attr(trial_id, key, value)
-                study.tell(number, result["value"])
-            with self._lock:
-                self.running.pop(trial_id, None)
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(checkpoint)
+            try:
+                if result is None:
+                    attempts = trial.user_attrs.get("attempts", 1)
+                    if attempts < MAX_ATTEMPTS:
+                        self._requeue(study, trial, {"attempts": attempts + 1})
+                    self.storage.set_trial_user_attr(trial_id, "error", error or "no result")
+                    study.tell(number, state=TrialState.FAIL)
+                    continue
+                if not math.isfinite(result["value"]):
+                    self.storage.set_trial_user_attr(trial_id, "error", "no finite metric")
+                    study.tell(number, state=TrialState.FAIL)
+                else:
+                    for key, value in self._attributes(job, result).items():
+                        self.storage.set_trial_user_attr(trial_id, key, value)
+                    study.tell(number, result["value"])
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(checkpoint)
+            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                pass  # another coordinator failed it as stale meanwhile and re-enqueued it
+            finally:
+                with self._lock:
+                    self.running.pop(trial_id, None)
+
+    def _attributes(self, job: Job, result: dict) -> dict:
+        return {
+            "test_metric": result["test_metric"],
+            "best_epoch": result["best_epoch"],
+            "epochs": result["epochs"],
+            "diverged": result["diverged"],
+            "n_params": result["n_params"],
+            "seconds": result["seconds"],
+            "population": result["population"],
+            "device": str(job.device),
+            "preset": self.options.preset,
+            "protocol": asdict(job.protocol),
+            "versions": self._versions,
+        }
+
+    def _requeue(self, study: optuna.Study, trial: FrozenTrial, attrs: dict | None = None) -> None:
+        """A waiting copy of a trial: same parameters, seed and configuration index."""
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={**trial.user_attrs, **(attrs or {})},
+            )
+        )
 
     def requeue_running(self) -> int:
         """Give the trials in flight back to the queue (same parameters, checkpoints kept)."""
@@ -349,15 +359,8 @@ class Coordinator:
             running = list(self.running.items())
             self.running.clear()
         for trial_id, (study, trial) in running:
+            self._requeue(study, trial)  # the copy first: an interrupt here loses nothing
             self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            study.add_trial(
-                optuna.trial.create_trial(
-                    state=TrialState.WAITING,
-                    params=trial.params,
-                    distributions=trial.distributions,
-                    user_attrs=trial.user_attrs,
-                )
-            )
         return len(running)
 
     def _running_by_number(self, variant: str, number: int):
@@ -419,17 +422,21 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
         beat = threading.Thread(target=coordinator.heartbeats, daemon=True)
         beat.start()
         threads = max(1, (os.cpu_count() or 1) // options.workers)
-        pool: cf.Executor | None = None
         if options.workers == 1:
             torch.set_num_threads(threads)
-        if options.workers > 1:
-            pool = cf.ProcessPoolExecutor(
+
+        def new_pool() -> cf.ProcessPoolExecutor | None:
+            if options.workers == 1:
+                return None  # train in this process
+            return cf.ProcessPoolExecutor(
                 options.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
                 initargs=(threads,),
             )
-        in_flight: dict[cf.Future, Job] = {}
+
+        pool = new_pool()
+        in_flight: dict[cf.Future, tuple[Job, cf.Executor | None]] = {}  # job, its pool
         try:
             while True:
                 for study in coordinator.studies:
@@ -437,13 +444,17 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
                 while len(in_flight) < options.workers and (job := coordinator.take_job()):
                     if pool is None:
                         future: cf.Future = cf.Future()
-                        in_flight[future] = job
                         try:
                             future.set_result(train_job(job))
                         except Exception as err:  # a bug in training must not lose the study
                             future.set_exception(err)
                     else:
-                        in_flight[pool.submit(train_job, job)] = job
+                        try:
+                            future = pool.submit(train_job, job)
+                        except cf.process.BrokenProcessPool:  # a worker died: start afresh
+                            pool = new_pool()
+                            future = pool.submit(train_job, job)
+                    in_flight[future] = (job, pool)
                 counts = coordinator.counts()
                 if progress is not None:
                     progress(counts)
@@ -456,11 +467,15 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
                     in_flight, timeout=options.heartbeat, return_when=cf.FIRST_COMPLETED
                 )
                 for future in done:
-                    job = in_flight.pop(future)
+                    job, its_pool = in_flight.pop(future)
                     try:
-                        coordinator.finish(job, future.result())
-                    except Exception as err:
+                        results = future.result()
+                    except Exception as err:  # killed worker (out of memory) or a training error
                         coordinator.finish(job, None, error=f"{type(err).__name__}: {err}")
+                        if isinstance(err, cf.process.BrokenProcessPool) and its_pool is pool:
+                            pool = new_pool()
+                    else:
+                        coordinator.finish(job, results)
         except KeyboardInterrupt:
             requeued = coordinator.requeue_running()
             raise UserError(
@@ -477,17 +492,25 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
 
 
 def resolve_variants(text: str) -> tuple[str, ...]:
+    """Variant names from `--variants`: 'all' (the paper's nine) or a comma-separated list of
+    names and '+' combinations, spelt as registered ('cifg+np' -> 'CIFG+NP'), each once."""
     if text.strip().lower() == "all":
         return variants.PAPER_VARIANTS
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    spelling = {name.upper(): name for name in variants.PRESETS}
+    names = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            variants.resolve(item)
+        except ValueError as err:
+            raise UserError(f"--variants: {err}") from None
+        name = "+".join(spelling[part.strip().upper()] for part in item.split("+"))
+        if name not in names:
+            names.append(name)
     if not names:
         raise UserError("--variants needs a comma-separated list of variants or 'all'")
-    for name in names:
-        try:
-            variants.resolve(name)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-    return names
+    return tuple(names)
 
 
 # --- command line -------------------------------------------------------------------------
@@ -509,7 +532,9 @@ def cmd_run(args) -> int:
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     device = resolve_device(args.device)
-    population = args.population or (64 if device.type == "cuda" else 16)
+    population = args.population
+    if population is None:
+        population = 64 if device.type == "cuda" else 16
     if population < 1:
         raise UserError(f"--population must be at least 1, got {population}")
     proto = protocol(
@@ -576,7 +601,7 @@ def cmd_run(args) -> int:
 
 def study_table(storage_url: str) -> list[dict]:
     """One row per study: trial counts by state, diverged, best value, compute time."""
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url)  # an existing storage: status creates nothing
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)

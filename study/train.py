@@ -42,11 +42,13 @@ class Protocol:
     eval_batch_size: int = 32  # sequences per evaluation batch (no effect on results)
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "patience", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_sequences is not None and self.max_sequences < 1:
-            raise UserError(f"max_sequences must be at least 1, got {self.max_sequences}")
+        for name in ("max_epochs", "patience", "batch_size", "eval_batch_size", "max_sequences"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                option = "--" + name.replace("_", "-")
+                raise UserError(f"{name} ({option}) must be at least 1, got {value}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise UserError(f"clip_norm (--clip-norm) must be positive, got {self.clip_norm}")
 
 
 PROTOCOLS = {
@@ -101,11 +103,15 @@ class TrialState:
     seconds: float = 0.0
     n_params: int = 0
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "config": asdict(self.config)}
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically: a crash while saving leaves the previous checkpoint intact."""
+        tmp = f"{path}.tmp"
+        torch.save({**asdict(self), "config": asdict(self.config)}, tmp)
+        os.replace(tmp, path)
 
     @classmethod
-    def from_dict(cls, state: dict) -> TrialState:
+    def load(cls, path: str | os.PathLike) -> TrialState:
+        state = torch.load(path, weights_only=False)
         return cls(**{**state, "config": TrialConfig(**state["config"])})
 
     def result(self) -> TrialResult:
@@ -211,7 +217,14 @@ class PopulationTrainer:
         return state
 
     def add_state(self, state: TrialState) -> TrialState:
-        """Continue a trial from a saved state (see TrialState.to_dict)."""
+        """Continue a trial from a saved state. The population takes the epoch of its first
+        trial, so that the sequence order goes on as if training had not stopped."""
+        if not self.trials:
+            self.epoch = state.epoch
+        elif state.epoch != self.epoch:
+            raise ValueError(
+                f"a trial at epoch {state.epoch} cannot join a population at epoch {self.epoch}"
+            )
         self.trials.append(state)
         return state
 
@@ -357,7 +370,7 @@ class PopulationTrainer:
                 state.velocity[name].copy_(_own(velocity[name][k], own))
             state.noise_state = noise[k].get_state()
 
-    # --- batches and checkpoints ----------------------------------------------------------
+    # --- batches ---------------------------------------------------------------------------
 
     def _batches(self, split: Split, size: int, cap: int | None) -> list[tasks.Batch]:
         """Batches of sequences of similar length, on the device."""
@@ -381,27 +394,6 @@ class PopulationTrainer:
             ).to(self.device)
             for chunk in chunks
         ]
-
-    def state_dict(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "order_seed": self.order_seed,
-            "trials": [t.to_dict() for t in self.trials],
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch = state["epoch"]
-        self.order_seed = state["order_seed"]
-        self.trials = [TrialState.from_dict(t) for t in state["trials"]]
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write a checkpoint atomically: a crash leaves the previous one intact."""
-        tmp = f"{path}.tmp"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-
-    def load(self, path: str | os.PathLike) -> None:
-        self.load_state_dict(torch.load(path, weights_only=False))
 
 
 def resolve_device(device: str) -> torch.device:

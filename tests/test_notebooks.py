@@ -6,9 +6,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from synthetic_study import fill
 
 from study.analysis import analyse, load_trials, write
+from synthetic_study import fill
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 

@@ -14,7 +14,9 @@ from optuna.trial import TrialState
 from study import runner
 from study.cli import main
 from study.errors import UserError
+from study.storage import open_storage
 from study.train import PROTOCOLS
+from synthetic_study import fill
 
 POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
 ODYSSEY = [sys.executable, "-m", "study.cli"]
@@ -101,7 +103,7 @@ def test_search_space_is_the_papers():
 
 
 def test_prepare_enqueues_once_and_tops_up(tmp_path):
-    storage = runner.open_storage(f"sqlite:///{tmp_path}/s.db")
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", create=True)
     study = runner.prepare_study(storage, "jsb", "V", 4, "random", seed=3)
     first = [t.params for t in study.get_trials(deepcopy=False)]
     assert len(first) == 4 and all(t.state == TrialState.WAITING for t in study.trials)
@@ -230,3 +232,79 @@ def test_presets_are_ordered_by_budget():
         < PROTOCOLS["paper"].max_epochs
     )
     assert PROTOCOLS["paper"].patience == 15 and PROTOCOLS["paper"].max_epochs == 150
+
+
+def test_a_training_error_sends_trials_back_to_the_queue(tmp_path, tiny_jsb, monkeypatch):
+    real, calls = runner.train_job, []
+
+    def flaky(job):
+        calls.append(job)
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return real(job)
+
+    monkeypatch.setattr(runner, "train_job", flaky)
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")) == 0
+    assert_exact(storage, ["jsb-original/V"], 3)
+    failed = [
+        t
+        for t in optuna.load_study(study_name="jsb-original/V", storage=storage).trials
+        if t.state == TrialState.FAIL
+    ]
+    assert failed and all(t.user_attrs["error"] == "RuntimeError: out of memory" for t in failed)
+
+
+def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
+    import variants
+    from study.train import PopulationTrainer, TrialConfig
+
+    bench = runner.benchmarks.load("jsb-original", tiny_jsb)
+    mine = TrialConfig(8, 1e-3, 0.9, 0.0, seed=1)
+    stranger = PopulationTrainer(bench, "V", PROTOCOLS["smoke"]).add(
+        TrialConfig(5, 1e-2, 0.5, 0.1, 2)
+    )
+    stranger.epoch, stranger.best_value, stranger.done = 2, 1.234, True
+    stranger.save(tmp_path / "0.pt")
+    job = runner.Job(
+        "jsb-original",
+        tiny_jsb,
+        "V",
+        variants.resolve("V"),
+        PROTOCOLS["smoke"],
+        "cpu",
+        0,
+        ((0, mine, str(tmp_path / "0.pt")),),
+    )
+    (result,) = runner.train_job(job)
+    assert result["value"] != 1.234 and result["epochs"] >= 1
+
+
+def test_variant_names_are_spelt_as_registered():
+    assert runner.resolve_variants("v, cifg+np ,V") == ("V", "CIFG+NP")
+    assert runner.resolve_variants("all") == runner.variants.PAPER_VARIANTS
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--benchmark", "jsb", "--population", "0"], "--population must be at least 1"),
+        (["report", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
+        (["status", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
+    ],
+)
+def test_more_user_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_unusable_output_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    storage = f"sqlite:///{tmp_path}/s.db"
+    fill(storage, "jsb", {"V": 0.0, "NP": 0.0}, 6)
+    assert main(["report", "--storage", storage, "--out", str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "file/out: Not a directory" in err, err

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from study import tasks
 from study.optim import PopulationNesterov
-from study.train import PopulationTrainer, Protocol, TrialConfig
+from study.train import PopulationTrainer, Protocol, TrialConfig, TrialState
 from synthetic import make_benchmark
 
 
@@ -183,19 +183,21 @@ def test_divergence_is_flagged_and_others_unaffected():
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     bench = make_benchmark("ctc")
     proto = Protocol(max_epochs=4, patience=4)
-    full = PopulationTrainer(bench, "FGR", proto, dtype=torch.float64)
+    full = PopulationTrainer(bench, "FGR", proto, dtype=torch.float64, order_seed=9)
     for c in configs():
         full.add(c)
     expected = full.run()
 
-    first = PopulationTrainer(bench, "FGR", proto, dtype=torch.float64)
+    first = PopulationTrainer(bench, "FGR", proto, dtype=torch.float64, order_seed=9)
     for c in configs():
         first.add(c)
     first.train_epoch()
     first.train_epoch()
-    first.save(tmp_path / "ckpt.pt")
-    resumed = PopulationTrainer(bench, "FGR", proto, dtype=torch.float64)
-    resumed.load(tmp_path / "ckpt.pt")
+    for k, state in enumerate(first.trials):  # what the runner writes after every epoch
+        state.save(tmp_path / f"{k}.pt")
+    resumed = PopulationTrainer(bench, "FGR", proto, dtype=torch.float64, order_seed=9)
+    for k in range(len(configs())):
+        resumed.add_state(TrialState.load(tmp_path / f"{k}.pt"))
     got = resumed.run()
     for a, b, sa, sb in zip(got, expected, resumed.trials, full.trials):
         assert (a.value, a.test_metric, a.best_epoch, a.epochs) == (
@@ -208,6 +210,19 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
         for name in sa.params:
             assert torch.equal(sa.params[name], sb.params[name]), name
             assert torch.equal(sa.velocity[name], sb.velocity[name]), name
+
+
+def test_trials_of_one_population_share_an_epoch(tmp_path):
+    trainer = PopulationTrainer(make_benchmark("framewise"), "V", Protocol(max_epochs=3))
+    state = trainer.add(configs(1)[0])
+    trainer.train_epoch()
+    state.save(tmp_path / "a.pt")
+    other = PopulationTrainer(make_benchmark("framewise"), "V", Protocol(max_epochs=3))
+    other.add_state(TrialState.load(tmp_path / "a.pt"))
+    assert other.epoch == 1
+    with pytest.raises(ValueError, match="at epoch 0 cannot join a population at epoch 1"):
+        fresh = PopulationTrainer(make_benchmark("framewise"), "V", Protocol())
+        other.add_state(fresh.add(configs(2)[1]))
 
 
 def test_noise_only_during_training():

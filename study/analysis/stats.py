@@ -82,7 +82,8 @@ def summarize(trials: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
                 {
                     "benchmark": benchmark,
                     "variant": variant,
-                    "n_trials": int((runs.variant == variant).sum()),
+                    # complete trials only: retried failures are not trials of the sample
+                    "n_trials": int(((runs.variant == variant) & (runs.state == "COMPLETE")).sum()),
                     "n_top": len(top),
                     "top_mean": _stat(np.mean, metric),
                     "top_std": _stat(lambda x: np.std(x, ddof=1), metric, minimum=2),

@@ -17,6 +17,7 @@ import pandas as pd
 import variants
 
 from ..errors import UserError
+from ..storage import open_storage
 
 COLUMNS = [
     "benchmark",
@@ -54,17 +55,6 @@ def variant_order(names: Iterable[str]) -> list[str]:
     ]
     names = set(names)
     return [v for v in known if v in names] + sorted(names - set(known))
-
-
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a URL, or a UserError that says why it cannot be opened."""
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        # Optuna would silently create an empty database here.
-        raise UserError(f"storage {url}: no such SQLite file; expected an existing study database")
-    try:
-        return optuna.storages.get_storage(url)
-    except Exception as err:  # any driver or schema failure is the user's storage URL
-        raise UserError(f"cannot open storage {url}: {str(err).splitlines()[0]}") from err
 
 
 def load_trials(

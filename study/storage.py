@@ -1,0 +1,61 @@
+"""Opening an Optuna RDB storage from a URL, with one clear line when it cannot be opened."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+
+from .errors import UserError
+
+# Heartbeats, stale-trial retries and QMC are marked experimental by Optuna; they are the
+# features the runner is built on, so the warnings say nothing to our users.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def open_storage(
+    url: str, *, create: bool = False, heartbeat: int | None = None
+) -> optuna.storages.RDBStorage:
+    """The storage at `url`. A SQLite file must exist unless `create` (Optuna would silently
+    make an empty one). With `heartbeat` seconds, a running trial silent for 2 x + 1 s is
+    failed by the next process that looks, and re-enqueued with the same parameters."""
+    if "://" not in url:
+        raise UserError(
+            f"storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, got {url!r}"
+        )
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if create:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise UserError(
+                    f"storage {url}: cannot create {path.parent}: {err.strerror}"
+                ) from None
+        elif not path.is_file():
+            raise UserError(f"storage {url}: no such SQLite file; expected a study database")
+    kwargs: dict = {}
+    if heartbeat is not None:
+        # Optuna renamed the retry callback and its argument in 4.9; accept both.
+        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
+            key = "heartbeat_stale_trial_callback"
+        else:
+            retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
+            key = "failed_trial_callback"
+        kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1, key: retry}
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.IntegrityError:
+            # Several machines creating the tables of a new database at once: one wins.
+            time.sleep(0.5 + attempt)
+        except Exception as err:  # SQLAlchemy and driver errors: unreachable server, bad URL
+            text = str(err).strip()
+            first_line = text.splitlines()[0] if text else type(err).__name__
+            raise UserError(f"cannot open storage {url}: {first_line}") from None
+    raise UserError(f"cannot open storage {url}: its tables could not be created")
