@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -247,3 +248,19 @@ def test_forget_bias_and_clipping_options():
     assert (state.params["b_f_reverse"] == 1.0).all()
     (res,) = trainer.run()
     assert res.epochs == 1
+
+
+def test_batches_of_several_sequences_train_every_trial_like_alone():
+    bench = make_benchmark("ctc")
+    proto = Protocol(max_epochs=2, patience=2, batch_size=3)
+    pop = PopulationTrainer(bench, "NIG", proto, dtype=torch.float64, order_seed=2)
+    for c in configs():
+        pop.add(c)
+    pop.run()
+    assert len(pop._train) == 4  # 12 sequences, grouped by length, 3 to a batch
+    for c, state in zip(configs(), pop.trials):
+        alone = PopulationTrainer(bench, "NIG", proto, dtype=torch.float64, order_seed=2)
+        alone.add(c)
+        alone.run()
+        np.testing.assert_allclose(state.history, alone.trials[0].history, rtol=1e-9)
+        torch.testing.assert_close(state.params["R_z"], alone.trials[0].params["R_z"])
