@@ -216,6 +216,9 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
             "cannot open storage",
         ),
         (["status", "--storage", "results.db"], "SQLAlchemy URL"),
+        (["run", "--benchmark", "jsb", "--population", "0"], "--population must be at least 1"),
+        (["report", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
+        (["status", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
     ],
 )
 def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -223,6 +226,7 @@ def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "missing.db").exists()
 
 
 def test_presets_are_ordered_by_budget():
@@ -283,22 +287,6 @@ def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
 def test_variant_names_are_spelt_as_registered():
     assert runner.resolve_variants("v, cifg+np ,V") == ("V", "CIFG+NP")
     assert runner.resolve_variants("all") == runner.variants.PAPER_VARIANTS
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["run", "--benchmark", "jsb", "--population", "0"], "--population must be at least 1"),
-        (["report", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
-        (["status", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
-    ],
-)
-def test_more_user_errors(argv, message, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "missing.db").exists()
 
 
 def test_unusable_output_folder_is_one_line(tmp_path, capsys):

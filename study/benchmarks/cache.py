@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,19 @@ def cache_path(name: str, recipe: dict) -> Path:
     """The file a recipe builds into: any change of recipe or package version is a new file."""
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     return data_home() / ".cache" / f"{name}-{key}.npz"
+
+
+def folder_recipe(name: str, root: Path, lines: Iterable[str]) -> dict:
+    """The recipe of a benchmark read from a user's folder: one line per file it uses."""
+    listing = hashlib.sha256()
+    for line in lines:
+        listing.update(f"{line}\n".encode())
+    return {
+        "benchmark": name,
+        "version": 1,
+        "root": str(Path(root).resolve()),
+        "files": listing.hexdigest(),
+    }
 
 
 def cached(name: str, recipe: dict, build: Callable[[], Benchmark]) -> Benchmark:

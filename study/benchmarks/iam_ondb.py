@@ -11,7 +11,6 @@ training statistics. Labels: the characters of the training transcriptions, 1..C
 
 from __future__ import annotations
 
-import hashlib
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .cache import cached
+from .cache import cached, folder_recipe
 from .core import Benchmark, Split
 
 ENV = "ODYSSEY_IAM_ONDB"
@@ -113,16 +112,15 @@ def form_lines(strokes_dir: Path, ascii_dir: Path, form: str) -> list[tuple[str,
 
 
 def recipe(root: Path, files: dict) -> dict:
-    listing = hashlib.sha256()
-    for entries in files.values():
-        for line_id, path, text in entries:
-            listing.update(f"{line_id} {path.stat().st_size} {text}\n".encode())
-    return {
-        "benchmark": "iam-ondb",
-        "version": 1,
-        "root": str(Path(root).resolve()),
-        "files": listing.hexdigest(),
-    }
+    return folder_recipe(
+        "iam-ondb",
+        root,
+        (
+            f"{line_id} {path.stat().st_size} {text}"
+            for entries in files.values()
+            for line_id, path, text in entries
+        ),
+    )
 
 
 def load(root: str | Path) -> Benchmark:

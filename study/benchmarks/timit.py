@@ -10,7 +10,6 @@ valid = the 50-speaker development set of TEST (400), test = the 24-speaker core
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from scipy.io import wavfile
 from scipy.signal import savgol_filter
 
 from ..errors import UserError
-from .cache import cached
+from .cache import cached, folder_recipe
 from .core import Benchmark, Split
 
 ENV = "ODYSSEY_TIMIT"
@@ -172,16 +171,15 @@ def utterance_files(root: str | Path) -> dict[str, list[tuple[str, Path, Path]]]
 
 
 def recipe(root: Path, files: dict) -> dict:
-    listing = hashlib.sha256()
-    for entries in files.values():
-        for uid, audio, phn in entries:
-            listing.update(f"{uid} {audio.stat().st_size} {phn.stat().st_size}\n".encode())
-    return {
-        "benchmark": "timit",
-        "version": 1,
-        "root": str(Path(root).resolve()),
-        "files": listing.hexdigest(),
-    }
+    return folder_recipe(
+        "timit",
+        root,
+        (
+            f"{uid} {audio.stat().st_size} {phn.stat().st_size}"
+            for entries in files.values()
+            for uid, audio, phn in entries
+        ),
+    )
 
 
 def load(root: str | Path) -> Benchmark:
