@@ -380,16 +380,18 @@ class Coordinator:
                     self.storage.record_heartbeat(trial_id)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        out = {}
-        for study in self.studies:
-            states = [t.state for t in study.get_trials(deepcopy=False)]
-            out[study.study_name] = {
-                "complete": states.count(TrialState.COMPLETE),
-                "running": states.count(TrialState.RUNNING),
-                "waiting": states.count(TrialState.WAITING),
-                "failed": states.count(TrialState.FAIL),
-            }
-        return out
+        return {s.study_name: state_counts(s.get_trials(deepcopy=False)) for s in self.studies}
+
+
+def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    """How many trials are complete, running, waiting and failed."""
+    states = [t.state for t in trials]
+    return {
+        "complete": states.count(TrialState.COMPLETE),
+        "running": states.count(TrialState.RUNNING),
+        "waiting": states.count(TrialState.WAITING),
+        "failed": states.count(TrialState.FAIL),
+    }
 
 
 def trial_config(trial: FrozenTrial) -> TrialConfig:
@@ -607,14 +609,10 @@ def study_table(storage_url: str) -> list[dict]:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        states = [t.state for t in trials]
         rows.append(
             {
                 "study": summary.study_name,
-                "complete": len(complete),
-                "running": states.count(TrialState.RUNNING),
-                "waiting": states.count(TrialState.WAITING),
-                "failed": states.count(TrialState.FAIL),
+                **state_counts(trials),
                 "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
                 "best_value": min((t.value for t in complete), default=None),
                 # trials of a population share its wall time

@@ -180,7 +180,6 @@ class PopulationTrainer:
         self.order_seed = order_seed
         self.epoch = 0  # epochs this population has run; seeds the sequence order
         self.trials: list[TrialState] = []
-        self._noise: dict[int, torch.Generator] = {}
         cap = protocol.max_sequences
         self._train = self._batches(benchmark.train, protocol.batch_size, cap)
         self._valid = self._batches(benchmark.valid, protocol.eval_batch_size, cap)
