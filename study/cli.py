@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     bench.add_argument("--variants", help="comma-separated variant names (default V,CIFG,FGR)")
     bench.add_argument(
+        "--backend",
+        default="auto",
+        help="recurrence of our rows: auto (default), compiled, fused or plain",
+    )
+    bench.add_argument(
         "--population", help="comma-separated trial counts K (default 1,16,64; GPU also 256)"
     )
     bench.add_argument("--hidden", help="comma-separated hidden sizes (default 20,100,200)")
@@ -93,15 +98,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--heartbeat", type=int, default=30, help="seconds between heartbeats (stale: 2x + 1)"
     )
-    for flag, kind, what in (
-        ("--max-epochs", int, "epochs at most"),
-        ("--patience", int, "epochs without improvement before stopping"),
-        ("--batch-size", int, "sequences per update (paper: 1)"),
-        ("--forget-bias", float, "initial forget-gate bias"),
-        ("--clip-norm", float, "per-trial gradient norm clipping"),
-    ):
-        run.add_argument(flag, type=kind, help=f"override the preset: {what}")
+    run.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this wall time as on Ctrl-C (trials back to the queue); rerun to go on",
+    )
+    _protocol_options(run)
     run.set_defaults(func=_handler("study.runner:cmd_run"))
+
+    train = sub.add_parser(
+        "train", help="train one configuration (or a few) by hand, an epoch per line"
+    )
+    train.add_argument("--benchmark", required=True, help="benchmark name (see `odyssey datasets`)")
+    train.add_argument("--data", help="folder or file of a user-supplied benchmark")
+    train.add_argument("--variant", default="V", help="variant name (default V)")
+    for flag, what in (
+        ("--hidden-size", "hidden units per direction"),
+        ("--learning-rate", "learning rate"),
+        ("--momentum", "momentum"),
+        ("--input-noise", "input noise std (default 0)"),
+    ):
+        train.add_argument(
+            flag,
+            default="0" if flag == "--input-noise" else None,
+            required=flag != "--input-noise",
+            help=f"{what}; comma-separated values train a population, one per value",
+        )
+    train.add_argument(
+        "--preset", default="paper", help="training budget: paper (default), quick or smoke"
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed of the weights and the noise")
+    train.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    train.add_argument("--json", metavar="PATH", help="write every curve and result as JSON")
+    _protocol_options(train)
+    train.set_defaults(func=_handler("study.handtrain:cmd_train"))
 
     status = sub.add_parser("status", help="a table of every study in a storage")
     status.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
@@ -112,13 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="tables, Welch tests, fANOVA, figures and REPORT.md from a study storage"
     )
     report.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
-    report.add_argument("--out", default="results", help="output folder (default: results)")
+    report.add_argument(
+        "--out",
+        help="output folder (default: named after the storage, e.g. results/odyssey/ for "
+        "sqlite:///results/odyssey.db)",
+    )
     report.add_argument(
         "--benchmark", action="append", help="analyse only this benchmark (repeatable)"
     )
     report.set_defaults(func=_handler("study.analysis.report:cmd_report"))
 
     return parser
+
+
+def _protocol_options(parser: argparse.ArgumentParser) -> None:
+    """Deviations from a preset's protocol, the same for `run` and `train`."""
+    for flag, kind, what in (
+        ("--max-epochs", int, "epochs at most"),
+        ("--patience", int, "epochs without improvement before stopping"),
+        ("--batch-size", int, "sequences per update (paper: 1)"),
+        ("--forget-bias", float, "initial forget-gate bias"),
+        ("--clip-norm", float, "per-trial gradient norm clipping"),
+    ):
+        parser.add_argument(flag, type=kind, help=f"override the preset: {what}")
+    parser.add_argument(
+        "--loss-reduction",
+        choices=("sum", "mean"),
+        help="override the preset: the loss over a sequence's frames, sum (paper) or mean",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,9 +5,11 @@ a study enqueues all N configurations at once (the storage's unique study name m
 process unique), so the sample is the same whatever the number of workers or machines.
 Each `odyssey run` is a coordinator: it alone talks to the storage for its local workers,
 takes waiting trials by an atomic WAITING -> RUNNING update (row-locked on PostgreSQL),
-records heartbeats, and tells results. A dead coordinator's trials go stale; the next
+records heartbeats, writes each trial's learning curve as Optuna intermediate values at
+every epoch boundary, and tells results. A dead coordinator's trials go stale; the next
 coordinator fails them and Optuna's RetryFailedTrialCallback re-enqueues them with the
-same parameters, and they resume from their last epoch checkpoint.
+same parameters, and they resume from their last epoch checkpoint. A study remembers the
+protocol it was created with, and refuses to mix in trials trained another way.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import fcntl
 import math
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,6 +102,38 @@ def sample_configs(n: int, sampler: str, seed: int) -> list[dict]:
     return configs
 
 
+def protocol_record(preset: str, protocol: Protocol) -> dict:
+    """What a study stores of how its trials are trained: the preset and every field that
+    changes a trial's result."""
+    return {"preset": preset, **protocol.results_fields()}
+
+
+def stored_protocol(study: optuna.Study) -> dict | None:
+    """The protocol a study was run with. Studies made before it was stored with the study
+    are read from their first finished trial (those trained with frames averaged)."""
+    if "protocol" in study.user_attrs:
+        return study.user_attrs["protocol"]
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if "protocol" in trial.user_attrs:
+            fields = {
+                k: v for k, v in trial.user_attrs["protocol"].items() if k != "eval_batch_size"
+            }
+            return {"preset": trial.user_attrs.get("preset"), "loss_reduction": "mean", **fields}
+    return None
+
+
+def check_protocol(name: str, stored: dict, wanted: dict) -> None:
+    """One line naming every difference between a study's protocol and this run's."""
+    keys = [k for k in {**stored, **wanted} if stored.get(k) != wanted.get(k)]
+    if keys:
+        was = ", ".join(f"{k} {stored.get(k)}" for k in keys)
+        now = ", ".join(f"{k} {wanted.get(k)}" for k in keys)
+        raise UserError(
+            f"study {name} was run with {was}, not {now}: rerun it with the same options, "
+            "or give another --storage for the new protocol"
+        )
+
+
 def prepare_study(
     storage: optuna.storages.BaseStorage,
     benchmark: str,
@@ -106,8 +141,11 @@ def prepare_study(
     n_trials: int,
     sampler: str,
     seed: int,
+    protocol: dict | None = None,
 ) -> optuna.Study:
-    """Create the study and enqueue its N configurations, or load it and top it up to N."""
+    """Create the study and enqueue its N configurations, or load it and top it up to N.
+    `protocol` (see `protocol_record`) is stored with a new study and checked against an
+    existing one."""
     name = study_name(benchmark, variant)
     try:
         study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
@@ -118,6 +156,9 @@ def prepare_study(
         while "n_trials" not in study.user_attrs and time.time() < deadline:
             time.sleep(0.5)  # its creator is still enqueuing
         have = study.user_attrs.get("n_trials", 0)
+        stored = stored_protocol(study)
+        if protocol is not None and stored is not None:
+            check_protocol(name, stored, protocol)
         if have > n_trials:
             raise UserError(
                 f"study {name} already holds {have} trials; --trials {n_trials} cannot shrink it"
@@ -131,6 +172,8 @@ def prepare_study(
                 f"study {name} was sampled with --sampler {study.user_attrs['sampler']}, "
                 f"not {sampler}"
             ) from None
+    if protocol is not None and "protocol" not in study.user_attrs:
+        study.set_user_attr("protocol", protocol)
     if n_trials > have:
         configs = sample_configs(n_trials, sampler, stable_seed(seed, name))
         present = {t.user_attrs.get("config_index") for t in study.get_trials(deepcopy=False)}
@@ -163,13 +206,25 @@ class Job:
     order_seed: int
     trials: tuple[tuple[int, TrialConfig, str], ...]  # (trial number, config, checkpoint path)
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.variant, self.trials[0][0]
 
-def train_job(job: Job) -> list[dict]:
-    """Train the job's trials, checkpointing each after every epoch; results by trial.
+
+# A message after every epoch of a population: (job key, population epoch, trials), each
+# trial (number, epoch, validation metric, best validation metric so far, done).
+EpochReport = tuple[tuple[str, int], int, list[tuple[int, int, float, float, bool]]]
+_report: Callable[[EpochReport], None] | None = None  # set in worker processes
+
+
+def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> list[dict]:
+    """Train the job's trials, checkpointing each after every epoch, then `report`ing the
+    epoch (in a worker, to the coordinator's queue); results by trial.
 
     Trials resumed from checkpoints train in one population per epoch they stopped at, so
     that each goes on with the sequence order it would have seen without the interruption.
     """
+    report = report or _report
     bench = benchmarks.load(job.benchmark, job.data_path)
     by_epoch: dict[int, list] = {}
     for number, config, checkpoint in job.trials:
@@ -190,17 +245,26 @@ def train_job(job: Job) -> list[dict]:
                 trainer.add_state(state)
 
         def save(trainer: PopulationTrainer, members=members) -> None:
-            for state, (_, _, checkpoint, _) in zip(trainer.trials, members):
-                state.save(checkpoint)
+            trained = []
+            for state, (number, _, checkpoint, _) in zip(trainer.trials, members):
+                if state.epoch == trainer.epoch:  # trained this epoch
+                    state.save(checkpoint)
+                    trained.append(
+                        (number, state.epoch, state.history[-1][0], state.best_value, state.done)
+                    )
+            if report is not None:
+                report((job.key, trainer.epoch, trained))
 
         for (number, *_), result in zip(members, trainer.run(on_epoch=save)):
             results.append({"number": number, **asdict(result), "population": len(members)})
     return results
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, reports: multiprocessing.Queue) -> None:
+    global _report
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
     torch.set_num_threads(threads)
+    _report = reports.put
 
 
 # --- the coordinator ----------------------------------------------------------------------
@@ -222,15 +286,23 @@ class RunOptions:
     data_path: str | None = None
     checkpoints: str = "results/checkpoints"
     heartbeat: int = 30
+    time_limit: float | None = None  # seconds; then stop as on Ctrl-C
 
 
 class Coordinator:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
+        record = protocol_record(options.preset, options.protocol)
         self.studies = [
             prepare_study(
-                self.storage, options.benchmark, v, options.n_trials, options.sampler, options.seed
+                self.storage,
+                options.benchmark,
+                v,
+                options.n_trials,
+                options.sampler,
+                options.seed,
+                record,
             )
             for v in options.variants
         ]
@@ -244,6 +316,8 @@ class Coordinator:
         except OSError as err:
             raise UserError(f"--checkpoints {options.checkpoints}: {err.strerror}") from None
         self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
+        self.curve_steps: dict[int, set[int]] = {}  # trial id -> epochs already in the storage
+        self.live: dict[tuple[str, int], tuple[str, int, int, float]] = {}  # job key -> epoch
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._versions = {
@@ -269,6 +343,7 @@ class Coordinator:
                     self.storage.record_heartbeat(trial_id)
                     with self._lock:
                         self.running[trial_id] = (study, trial)
+                        self.curve_steps[trial_id] = set(trial.intermediate_values)
                     taken.append(trial)
                 if len(taken) == opts.population:
                     break
@@ -312,6 +387,7 @@ class Coordinator:
                     self.storage.set_trial_user_attr(trial_id, "error", error or "no result")
                     study.tell(number, state=TrialState.FAIL)
                     continue
+                self._write_curve(trial_id, result["valid_curve"])
                 if not math.isfinite(result["value"]):
                     self.storage.set_trial_user_attr(trial_id, "error", "no finite metric")
                     study.tell(number, state=TrialState.FAIL)
@@ -326,6 +402,44 @@ class Coordinator:
             finally:
                 with self._lock:
                     self.running.pop(trial_id, None)
+                    self.curve_steps.pop(trial_id, None)
+        self.live.pop(job.key, None)
+
+    def _write_curve(self, trial_id: int, valid: list[float], first: int = 1) -> None:
+        """Validation metric per epoch as the trial's intermediate values (epoch 1, 2, ...),
+        skipping the epochs already written."""
+        steps = self.curve_steps.setdefault(trial_id, set())
+        for epoch, value in enumerate(valid, first):
+            if epoch not in steps:
+                self.storage.set_trial_intermediate_value(trial_id, epoch, value)
+                steps.add(epoch)
+
+    def record_epoch(self, report: EpochReport) -> None:
+        """A population finished an epoch: its trials' points go into the storage now, so
+        that a dashboard shows the curves while the study runs."""
+        key, epoch, trained = report
+        name = study_name(self.options.benchmark, key[0])
+        for number, trial_epoch, valid, _, _ in trained:
+            try:
+                trial_id, _ = self._running_by_number(key[0], number)
+                self._write_curve(trial_id, [valid], first=trial_epoch)
+            except (KeyError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                pass  # no longer ours: failed as stale by another coordinator
+        active = sum(not done for *_, done in trained)
+        best = min((b for _, _, _, b, _ in trained), default=math.inf)
+        self.live[key] = (name, epoch, active, best)
+
+    def live_detail(self) -> dict[str, str]:
+        """Per study in training here: 'epoch 37/150, 12 trials active, best valid 8.91'."""
+        by_study: dict[str, list] = {}
+        for name, epoch, active, best in list(self.live.values()):
+            by_study.setdefault(name, []).append((epoch, active, best))
+        return {
+            name: f"epoch {max(e for e, _, _ in rows)}/{self.options.protocol.max_epochs}, "
+            f"{sum(a for _, a, _ in rows)} trials active, "
+            f"best valid {min(b for _, _, b in rows):.4g}"
+            for name, rows in by_study.items()
+        }
 
     def _attributes(self, job: Job, result: dict) -> dict:
         return {
@@ -336,6 +450,8 @@ class Coordinator:
             "n_params": result["n_params"],
             "seconds": result["seconds"],
             "population": result["population"],
+            "test_curve": result["test_curve"],
+            "train_curve": result["train_curve"],
             "device": str(job.device),
             "preset": self.options.preset,
             "protocol": asdict(job.protocol),
@@ -343,13 +459,18 @@ class Coordinator:
         }
 
     def _requeue(self, study: optuna.Study, trial: FrozenTrial, attrs: dict | None = None) -> None:
-        """A waiting copy of a trial: same parameters, seed and configuration index."""
+        """A waiting copy of a trial: same parameters, seed and configuration index. Its
+        retry history is Optuna's own (as RetryFailedTrialCallback writes it), so that the
+        original counts as requeued, not failed."""
+        system_attrs = {"failed_trial": trial.number, "retry_history": [], **trial.system_attrs}
+        system_attrs["retry_history"] = [*system_attrs["retry_history"], trial.number]
         study.add_trial(
             optuna.trial.create_trial(
                 state=TrialState.WAITING,
                 params=trial.params,
                 distributions=trial.distributions,
                 user_attrs={**trial.user_attrs, **(attrs or {})},
+                system_attrs=system_attrs,
             )
         )
 
@@ -384,13 +505,18 @@ class Coordinator:
 
 
 def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
-    """How many trials are complete, running, waiting and failed."""
+    """How many trials are complete, running, waiting, failed, and requeued: a FAIL row
+    whose trial went back to the queue (an interrupt, a time limit, a lost heartbeat, a
+    retried error) is not a failure, its copy carries it on."""
     states = [t.state for t in trials]
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    requeued = sum(t.state == TrialState.FAIL and t.number in retried for t in trials)
     return {
         "complete": states.count(TrialState.COMPLETE),
         "running": states.count(TrialState.RUNNING),
         "waiting": states.count(TrialState.WAITING),
-        "failed": states.count(TrialState.FAIL),
+        "failed": states.count(TrialState.FAIL) - requeued,
+        "requeued": requeued,
     }
 
 
@@ -414,40 +540,87 @@ def _own_version() -> str:
         return "unknown"
 
 
-def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
+class TimeLimitReached(BaseException):
+    """The run's --time-limit has passed: stop as on Ctrl-C. A BaseException, so that the
+    handlers for training errors do not take it for one."""
+
+
+class Monitor:
+    """What a run tells the user; the CLI draws it, the library default is silent."""
+
+    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+        """Trial counts per study, and the epoch of its populations in training here."""
+
+    def trial(self, name: str, number: int, result: dict) -> None:
+        """A trial finished and was stored."""
+
+
+def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[str, int]]:
     """Run the study until no trial is waiting or running anywhere; returns trial counts.
 
-    `progress(counts)` is called after every finished population and while waiting.
+    With `options.time_limit`, stop after that many seconds as on Ctrl-C (trials in flight
+    back to the queue, checkpoints kept) and raise TimeLimitReached; with one worker
+    (training in this process) the stop comes at the first epoch boundary after the limit.
     """
+    monitor = monitor or Monitor()
     with exclusive_sqlite(options.storage):
         coordinator = Coordinator(options)
+        limit = options.time_limit
+        deadline = math.inf if limit is None else time.monotonic() + limit
         beat = threading.Thread(target=coordinator.heartbeats, daemon=True)
         beat.start()
         threads = max(1, (os.cpu_count() or 1) // options.workers)
         if options.workers == 1:
             torch.set_num_threads(threads)
+        context = multiprocessing.get_context("spawn")
+        reports: queue.Queue | multiprocessing.Queue = (
+            queue.Queue() if options.workers == 1 else context.Queue()
+        )
 
         def new_pool() -> cf.ProcessPoolExecutor | None:
             if options.workers == 1:
                 return None  # train in this process
             return cf.ProcessPoolExecutor(
                 options.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=context,
                 initializer=_worker_init,
-                initargs=(threads,),
+                initargs=(threads, reports),
             )
+
+        def in_process_report(report: EpochReport) -> None:
+            coordinator.record_epoch(report)
+            monitor.studies(counts, coordinator.live_detail())
+            if time.monotonic() > deadline:  # this epoch's checkpoints are written
+                raise TimeLimitReached
+
+        def drain() -> None:
+            while True:
+                try:
+                    coordinator.record_epoch(reports.get_nowait())
+                except queue.Empty:
+                    return
 
         pool = new_pool()
         in_flight: dict[cf.Future, tuple[Job, cf.Executor | None]] = {}  # job, its pool
+        last_look = -math.inf
         try:
             while True:
-                for study in coordinator.studies:
-                    optuna.storages.fail_stale_trials(study)
+                if time.monotonic() > deadline:
+                    raise TimeLimitReached
+                look = time.monotonic() - last_look >= options.heartbeat / 2
+                if look:  # stale trials of dead coordinators, at the heartbeat's pace
+                    for study in coordinator.studies:
+                        optuna.storages.fail_stale_trials(study)
+                    last_look = time.monotonic()
+                taken = False
                 while len(in_flight) < options.workers and (job := coordinator.take_job()):
+                    taken = True
                     if pool is None:
                         future: cf.Future = cf.Future()
+                        counts = coordinator.counts()
+                        monitor.studies(counts, coordinator.live_detail())
                         try:
-                            future.set_result(train_job(job))
+                            future.set_result(train_job(job, in_process_report))
                         except Exception as err:  # a bug in training must not lose the study
                             future.set_exception(err)
                     else:
@@ -457,17 +630,17 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
                             pool = new_pool()
                             future = pool.submit(train_job, job)
                     in_flight[future] = (job, pool)
-                counts = coordinator.counts()
-                if progress is not None:
-                    progress(counts)
+                if look or taken or not in_flight:
+                    counts = coordinator.counts()
+                monitor.studies(counts, coordinator.live_detail())
                 if not in_flight:
                     if not any(c["running"] or c["waiting"] for c in counts.values()):
                         return counts
                     time.sleep(min(5.0, options.heartbeat / 2))  # others' trials still running
                     continue
-                done, _ = cf.wait(
-                    in_flight, timeout=options.heartbeat, return_when=cf.FIRST_COMPLETED
-                )
+                wait = max(0.0, min(1.0, deadline - time.monotonic()))
+                done, _ = cf.wait(in_flight, timeout=wait, return_when=cf.FIRST_COMPLETED)
+                drain()
                 for future in done:
                     job, its_pool = in_flight.pop(future)
                     try:
@@ -478,12 +651,20 @@ def run(options: RunOptions, progress=None) -> dict[str, dict[str, int]]:
                             pool = new_pool()
                     else:
                         coordinator.finish(job, results)
+                        for result in results:
+                            name = study_name(options.benchmark, job.variant)
+                            monitor.trial(name, result["number"], result)
+                if done:
+                    counts = coordinator.counts()
         except KeyboardInterrupt:
             requeued = coordinator.requeue_running()
             raise UserError(
                 f"interrupted; {requeued} running trials went back to the queue with their "
                 "checkpoints: rerun the same command to continue"
             ) from None
+        except TimeLimitReached:
+            coordinator.requeue_running()
+            raise
         finally:
             coordinator._stop.set()
             if pool is not None:
@@ -518,6 +699,52 @@ def resolve_variants(text: str) -> tuple[str, ...]:
 # --- command line -------------------------------------------------------------------------
 
 
+class BarMonitor(Monitor):
+    """A progress bar per study, on a terminal."""
+
+    def __init__(self, bar, n_trials: int) -> None:
+        self.bar, self.n_trials, self.tasks = bar, n_trials, {}
+
+    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+        for name, c in counts.items():
+            if name not in self.tasks:
+                self.tasks[name] = self.bar.add_task(name, total=self.n_trials, detail="")
+            detail = live.get(name) or f"running {c['running']}"
+            if c["failed"]:
+                detail += f", failed {c['failed']}"
+            self.bar.update(self.tasks[name], completed=c["complete"], detail=detail)
+
+
+class LogMonitor(Monitor):
+    """Timestamped lines for a log file (nohup, SLURM, CI): one per finished trial and at
+    most one per study per `every` seconds."""
+
+    def __init__(self, n_trials: int, every: float = 60.0) -> None:
+        self.n_trials, self.every, self.last = n_trials, every, {}
+
+    def _print(self, text: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
+
+    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+        now = time.monotonic()
+        for name, c in counts.items():
+            line = f"{c['complete']}/{self.n_trials} complete, {c['running']} running"
+            if c["failed"]:
+                line += f", {c['failed']} failed"
+            if name in live:
+                line += f"; {live[name]}"
+            if now - self.last.get(name, -math.inf) >= self.every:
+                self._print(f"{name}: {line}")
+                self.last[name] = now
+
+    def trial(self, name: str, number: int, result: dict) -> None:
+        self._print(
+            f"{name}: trial {number} done: valid {result['value']:.4g}, "
+            f"test {result['test_metric']:.4g} at epoch {result['best_epoch']} of "
+            f"{result['epochs']}{' (diverged)' if result['diverged'] else ''}"
+        )
+
+
 def cmd_run(args) -> int:
     from rich.console import Console
     from rich.progress import (
@@ -533,6 +760,8 @@ def cmd_run(args) -> int:
     for flag in ("trials", "workers", "heartbeat"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise UserError(f"--time-limit must be a positive number of seconds, got {args.time_limit}")
     device = resolve_device(args.device)
     population = args.population
     if population is None:
@@ -546,6 +775,7 @@ def cmd_run(args) -> int:
         batch_size=args.batch_size,
         forget_bias=args.forget_bias,
         clip_norm=args.clip_norm,
+        loss_reduction=args.loss_reduction,
     )
     options = RunOptions(
         benchmark=args.benchmark,
@@ -562,6 +792,7 @@ def cmd_run(args) -> int:
         data_path=args.data,
         checkpoints=args.checkpoints,
         heartbeat=args.heartbeat,
+        time_limit=args.time_limit,
     )
     if args.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {args.sampler!r}; expected one of {', '.join(SAMPLERS)}")
@@ -570,33 +801,49 @@ def cmd_run(args) -> int:
     console.print(
         f"[bold]{args.benchmark}[/]: {len(bench.train)} training sequences; "
         f"{len(options.variants)} variants x {args.trials} trials, preset {args.preset}, "
-        f"{args.workers} worker(s), population {population}, {device}"
+        f"{args.workers} worker(s), population {population}, {device}",
+        soft_wrap=True,
     )
     start = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bar:
-        tasks = {}
-
-        def progress(counts: dict[str, dict[str, int]]) -> None:
-            for name, c in counts.items():
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=args.trials, detail="")
-                detail = f"running {c['running']}, failed {c['failed']}"
-                bar.update(tasks[name], completed=c["complete"], detail=detail)
-
-        counts = run(options, progress=progress)
+    stopped = False
+    try:
+        if console.is_terminal:
+            with Progress(
+                TextColumn("{task.description:<28}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeRemainingColumn(),
+                console=console,
+            ) as bar:
+                counts = run(options, BarMonitor(bar, args.trials))
+        else:
+            counts = run(options, LogMonitor(args.trials))
+    except TimeLimitReached:
+        stopped = True
+        counts = {
+            s["study"]: s
+            for s in study_table(args.storage)
+            if s["study"] in {study_name(args.benchmark, v) for v in options.variants}
+        }
     complete = sum(c["complete"] for c in counts.values())
     failed = sum(c["failed"] for c in counts.values())
-    console.print(
-        f"{complete} trials complete, {failed} failed, in {time.perf_counter() - start:.0f} s. "
-        f"Results: {args.storage}\nNext: odyssey status --storage {args.storage}; "
-        f"odyssey report --storage {args.storage} --out <folder>"
+    elapsed = time.perf_counter() - start
+    if stopped:
+        left = sum(c["waiting"] + c["running"] for c in counts.values())
+        summary = (
+            f"time limit of {args.time_limit:g} s reached after {elapsed:.0f} s: trials in "
+            f"flight went back to the queue with their checkpoints; {complete} trials "
+            f"complete, {left} left, {failed} failed"
+        )
+    else:
+        summary = f"{complete} trials complete, {failed} failed, in {elapsed:.0f} s"
+    print(
+        f"{summary}. Results: {args.storage}\nNext: "
+        + ("rerun the same command to continue; " if stopped else "")
+        + f"odyssey status --storage {args.storage}; "
+        f"odyssey report --storage {args.storage} --out <folder>",
+        file=sys.stderr,
     )
     return 0
 

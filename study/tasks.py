@@ -4,6 +4,12 @@ Logits are [T, K, B, O]; every function returns one value per trial ([K]), so th
 trials of a population never mix. A metric is returned as (numerator, denominator) per
 trial, summed over a split and divided once: errors / frames, edits / target labels,
 NLL / frames.
+
+The training loss is the authors' (their library's error functions normalise by the
+number of sequences only): per sequence, cross-entropy and Bernoulli NLL summed over the
+sequence's frames, CTC the sequence's own CTC loss; a batch of B sequences is divided by
+B. Averaging over frames instead ("mean", a recorded deviation) divides every gradient
+by the sequence length and so shifts the useful learning rates by that factor.
 """
 
 from __future__ import annotations
@@ -46,10 +52,16 @@ def _frame_mask(lengths: Tensor, T: int, device: torch.device) -> Tensor:
     return (torch.arange(T, device=device)[:, None] < lengths.to(device)[None, :])[:, None, :]
 
 
-def loss(task: str, logits: Tensor, batch: Batch) -> Tensor:
-    """Training loss per trial [K]: per sequence averaged over its frames, then over the batch."""
+LOSS_REDUCTIONS = ("sum", "mean")
+
+
+def loss(task: str, logits: Tensor, batch: Batch, reduction: str = "sum") -> Tensor:
+    """Training loss per trial [K]: per sequence summed over its frames ("sum", the paper's)
+    or averaged over them ("mean"), then averaged over the batch's sequences."""
+    if reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {LOSS_REDUCTIONS}, got {reduction!r}")
     T, K, B, _ = logits.shape
-    lengths = batch.lengths.to(logits.device)
+    frames = batch.lengths.to(logits.device) if reduction == "mean" else 1
     if task == "ctc":
         log_probs = logits.log_softmax(-1).reshape(T, K * B, -1)
         per_seq = F.ctc_loss(
@@ -59,7 +71,7 @@ def loss(task: str, logits: Tensor, batch: Batch) -> Tensor:
             batch.target_lengths.repeat(K),
             reduction="none",
         ).view(K, B)
-        return (per_seq / lengths).mean(1)
+        return (per_seq / frames).mean(1)
     mask = _frame_mask(batch.lengths, T, logits.device)
     if task == "framewise":
         targets = batch.targets[:, None, :].expand(T, K, B)
@@ -69,7 +81,7 @@ def loss(task: str, logits: Tensor, batch: Batch) -> Tensor:
         per_frame = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
     else:
         raise ValueError(f"unknown task {task!r}")
-    return ((per_frame * mask).sum(0) / lengths).mean(1)
+    return ((per_frame * mask).sum(0) / frames).mean(1)
 
 
 def metric(task: str, logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:

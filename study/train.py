@@ -39,6 +39,7 @@ class Protocol:
     init_std: float = 0.1
     forget_bias: float | None = None  # initial b_f; None: drawn like every other weight
     clip_norm: float | None = None  # per-trial gradient norm clipping; None: none (paper)
+    loss_reduction: str = "sum"  # over a sequence's frames: "sum" (paper) or "mean"
     eval_batch_size: int = 32  # sequences per evaluation batch (no effect on results)
 
     def __post_init__(self) -> None:
@@ -49,6 +50,17 @@ class Protocol:
                 raise UserError(f"{name} ({option}) must be at least 1, got {value}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise UserError(f"clip_norm (--clip-norm) must be positive, got {self.clip_norm}")
+        if self.forget_bias is not None and not math.isfinite(self.forget_bias):
+            raise UserError(f"forget_bias (--forget-bias) must be finite, got {self.forget_bias}")
+        if self.loss_reduction not in tasks.LOSS_REDUCTIONS:
+            raise UserError(
+                f"loss_reduction (--loss-reduction) must be one of "
+                f"{', '.join(tasks.LOSS_REDUCTIONS)}, got {self.loss_reduction!r}"
+            )
+
+    def results_fields(self) -> dict:
+        """The fields that change what a trial computes (evaluation batching does not)."""
+        return {k: v for k, v in asdict(self).items() if k != "eval_batch_size"}
 
 
 PROTOCOLS = {
@@ -75,13 +87,16 @@ class TrialConfig:
 
 @dataclass
 class TrialResult:
-    value: float  # validation metric at the best epoch
+    value: float  # validation metric at the best epoch (inf: no epoch had a finite one)
     test_metric: float  # test metric of the same epoch's weights
-    best_epoch: int  # 0: the untrained network was never beaten
+    best_epoch: int  # 1-based; 0 only when no epoch had a finite validation metric
     epochs: int  # epochs trained
     diverged: bool
     seconds: float
     n_params: int
+    valid_curve: list[float]  # per epoch 1..epochs
+    test_curve: list[float]
+    train_curve: list[float]  # mean training loss per update
 
 
 @dataclass
@@ -98,6 +113,7 @@ class TrialState:
     best_epoch: int = 0
     bad_epochs: int = 0
     history: list[tuple[float, float]] = field(default_factory=list)  # (valid, test) per epoch
+    train_losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     diverged: bool = False
     done: bool = False
     seconds: float = 0.0
@@ -111,7 +127,7 @@ class TrialState:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrialState:
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=True)
         return cls(**{**state, "config": TrialConfig(**state["config"])})
 
     def result(self) -> TrialResult:
@@ -123,6 +139,9 @@ class TrialState:
             diverged=self.diverged,
             seconds=self.seconds,
             n_params=self.n_params,
+            valid_curve=[v for v, _ in self.history],
+            test_curve=[t for _, t in self.history],
+            train_curve=list(self.train_losses),
         )
 
 
@@ -248,31 +267,32 @@ class PopulationTrainer:
             return
         start = time.perf_counter()
         model, opt, noise = self._pack(states)
-        fresh = [k for k, s in enumerate(states) if not s.history]
-        if fresh:  # the untrained network is the first candidate for the best epoch
-            valid, test = self._evaluate(model, self._valid), self._evaluate(model, self._test)
-            for k in fresh:
-                self._record(states[k], valid[k], test[k])
         diverged = torch.zeros(len(states), dtype=torch.bool)
+        total = torch.zeros(len(states), dtype=torch.float64, device=self.device)
         order = np.random.default_rng([self.order_seed, self.epoch]).permutation(len(self._train))
         model.train()
         for i in order:
-            diverged |= self.step(model, opt, noise, states, self._train[i])
+            bad, loss = self.step(model, opt, noise, states, self._train[i])
+            diverged |= bad
+            total += loss
         diverged |= ~_finite_per_trial(opt.params).cpu()
+        # A diverged trial's weights are those of its last finite update (the optimizer
+        # freezes it), so its last epoch is evaluated like any other.
         valid, test = self._evaluate(model, self._valid), self._evaluate(model, self._test)
         seconds = time.perf_counter() - start
         self._unpack(states, model, opt, noise)
         self.epoch += 1
-        for k, state in enumerate(states):
+        for k, (state, train_loss) in enumerate(zip(states, (total / len(order)).tolist())):
             state.epoch += 1
             state.seconds += seconds
+            state.train_losses.append(train_loss)
+            self._record(state, valid[k], test[k])
             if diverged[k] or not math.isfinite(valid[k]):
                 state.diverged = state.done = True
-                continue
-            self._record(state, valid[k], test[k])
 
-    def step(self, model, opt, noise, states, batch: tasks.Batch) -> Tensor:
-        """One update of every trial on one batch; returns which trials' loss was not finite."""
+    def step(self, model, opt, noise, states, batch: tasks.Batch) -> tuple[Tensor, Tensor]:
+        """One update of every trial on one batch; returns which trials' loss was not finite
+        (on the CPU) and every trial's loss (on the device)."""
         T, B, M = batch.inputs.shape
         x = batch.inputs[:, None].expand(T, len(states), B, M)
         stds = [s.config.input_noise for s in states]
@@ -287,7 +307,8 @@ class PopulationTrainer:
                 dim=1,
             )
         opt.lookahead()
-        loss = tasks.loss(self.benchmark.task, model(x, batch.lengths), batch)
+        logits = model(x, batch.lengths)
+        loss = tasks.loss(self.benchmark.task, logits, batch, self.protocol.loss_reduction)
         bad = ~torch.isfinite(loss.detach()).cpu() & opt.active.cpu()
         if bad.any():
             opt.active &= ~bad.to(self.device)
@@ -296,14 +317,16 @@ class PopulationTrainer:
             _clip_per_trial(opt.params, self.protocol.clip_norm)
         opt.step()
         opt.zero_grad()
-        return bad
+        return bad, loss.detach()
 
     def _record(self, state: TrialState, valid: float, test: float) -> None:
+        """The epoch just trained. Only trained epochs are candidates for the best one (the
+        paper picks the best validation epoch of training), so best_epoch >= 1."""
         state.history.append((valid, test))
         if valid < state.best_value:
             state.best_value, state.test_at_best = valid, test
             state.best_epoch, state.bad_epochs = state.epoch, 0
-        elif state.epoch > 0:
+        else:
             state.bad_epochs += 1
         if state.bad_epochs >= self.protocol.patience or state.epoch >= self.protocol.max_epochs:
             state.done = True

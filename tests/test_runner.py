@@ -127,6 +127,14 @@ def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
     assert main(["status", "--storage", storage, "--json"]) == 0
     rows = {r["study"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["jsb-original/V"]["complete"] == 3 and rows["jsb-original/CIFG"]["failed"] == 0
+    for name in ("jsb-original/V", "jsb-original/CIFG"):
+        for t in optuna.load_study(study_name=name, storage=storage).get_trials():
+            # the learning curve: one validation point per trained epoch, test beside it
+            epochs = t.user_attrs["epochs"]
+            assert sorted(t.intermediate_values) == list(range(1, epochs + 1))
+            assert len(t.user_attrs["test_curve"]) == len(t.user_attrs["train_curve"]) == epochs
+            assert t.intermediate_values[t.user_attrs["best_epoch"]] == t.value
+            assert 1 <= t.user_attrs["best_epoch"] <= epochs
     # a rerun has nothing left to do and changes nothing
     assert main(run_args(storage, tiny_jsb, tmp_path)) == 0
     assert_exact(storage, ["jsb-original/V", "jsb-original/CIFG"], 3)
@@ -241,11 +249,11 @@ def test_presets_are_ordered_by_budget():
 def test_a_training_error_sends_trials_back_to_the_queue(tmp_path, tiny_jsb, monkeypatch):
     real, calls = runner.train_job, []
 
-    def flaky(job):
+    def flaky(job, report=None):
         calls.append(job)
         if len(calls) == 1:
             raise RuntimeError("out of memory")
-        return real(job)
+        return real(job, report)
 
     monkeypatch.setattr(runner, "train_job", flaky)
     storage = f"sqlite:///{tmp_path}/study.db"
@@ -296,3 +304,136 @@ def test_unusable_output_folder_is_one_line(tmp_path, capsys):
     assert main(["report", "--storage", storage, "--out", str(tmp_path / "file" / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "file/out: Not a directory" in err, err
+
+
+def test_one_protocol_per_study(tmp_path, tiny_jsb, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 0
+    assert optuna.load_study(study_name="jsb-original/V", storage=storage).user_attrs[
+        "protocol"
+    ] == {"preset": "smoke", **PROTOCOLS["smoke"].results_fields()}
+    capsys.readouterr()
+    for extra, was, now in (
+        (("--max-epochs", "1"), "max_epochs 3", "max_epochs 1"),
+        (("--loss-reduction", "mean"), "loss_reduction sum", "loss_reduction mean"),
+    ):
+        args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V", extra=extra)
+        assert main(args) == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error.startswith("odyssey run: error: study jsb-original/V was run with")
+        assert f"was run with {was}, not {now}" in error
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")
+    args[args.index("smoke")] = "quick"
+    assert main(args) == 2
+    assert "preset smoke" in capsys.readouterr().err
+    assert len(optuna.load_study(study_name="jsb-original/V", storage=storage).trials) == 1
+
+
+def test_a_study_of_frame_averaged_trials_refuses_the_summed_loss(tmp_path, tiny_jsb, capsys):
+    """A storage written before studies stored their protocol: it is read from a trial,
+    whose protocol then had no loss_reduction field (frames were averaged)."""
+    import sqlalchemy
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")
+    assert main([*args, "--loss-reduction", "mean"]) == 0
+    trial = optuna.load_study(study_name="jsb-original/V", storage=storage).trials[0]
+    old = {k: v for k, v in trial.user_attrs["protocol"].items() if k != "loss_reduction"}
+    with sqlalchemy.create_engine(storage).begin() as db:  # a finished trial is read-only
+        db.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE key = 'protocol'"))
+        db.execute(
+            sqlalchemy.text(
+                "UPDATE trial_user_attributes SET value_json = :v WHERE key = 'protocol'"
+            ),
+            {"v": json.dumps(old)},
+        )
+    capsys.readouterr()
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 2
+    assert "loss_reduction mean, not loss_reduction sum" in capsys.readouterr().err
+
+
+def test_time_limit_stops_like_ctrl_c_and_a_rerun_goes_on(tmp_path, tiny_jsb, capsys, monkeypatch):
+    from study.train import PopulationTrainer
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")
+    epoch = PopulationTrainer.train_epoch
+
+    def slow_epoch(self):
+        time.sleep(1.0)
+        epoch(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PopulationTrainer, "train_epoch", slow_epoch)
+        assert main([*args, "--time-limit", "0.5"]) == 0  # stops after the first epoch
+    err = capsys.readouterr().err
+    assert "time limit of 0.5 s reached" in err and "0 trials complete, 3 left" in err
+    study = optuna.load_study(study_name="jsb-original/V", storage=storage)
+    counts = runner.state_counts(study.get_trials())
+    assert counts["failed"] == 0 and counts["requeued"] == 2 and counts["running"] == 0
+    assert len(list((tmp_path / "ckpt").rglob("*.pt"))) == 2  # epoch 1 of both, kept
+    assert main(["status", "--storage", storage, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["failed"], row["requeued"], row["waiting"]) == (0, 2, 3)
+    assert main(args) == 0
+    assert_exact(storage, ["jsb-original/V"], 3)
+    for t in optuna.load_study(study_name="jsb-original/V", storage=storage).get_trials():
+        if t.state == TrialState.COMPLETE:  # resumed trials keep their first epoch's point
+            assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1))
+
+
+def test_curves_reach_the_storage_while_trials_train(tmp_path, tiny_jsb):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    seen = []
+
+    class Watch(runner.Monitor):
+        def studies(self, counts, live):
+            study = optuna.load_study(study_name="jsb-original/V", storage=storage)
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            seen.extend(len(t.intermediate_values) for t in running)
+
+    options = runner.RunOptions(
+        benchmark="jsb-original",
+        variants=("V",),
+        n_trials=2,
+        protocol=PROTOCOLS["smoke"],
+        preset="smoke",
+        storage=storage,
+        population=2,
+        data_path=tiny_jsb,
+        checkpoints=str(tmp_path / "ckpt"),
+    )
+    runner.run(options, Watch())
+    assert max(seen) >= 2  # a running trial with two epochs in the storage
+
+
+def test_a_log_file_gets_timestamped_lines(tmp_path, tiny_jsb, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("jsb-original/V: 0/2 complete, 2 running"), out
+    done = [line for line in out if " done: valid " in line]
+    assert len(done) == 2 and all(line[:4].isdigit() and line[10] == " " for line in done)
+
+
+def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
+    from study import benchmarks
+    from study.train import PopulationTrainer, TrialConfig
+
+    path = tmp_path / "curve.json"
+    argv = ["train", "--benchmark", "jsb-original", "--data", tiny_jsb, "--hidden-size", "4,6"]
+    argv += ["--learning-rate", "1e-2", "--momentum", "0.9", "--preset", "smoke"]
+    assert main([*argv, "--seed", "5", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "trial epoch  train loss" in out and "best epoch" in out
+    record = json.loads(path.read_text())
+    trainer = PopulationTrainer(
+        benchmarks.load("jsb-original", tiny_jsb), "V", PROTOCOLS["smoke"], order_seed=5
+    )
+    for h in (4, 6):
+        trainer.add(TrialConfig(h, 1e-2, 0.9, 0.0, seed=5))
+    for got, expected in zip(record["trials"], trainer.run()):
+        assert got["valid_curve"] == expected.valid_curve and got["value"] == expected.value
+        assert len(got["test_curve"]) == got["epochs"] and got["best_epoch"] >= 1
+    assert main([*argv, "--momentum", "0.9,0.5,0.1"]) == 2
+    assert "--hidden-size has 2 values; expected 1 or 3" in capsys.readouterr().err

@@ -43,15 +43,17 @@ def test_stopped_trial_never_changes_even_with_nan_gradient():
 
 
 def test_losses_and_metrics_against_hand_computed_values():
+    # The paper's loss sums over a sequence's frames; "mean" divides by its length (T = 2).
     # framewise: 2 frames of one sequence, K=1, 3 classes.
     logits = torch.tensor([[[[2.0, 0.0, 0.0]]], [[[0.0, 1.0, 3.0]]]])  # [T=2, K=1, B=1, 3]
     batch = tasks.collate("framewise", [torch.zeros(2, 1)], [torch.tensor([0, 1])])
-    ce = (-math.log(math.e**2 / (math.e**2 + 2)) - math.log(math.e / (1 + math.e + math.e**3))) / 2
+    ce = -math.log(math.e**2 / (math.e**2 + 2)) - math.log(math.e / (1 + math.e + math.e**3))
     assert tasks.loss("framewise", logits, batch).item() == pytest.approx(ce, rel=1e-6)
+    assert tasks.loss("framewise", logits, batch, "mean").item() == pytest.approx(ce / 2, rel=1e-6)
     num, den = tasks.metric("framewise", logits, batch)
     assert (num.item(), den.item()) == (1.0, 2.0)  # frame 2 predicts class 2, truth 1
 
-    # next_step: NLL per step = -sum_j [y log s + (1-y) log(1-s)], averaged over frames.
+    # next_step: NLL of a step = -sum_j [y log s + (1-y) log(1-s)] over the keys.
     logits = torch.tensor([[[[0.0, 2.0]]], [[[-1.0, 0.0]]]])
     batch = tasks.collate(
         "next_step", [torch.zeros(2, 1)], [torch.tensor([[1.0, 0.0], [0.0, 1.0]])]
@@ -63,8 +65,9 @@ def test_losses_and_metrics_against_hand_computed_values():
         - math.log(1 - s(torch.tensor(-1.0)).item())
         - math.log(0.5)
     )
-    assert tasks.loss("next_step", logits, batch).item() == pytest.approx(nll / 2, rel=1e-6)
-    num, den = tasks.metric("next_step", logits, batch)
+    assert tasks.loss("next_step", logits, batch).item() == pytest.approx(nll, rel=1e-6)
+    assert tasks.loss("next_step", logits, batch, "mean").item() == pytest.approx(nll / 2)
+    num, den = tasks.metric("next_step", logits, batch)  # the metric is per step either way
     assert num.item() / den.item() == pytest.approx(nll / 2, rel=1e-6)
 
     # ctc: T=2, labels {blank, 1}, target "1": paths (1,1), (1,-), (-,1) are all that emit "1".
@@ -72,9 +75,41 @@ def test_losses_and_metrics_against_hand_computed_values():
     logits = probs.log()[:, None, None, :]
     batch = tasks.collate("ctc", [torch.zeros(2, 1)], [torch.tensor([1])])
     p = 0.6 * 0.3 + 0.6 * 0.7 + 0.4 * 0.3
-    assert tasks.loss("ctc", logits, batch).item() == pytest.approx(-math.log(p) / 2, rel=1e-5)
+    assert tasks.loss("ctc", logits, batch).item() == pytest.approx(-math.log(p), rel=1e-5)
+    assert tasks.loss("ctc", logits, batch, "mean").item() == pytest.approx(-math.log(p) / 2)
     num, den = tasks.metric("ctc", logits, batch)  # best path: (1, blank) -> "1", no edits
     assert (num.item(), den.item()) == (0.0, 1.0)
+
+
+def test_summed_loss_of_a_batch_is_the_mean_over_its_sequences():
+    # Two sequences of lengths 2 and 1, K=1, 2 classes: summed per sequence, then halved.
+    logits = torch.tensor([[[[1.0, 0.0], [0.0, 2.0]]], [[[0.0, 0.0], [5.0, 5.0]]]])
+    batch = tasks.collate(
+        "framewise",
+        [torch.zeros(2, 1), torch.zeros(1, 1)],
+        [torch.tensor([0, 1]), torch.tensor([1])],
+    )
+    first = -math.log(math.e / (math.e + 1)) + math.log(2)  # frames 1 and 2 of sequence 1
+    second = -math.log(math.e**2 / (1 + math.e**2))  # its frame 2 is padding, not counted
+    assert tasks.loss("framewise", logits, batch).item() == pytest.approx((first + second) / 2)
+
+
+@pytest.mark.parametrize("task", ["framewise", "next_step", "ctc"])
+def test_summed_gradient_is_length_times_the_averaged(task):
+    T = 7
+    logits = torch.randn(T, 1, 1, 5, generator=torch.Generator().manual_seed(0))
+    targets = {
+        "framewise": torch.tensor([0, 1, 2, 3, 4, 0, 1]),
+        "next_step": (torch.rand(T, 5, generator=torch.Generator().manual_seed(1)) > 0.5).float(),
+        "ctc": torch.tensor([1, 2, 1]),
+    }[task]
+    batch = tasks.collate(task, [torch.zeros(T, 1)], [targets])
+    grads = {}
+    for reduction in ("sum", "mean"):
+        leaf = logits.clone().requires_grad_()
+        tasks.loss(task, leaf, batch, reduction).sum().backward()
+        grads[reduction] = leaf.grad
+    torch.testing.assert_close(grads["sum"], T * grads["mean"])
 
 
 def test_best_path_and_edit_distance():
@@ -98,7 +133,6 @@ def test_ctc_loss_per_trial_matches_torch_per_sequence():
                 F.ctc_loss(
                     logits[:n, k, b].log_softmax(-1), t[None], [n], [len(t)], reduction="sum"
                 )
-                / n
                 for b, (n, t) in enumerate(zip((6, 4, 5), targets))
             )
             / 3
@@ -138,19 +172,23 @@ def test_training_lowers_the_loss():
     trainer = PopulationTrainer(bench, "V", Protocol(max_epochs=8, patience=8))
     trainer.add(TrialConfig(8, 0.5, 0.9, 0.0, seed=0))
     (res,) = trainer.run()
-    untrained = trainer.trials[0].history[0][0]
-    assert res.value < 0.7 * untrained and res.best_epoch > 0
+    first = trainer.trials[0].history[0][0]
+    assert res.value < 0.7 * first and res.best_epoch > 1
 
 
 def test_early_stopping_picks_best_epoch(monkeypatch):
     bench = make_benchmark("framewise")
     trainer = PopulationTrainer(bench, "V", Protocol(max_epochs=50, patience=3))
     trainer.add(configs(1)[0])
-    script = iter([9.0, 9.0, 5, 5, 4, 3, 3, 3.5, 2.5, 2.5, 2.6, 2.6, 2.5, 2.5, 2.8, 2.8, 9, 9])
+    # The untrained network is never evaluated: the first value is epoch 1's.
+    script = iter([5, 5, 4, 3, 3, 3.5, 2.5, 2.5, 2.6, 2.6, 2.5, 2.5, 2.8, 2.8, 9, 9])
     monkeypatch.setattr(trainer, "_evaluate", lambda model, batches: [next(script)])
     (res,) = trainer.run()
-    # valid per epoch: 0: 9, 1: 5, 2: 4, 3: 3, 4: 2.5, 5: 2.6, 6: 2.5 (not better), 7: 2.8 -> stop.
+    # valid per epoch: 1: 5, 2: 4, 3: 3, 4: 2.5, 5: 2.6, 6: 2.5 (not better), 7: 2.8 -> stop.
     assert (res.best_epoch, res.value, res.test_metric, res.epochs) == (4, 2.5, 2.5, 7)
+    assert res.valid_curve == [5, 4, 3, 2.5, 2.6, 2.5, 2.8]
+    assert res.test_curve == [5, 3, 3.5, 2.5, 2.6, 2.5, 2.8]
+    assert len(res.train_curve) == 7 and all(math.isfinite(v) for v in res.train_curve)
 
 
 def test_max_epochs_bounds_training():
@@ -174,7 +212,10 @@ def test_divergence_is_flagged_and_others_unaffected():
     pop.add(wild)
     res_healthy, res_wild = pop.run()
     assert res_wild.diverged and res_wild.epochs == 1
-    assert res_wild.best_epoch == 0 and math.isfinite(res_wild.value)  # the untrained network
+    # Its weights are not finite: no trained epoch has a metric, and the untrained network
+    # is not a candidate.
+    assert res_wild.best_epoch == 0 and res_wild.value == math.inf
+    assert len(res_wild.valid_curve) == 1 and math.isnan(res_wild.valid_curve[0])
     alone = PopulationTrainer(bench, "NOAF", proto, dtype=torch.float64)
     alone.add(healthy)
     (ref,) = alone.run()
