@@ -6,7 +6,8 @@ on GPU); ours trains a population of K trials at once. Both use the same trivial
 (loss = sum of squares of the outputs) and the same optimizer (PopulationNesterov, which
 for nn.LSTM's parameters acts as one trial). Each row times the two interleaved, step
 after step, so that a change in machine load hits both alike; the ratio is our median time
-per trial over the baseline's median time per sequence.
+per trial over the baseline's median time per sequence. Each row names the recurrence
+that ran (`--backend`; auto resolves to the fastest that runs here).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from study.errors import UserError
 from study.optim import PopulationNesterov
 from study.runner import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
+from variants.layer import BACKENDS, resolve_backend
 
 INPUT_SIZE = 39
 WARMUP = 2
@@ -45,6 +47,7 @@ QUICK = {"variants": ["V", "CIFG", "FGR"], "hidden": [100]}
 @dataclass(frozen=True)
 class Row:
     variant: str
+    backend: str  # the recurrence that ran
     population: int
     hidden: int
     length: int
@@ -99,8 +102,10 @@ def _training_step(
     return step
 
 
-def _ours(variant: str, K: int, H: int, T: int, device: torch.device) -> Callable[[], None]:
-    model = variants.build(variant, INPUT_SIZE, H, population=K, device=device)
+def _ours(
+    variant: str, K: int, H: int, T: int, device: torch.device, backend: str
+) -> Callable[[], None]:
+    model = variants.build(variant, INPUT_SIZE, H, population=K, device=device, backend=backend)
     x = torch.randn(T, K, 1, INPUT_SIZE, device=device)
     lr, momentum = torch.full((K,), LEARNING_RATE), torch.full((K,), MOMENTUM)
     return _training_step(model, x, PopulationNesterov(list(model.parameters()), lr, momentum))
@@ -121,10 +126,18 @@ def _timed(step: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def measure(variant: str, K: int, H: int, T: int, device: torch.device, repeats: int) -> Row:
+def measure(
+    variant: str,
+    K: int,
+    H: int,
+    T: int,
+    device: torch.device,
+    repeats: int,
+    backend: str = "auto",
+) -> Row:
     """Median step times of ours and of the baseline, timed alternately."""
     torch.manual_seed(0)
-    ours, baseline = _ours(variant, K, H, T, device), _baseline(H, T, device)
+    ours, baseline = _ours(variant, K, H, T, device, backend), _baseline(H, T, device)
     for _ in range(WARMUP):
         ours(), baseline()
     ours_s, base_s = [], []
@@ -133,7 +146,8 @@ def measure(variant: str, K: int, H: int, T: int, device: torch.device, repeats:
         base_s.append(_timed(baseline, device))
     per_trial = statistics.median(ours_s) / K * 1e3
     base = statistics.median(base_s) * 1e3
-    return Row(variant, K, H, T, per_trial, base, per_trial / base, repeats)
+    path = resolve_backend(backend, device, torch.get_default_dtype())
+    return Row(variant, path, K, H, T, per_trial, base, per_trial / base, repeats)
 
 
 def _cpu_name() -> str:
@@ -176,8 +190,8 @@ def _table(rows: list[Row], env: dict) -> Table:
         caption="ratio: ours per trial / torch.nn.LSTM per sequence, timed alternately in "
         "this process, medians; bold: the best K for the variant, H and T",
     )
-    for col in ("variant", "K", "H", "T", "ours ms/trial", "nn.LSTM ms", "ratio"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+    for col in ("variant", "backend", "K", "H", "T", "ours ms/trial", "nn.LSTM ms", "ratio"):
+        table.add_column(col, justify="left" if col in ("variant", "backend") else "right")
     best = {}
     for r in rows:
         key = (r.variant, r.hidden, r.length)
@@ -188,6 +202,7 @@ def _table(rows: list[Row], env: dict) -> Table:
             ratio = f"[bold]{ratio}[/bold]"
         table.add_row(
             r.variant,
+            r.backend,
             str(r.population),
             str(r.hidden),
             str(r.length),
@@ -199,7 +214,12 @@ def _table(rows: list[Row], env: dict) -> Table:
 
 
 def training_throughput(
-    name: str, populations: list[int], hidden: int, sequences: int, device: torch.device
+    name: str,
+    populations: list[int],
+    hidden: int,
+    sequences: int,
+    device: torch.device,
+    backend: str = "auto",
 ) -> list[dict]:
     """Trial-sequences per second of the training engine on a real benchmark, for each K,
     next to one torch.nn.LSTM (+ linear head) trained the same way on the same sequences."""
@@ -212,6 +232,7 @@ def training_throughput(
             trainer.add(TrialConfig(hidden, LEARNING_RATE, MOMENTUM, 0.1, seed=k))
         states = trainer.active
         model, opt, noise = trainer._pack(states)
+        model.lstm.backend = backend
         trainer.step(model, opt, noise, states, trainer._train[0])  # warm-up
         _sync(device)
         start = time.perf_counter()
@@ -246,9 +267,10 @@ def training_throughput(
         return len(batches) / (time.perf_counter() - start)
 
     base = baseline()
-    rows = [{"model": "torch.nn.LSTM", "K": 1, "trial_seq_per_s": base}]
+    rows = [{"model": "torch.nn.LSTM", "backend": "", "K": 1, "trial_seq_per_s": base}]
+    path = resolve_backend(backend, device, torch.get_default_dtype())
     for K in populations:
-        rows.append({"model": "V", "K": K, "trial_seq_per_s": ours(K)})
+        rows.append({"model": "V", "backend": path, "K": K, "trial_seq_per_s": ours(K)})
     single = next((r["trial_seq_per_s"] for r in rows[1:] if r["K"] == 1), None)
     for r in rows:
         r["vs_nn_lstm"] = r["trial_seq_per_s"] / base
@@ -259,19 +281,26 @@ def training_throughput(
 def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> int:
     populations = _positive_ints("--population", args.population or "1,4,16,64")
     hidden = _positive_ints("--hidden", args.hidden or "100")[0]
-    rows = training_throughput(args.training, populations, hidden, args.sequences, device)
+    rows = training_throughput(
+        args.training, populations, hidden, args.sequences, device, args.backend
+    )
     table = Table(
         title=f"training throughput on {args.training}: V, hidden {hidden}, "
         f"first {args.sequences} training sequences, batch 1\n"
         f"{env['device']}: {env['device_name']}, {env['torch_threads']} threads",
         caption="one update per sequence per trial (forward, backward, Nesterov step, input noise)",
     )
-    for col in ("model", "K", "trial-seq/s", "x nn.LSTM", "x K=1"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    for col in ("model", "backend", "K", "trial-seq/s", "x nn.LSTM", "x K=1"):
+        table.add_column(col, justify="left" if col in ("model", "backend") else "right")
     for r in rows:
         vs_k1 = f"{r['vs_K1']:.2f}" if r["vs_K1"] is not None and r["model"] == "V" else ""
         table.add_row(
-            r["model"], str(r["K"]), f"{r['trial_seq_per_s']:.1f}", f"{r['vs_nn_lstm']:.2f}", vs_k1
+            r["model"],
+            r["backend"],
+            str(r["K"]),
+            f"{r['trial_seq_per_s']:.1f}",
+            f"{r['vs_nn_lstm']:.2f}",
+            vs_k1,
         )
     Console().print(table)
     if args.json:
@@ -282,6 +311,8 @@ def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> i
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.backend not in BACKENDS:
+        raise UserError(f"--backend: expected one of {', '.join(BACKENDS)}, got {args.backend!r}")
     device = resolve_device(args.device)
     if args.training:
         return cmd_training(args, device, environment(device))
@@ -301,7 +332,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         task = progress.add_task("bench", total=len(configs))
         for v, K, H, T in configs:
             progress.update(task, description=f"{v} K={K} H={H} T={T}")
-            rows.append(measure(v, K, H, T, device, repeats))
+            rows.append(measure(v, K, H, T, device, repeats, args.backend))
             progress.advance(task)
     env["load_average_after"] = list(os.getloadavg())
     console.print(_table(rows, env))

@@ -59,11 +59,20 @@ def test_quick_grid_holds_the_cpu_target_row():
         ("--population", "0,4", "--population: expected comma-separated positive integers"),
         ("--hidden", "x", "--hidden: expected comma-separated positive integers"),
         ("--variants", "V,XYZ", "--variants: unknown variant 'XYZ'"),
+        ("--backend", "gpu", "--backend: expected one of auto, plain"),
     ],
 )
 def test_bad_options_are_explained(option, value, message, capsys):
     assert main(["bench", "--device", "cpu", option, value]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_backend_option_picks_the_recurrence_and_rows_name_it(tmp_path):
+    path = tmp_path / "bench.json"
+    argv = ["bench", "--device", "cpu", "--variants", "V", "--population", "2", "--hidden", "4"]
+    for backend in ("fused", "plain"):
+        assert main([*argv, "--length", "3", "--backend", backend, "--json", str(path)]) == 0
+        assert [r["backend"] for r in json.loads(path.read_text())["rows"]] == [backend]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")

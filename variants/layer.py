@@ -7,10 +7,19 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from . import cell, fused
+from . import cell, compiled, fused
 from .spec import Spec, resolve
 
-BACKENDS = ("auto", "plain", "fused")  # auto: fused, the fast path; plain: for reference
+# auto: the fastest path that runs (see resolve_backend); plain: for reference
+BACKENDS = ("auto", "plain", "fused", "compiled")
+
+
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The path `backend` runs for tensors of `dtype` on `device`: auto and compiled take the
+    compiled path where it runs (CPU, float32 or float64, a library that builds), else fused."""
+    if backend not in ("auto", "compiled"):
+        return backend
+    return "compiled" if compiled.runs(device, dtype) else "fused"
 
 
 class VariantLSTM(nn.Module):
@@ -237,7 +246,8 @@ class VariantLSTM(nn.Module):
         xk = x.permute(1, 0, 2, 3).reshape(K, T * B, M)
         pre_x = torch.baddbmm(params["bias"][:, None, :], xk, params["weight_ih"].transpose(1, 2))
         pre_x = pre_x.reshape(K, T, B, -1).permute(1, 0, 2, 3)
-        recurrence = cell.recurrence if self.backend == "plain" else fused.recurrence
+        path = resolve_backend(self.backend, x.device, x.dtype)
+        recurrence = {"plain": cell, "fused": fused, "compiled": compiled}[path].recurrence
         return recurrence(
             self.spec, pre_x, params["weight_hh"], params["peephole"], params["weight_gg"], y0, c0
         )

@@ -1,0 +1,277 @@
+"""The recurrence of one direction as compiled loops over time: the CPU fast path.
+
+Computes exactly what `cell.recurrence` computes, with the same signature. The fused path
+still pays Python and dispatch for each of its ops at every step, and at large K streams
+all K recurrent matrices through memory at every step. Here each trial's whole time loop,
+forward and backward, runs in C++ (csrc/recurrence.cpp): threads take trials (with fewer
+trials than threads, parts of a trial's batch), so that a trial's R (160 kB at N = 100 in
+float32) stays in its core's cache for all T steps, and a step is a vector-matrix product
+plus the gate arithmetic in vectorised loops. The weight gradients are sums over all steps
+and stay batched GEMMs after the loop:
+
+    dR = sum_t d_pre(t)^T y(t-1),    dR_gg = sum_{t>0} d_gates(t)^T gates(t-1).
+
+The library is plain C++ behind a C interface, loaded with ctypes: it builds in seconds on
+first use with the system's C++ compiler, is cached under the user's cache folder (keyed
+by source, compiler and CPU), and does not depend on torch's C++ ABI. Where it cannot be
+built, the first call says so in one line on stderr, and layer.py uses the fused path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .spec import Spec
+
+SOURCE = Path(__file__).with_name("csrc") / "recurrence.cpp"
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+class _Problem(ctypes.Structure):
+    """struct Problem of csrc/recurrence.cpp."""
+
+    _fields_ = [
+        (name, ctypes.c_int64)
+        for name in (
+            "T",
+            "K",
+            "B",
+            "N",
+            "threads",
+            "gate_i",
+            "gate_f",
+            "gate_o",
+            "input_activation",
+            "output_activation",
+            "coupled",
+            "st",
+            "sk",
+            "sb",
+        )
+    ] + [
+        (name, ctypes.c_void_p)
+        for name in (
+            "x",
+            "rt",
+            "ggt",
+            "peephole",
+            "acts",
+            "cells",
+            "tanh_c",
+            "ys",
+            "grad_c",
+            "d_pre",
+            "d_peephole",
+            "d_y0",
+            "d_c0",
+        )
+    ]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lstm-odyssey"
+
+
+def _cpu() -> str:
+    """What -march=native depends on: a library built for one CPU may not run on another."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    features = next((line for line in lines if line.startswith(("flags", "Features"))), "")
+    return f"{platform.machine()} {platform.processor()} {features}"
+
+
+def build() -> Path:
+    """The shared library, compiled unless the cache holds it (atomic: workers may race)."""
+    compiler = os.environ.get("CXX") or "c++"
+    key = hashlib.sha256(
+        b"\0".join([SOURCE.read_bytes(), " ".join([compiler, *FLAGS]).encode(), _cpu().encode()])
+    ).hexdigest()[:16]
+    path = cache_dir() / f"recurrence-{key}.so"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        subprocess.run(
+            [compiler, *FLAGS, str(SOURCE), "-o", str(tmp)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        os.replace(tmp, path)
+    return path
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except subprocess.CalledProcessError as err:
+        reason = next(
+            (line for line in err.stderr.splitlines() if "error" in line), f"exit {err.returncode}"
+        )
+    except OSError as err:
+        reason = str(err)
+    else:
+        for name in ("forward", "backward"):
+            for suffix in _SUFFIX.values():
+                fn = getattr(lib, f"odyssey_{name}_{suffix}")
+                fn.argtypes, fn.restype = [ctypes.POINTER(_Problem)], None
+        return lib
+    print(
+        f"variants: no compiled CPU recurrence ({reason.strip()}); using the fused path",
+        file=sys.stderr,
+    )
+    return None
+
+
+def runs(device: torch.device | str, dtype: torch.dtype) -> bool:
+    """Whether the compiled recurrence runs for such tensors (builds it on the first call)."""
+    return torch.device(device).type == "cpu" and dtype in _SUFFIX and _library() is not None
+
+
+def recurrence(
+    spec: Spec,
+    pre_x: Tensor,  # [T, K, B, G]  W x + b for every step
+    w_hh: Tensor,  # [K, G, N]     R, blocks stacked like pre_x
+    peephole: Tensor | None,  # [K, len(gates) * N]
+    w_gg: Tensor | None,  # [K, len(gates) * N, len(gates) * N]  rows: gate b at t, cols: a at t-1
+    y0: Tensor,  # [K, B, N]
+    c0: Tensor,  # [K, B, N]
+) -> tuple[Tensor, Tensor]:
+    """Block outputs y for every step [T, K, B, N] and the last cell state c_T [K, B, N],
+    for CPU tensors of float32 or float64 where `runs` says so."""
+    return _Recurrence.apply(spec, pre_x, w_hh, peephole, w_gg, y0, c0)
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return t.data_ptr() if t is not None else None
+
+
+def _problem(spec: Spec, T: int, K: int, B: int, N: int, x: Tensor, **tensors) -> _Problem:
+    """The C struct: shapes, switches, x's strides over [T, K, B] and the tensors' pointers."""
+    position = {g: spec.gates.index(g) if g in spec.gates else -1 for g in "ifo"}
+    return _Problem(
+        T=T,
+        K=K,
+        B=B,
+        N=N,
+        threads=torch.get_num_threads(),
+        gate_i=position["i"],
+        gate_f=position["f"],
+        gate_o=position["o"],
+        input_activation=spec.input_activation,
+        output_activation=spec.output_activation,
+        coupled=spec.coupled_input_forget,
+        st=x.stride(0),
+        sk=x.stride(1),
+        sb=x.stride(2),
+        x=x.data_ptr(),
+        **{name: _ptr(t) for name, t in tensors.items()},
+    )
+
+
+def _rows(t: Tensor | None) -> Tensor | None:
+    """t with a contiguous last axis (what the C code indexes by strides over the others)."""
+    return t if t is None or t.stride(-1) == 1 else t.contiguous()
+
+
+class _Recurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spec, pre_x, w_hh, peephole, w_gg, y0, c0):
+        T, K, B, G = pre_x.shape
+        N = y0.shape[-1]
+        x = _rows(pre_x)
+        rt = w_hh.transpose(1, 2).contiguous()
+        ggt = w_gg.transpose(1, 2).contiguous() if w_gg is not None else None
+        peephole = peephole.contiguous() if peephole is not None else None
+        acts = x.new_empty(K, T, B, G)  # activations: z, then the gates
+        cells = x.new_empty(K, T + 1, B, N)  # c(0) .. c(T)
+        ys = x.new_empty(K, T + 1, B, N)  # y(0) .. y(T)
+        cells[:, 0], ys[:, 0] = c0, y0
+        tanh_c = x.new_empty(K, T, B, N) if spec.output_activation else None
+        problem = _problem(
+            spec,
+            T,
+            K,
+            B,
+            N,
+            x,
+            rt=rt,
+            ggt=ggt,
+            peephole=peephole,
+            acts=acts,
+            cells=cells,
+            tanh_c=tanh_c,
+            ys=ys,
+        )
+        getattr(_library(), f"odyssey_forward_{_SUFFIX[x.dtype]}")(ctypes.byref(problem))
+        ctx.spec = spec
+        ctx.save_for_backward(acts, cells, tanh_c, ys, rt, peephole, ggt)
+        return ys[:, 1:].transpose(0, 1), cells[:, T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_c):
+        acts, cells, tanh_c, ys, rt, peephole, ggt = ctx.saved_tensors
+        spec: Spec = ctx.spec
+        K, T, B, G = acts.shape
+        N = cells.shape[-1]
+        NG = G - N
+        g = _rows(grad_out)
+        d_pre = acts.new_empty(K, T, B, G)
+        # One partial sum per part of a trial's batch (at most B parts; the others stay 0).
+        d_peep = acts.new_zeros(K, B, NG) if peephole is not None else None
+        d_y0, d_c0 = acts.new_empty(K, B, N), acts.new_empty(K, B, N)
+        grad_c = grad_c.contiguous()
+        problem = _problem(
+            spec,
+            T,
+            K,
+            B,
+            N,
+            g,
+            rt=rt,
+            ggt=ggt,
+            peephole=peephole,
+            acts=acts,
+            cells=cells,
+            tanh_c=tanh_c,
+            grad_c=grad_c,
+            d_pre=d_pre,
+            d_peephole=d_peep,
+            d_y0=d_y0,
+            d_c0=d_c0,
+        )
+        getattr(_library(), f"odyssey_backward_{_SUFFIX[g.dtype]}")(ctypes.byref(problem))
+
+        need = ctx.needs_input_grad
+        d_w_hh = d_w_gg = None
+        if need[2]:
+            y_prev = ys[:, :-1].reshape(K, T * B, N)
+            d_w_hh = torch.bmm(d_pre.view(K, T * B, G).transpose(1, 2), y_prev)
+        if need[4]:
+            d_gates = d_pre[:, 1:, :, N:].reshape(K, (T - 1) * B, NG)
+            gates = acts[:, :-1, :, N:].reshape(K, (T - 1) * B, NG)
+            d_w_gg = torch.bmm(d_gates.transpose(1, 2), gates)
+        return (
+            None,
+            d_pre.transpose(0, 1),
+            d_w_hh,
+            d_peep.sum(1) if need[3] else None,
+            d_w_gg,
+            d_y0 if need[5] else None,
+            d_c0 if need[6] else None,
+        )
