@@ -20,7 +20,6 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -29,10 +28,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 import variants
-from study import benchmarks, tasks
+from study import __version__, benchmarks, tasks
 from study.errors import UserError
 from study.optim import PopulationNesterov
-from study.runner import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
 from variants.layer import BACKENDS, resolve_backend
 
@@ -70,6 +68,8 @@ def _grid(args: argparse.Namespace, device: torch.device) -> dict[str, list]:
         if text is not None:
             grid[key] = _positive_ints(f"--{key}", text)
     if args.variants is not None:
+        from study.runner import resolve_variants  # imports optuna: only when asked for
+
         grid["variants"] = list(resolve_variants(args.variants))
     return grid
 
@@ -167,7 +167,7 @@ def environment(device: torch.device) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "lstm_odyssey": metadata.version("lstm-odyssey"),
+        "lstm_odyssey": __version__,
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
@@ -230,16 +230,15 @@ def training_throughput(
         trainer = PopulationTrainer(bench, "V", protocol, device=str(device))
         for k in range(K):
             trainer.add(TrialConfig(hidden, LEARNING_RATE, MOMENTUM, 0.1, seed=k))
-        states = trainer.active
-        model, opt, noise = trainer._pack(states)
-        model.lstm.backend = backend
-        trainer.step(model, opt, noise, states, trainer._train[0])  # warm-up
+        population = trainer.pack(trainer.active)
+        population.model.lstm.backend = backend
+        population.step(trainer.train_batches[0])  # warm-up
         _sync(device)
         start = time.perf_counter()
-        for batch in trainer._train:
-            trainer.step(model, opt, noise, states, batch)
+        for batch in trainer.train_batches:
+            population.step(batch)
         _sync(device)
-        return K * len(trainer._train) / (time.perf_counter() - start)
+        return K * len(trainer.train_batches) / (time.perf_counter() - start)
 
     def baseline() -> float:
         lstm = torch.nn.LSTM(
@@ -248,7 +247,7 @@ def training_throughput(
         head = torch.nn.Linear(hidden * (1 + bench.bidirectional), bench.output_size, device=device)
         params = [*lstm.parameters(), *head.parameters()]
         opt = PopulationNesterov(params, torch.tensor([LEARNING_RATE]), torch.tensor([MOMENTUM]))
-        batches = PopulationTrainer(bench, "V", protocol, device=str(device))._train
+        batches = PopulationTrainer(bench, "V", protocol, device=str(device)).train_batches
 
         def step(batch: tasks.Batch) -> None:
             opt.lookahead()

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Which parts of an LSTM matter: train the variants of Greff et al. "
         "with random search and analyse them.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser(

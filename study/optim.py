@@ -13,14 +13,20 @@ from torch import Tensor
 
 
 class PopulationNesterov:
-    def __init__(self, params: list[Tensor], lr: Tensor, momentum: Tensor) -> None:
+    def __init__(
+        self,
+        params: list[Tensor],
+        lr: Tensor,
+        momentum: Tensor,
+        velocity: list[Tensor] | None = None,  # to continue; zeros to start
+    ) -> None:
         self.params = list(params)
         ref = self.params[0]
         self.lr = lr.to(device=ref.device, dtype=ref.dtype)
         self.momentum = momentum.to(device=ref.device, dtype=ref.dtype)
         # A stopped trial gets rate 0 and momentum 0: its parameters never change again.
         self.active = torch.ones_like(self.lr, dtype=torch.bool)
-        self.velocity = [torch.zeros_like(p) for p in self.params]
+        self.velocity = velocity if velocity is not None else [torch.zeros_like(p) for p in params]
 
     def _per_trial(self, values: Tensor, like: Tensor) -> Tensor:
         return (values * self.active).view(-1, *([1] * (like.dim() - 1)))

@@ -30,7 +30,7 @@ from .optim import PopulationNesterov
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a trial is trained. The defaults are the paper's (PAPER.md §4)."""
+    """How a trial is trained. The defaults are the paper's (docs/paper.md §4)."""
 
     max_epochs: int = 150
     patience: int = 15  # stop after this many epochs without a better validation metric
@@ -200,9 +200,9 @@ class PopulationTrainer:
         self.epoch = 0  # epochs this population has run; seeds the sequence order
         self.trials: list[TrialState] = []
         cap = protocol.max_sequences
-        self._train = self._batches(benchmark.train, protocol.batch_size, cap)
-        self._valid = self._batches(benchmark.valid, protocol.eval_batch_size, cap)
-        self._test = self._batches(benchmark.test, protocol.eval_batch_size, cap)
+        self.train_batches = self._batches(benchmark.train, protocol.batch_size, cap)
+        self.valid_batches = self._batches(benchmark.valid, protocol.eval_batch_size, cap)
+        self.test_batches = self._batches(benchmark.test, protocol.eval_batch_size, cap)
 
     # --- trials -----------------------------------------------------------------------
 
@@ -266,58 +266,29 @@ class PopulationTrainer:
         if not states:
             return
         start = time.perf_counter()
-        model, opt, noise = self._pack(states)
+        population = self.pack(states)
         diverged = torch.zeros(len(states), dtype=torch.bool)
         total = torch.zeros(len(states), dtype=torch.float64, device=self.device)
-        order = np.random.default_rng([self.order_seed, self.epoch]).permutation(len(self._train))
-        model.train()
-        for i in order:
-            bad, loss = self.step(model, opt, noise, states, self._train[i])
+        n = len(self.train_batches)
+        for i in np.random.default_rng([self.order_seed, self.epoch]).permutation(n):
+            bad, loss = population.step(self.train_batches[i])
             diverged |= bad
             total += loss
-        diverged |= ~_finite_per_trial(opt.params).cpu()
+        diverged |= ~_finite_per_trial(population.optimizer.params).cpu()
         # A diverged trial's weights are those of its last finite update (the optimizer
         # freezes it), so its last epoch is evaluated like any other.
-        valid, test = self._evaluate(model, self._valid), self._evaluate(model, self._test)
+        valid = population.evaluate(self.valid_batches)
+        test = population.evaluate(self.test_batches)
         seconds = time.perf_counter() - start
-        self._unpack(states, model, opt, noise)
+        population.unpack()
         self.epoch += 1
-        for k, (state, train_loss) in enumerate(zip(states, (total / len(order)).tolist())):
+        for k, (state, train_loss) in enumerate(zip(states, (total / n).tolist())):
             state.epoch += 1
             state.seconds += seconds
             state.train_losses.append(train_loss)
             self._record(state, valid[k], test[k])
             if diverged[k] or not math.isfinite(valid[k]):
                 state.diverged = state.done = True
-
-    def step(self, model, opt, noise, states, batch: tasks.Batch) -> tuple[Tensor, Tensor]:
-        """One update of every trial on one batch; returns which trials' loss was not finite
-        (on the CPU) and every trial's loss (on the device)."""
-        T, B, M = batch.inputs.shape
-        x = batch.inputs[:, None].expand(T, len(states), B, M)
-        stds = [s.config.input_noise for s in states]
-        if any(stds):
-            x = x + torch.stack(
-                [
-                    torch.randn((T, B, M), generator=g, device=self.device, dtype=self.dtype) * std
-                    if std > 0
-                    else x.new_zeros(T, B, M)
-                    for std, g in zip(stds, noise)
-                ],
-                dim=1,
-            )
-        opt.lookahead()
-        logits = model(x, batch.lengths)
-        loss = tasks.loss(self.benchmark.task, logits, batch, self.protocol.loss_reduction)
-        bad = ~torch.isfinite(loss.detach()).cpu() & opt.active.cpu()
-        if bad.any():
-            opt.active &= ~bad.to(self.device)
-        loss.sum().backward()
-        if self.protocol.clip_norm is not None:
-            _clip_per_trial(opt.params, self.protocol.clip_norm)
-        opt.step()
-        opt.zero_grad()
-        return bad, loss.detach()
 
     def _record(self, state: TrialState, valid: float, test: float) -> None:
         """The epoch just trained. Only trained epochs are candidates for the best one (the
@@ -330,21 +301,6 @@ class PopulationTrainer:
             state.bad_epochs += 1
         if state.bad_epochs >= self.protocol.patience or state.epoch >= self.protocol.max_epochs:
             state.done = True
-
-    @torch.no_grad()
-    def _evaluate(self, model: PopulationModel, batches: list[tasks.Batch]) -> list[float]:
-        model.eval()
-        K = model.lstm.population
-        num = torch.zeros(K, dtype=torch.float64)
-        den = torch.zeros(K, dtype=torch.float64)
-        for batch in batches:
-            T, B, M = batch.inputs.shape
-            logits = model(batch.inputs[:, None].expand(T, K, B, M), batch.lengths)
-            n, d = tasks.metric(self.benchmark.task, logits, batch)
-            num += n
-            den += d
-        model.train()
-        return (num / den).tolist()
 
     # --- packing trials into a population -----------------------------------------------
 
@@ -359,38 +315,9 @@ class PopulationTrainer:
         )
         return PopulationModel(lstm, self.benchmark.output_size).to(device)
 
-    def _pack(self, states: list[TrialState]):
-        model = self._model([s.config.hidden_size for s in states], self.device)
-        params = dict(model.named_parameters())
-        velocity = {n: torch.zeros_like(p) for n, p in params.items()}
-        with torch.no_grad():
-            for tensors, attr in ((params, "params"), (velocity, "velocity")):
-                for name, view in model.slots({n: t.detach() for n, t in tensors.items()}).items():
-                    for k, state in enumerate(states):
-                        own = getattr(state, attr)[name]
-                        _own(view[k], own).copy_(own)
-        opt = PopulationNesterov(
-            list(params.values()),
-            lr=torch.tensor([s.config.learning_rate for s in states]),
-            momentum=torch.tensor([s.config.momentum for s in states]),
-        )
-        opt.velocity = list(velocity.values())
-        noise = []
-        for state in states:
-            gen = torch.Generator(device=self.device)
-            gen.set_state(state.noise_state)
-            noise.append(gen)
-        return model, opt, noise
-
-    def _unpack(self, states, model, opt, noise) -> None:
-        names = [n for n, _ in model.named_parameters()]
-        params = model.slots({n: p.detach() for n, p in model.named_parameters()})
-        velocity = model.slots(dict(zip(names, opt.velocity)))
-        for k, state in enumerate(states):
-            for name, own in state.params.items():
-                own.copy_(_own(params[name][k], own))
-                state.velocity[name].copy_(_own(velocity[name][k], own))
-            state.noise_state = noise[k].get_state()
+    def pack(self, states: list[TrialState]) -> Population:
+        """The trials' own states packed into one population model for an epoch."""
+        return Population(self, states)
 
     # --- batches ---------------------------------------------------------------------------
 
@@ -416,6 +343,94 @@ class PopulationTrainer:
             ).to(self.device)
             for chunk in chunks
         ]
+
+
+class Population:
+    """Trials packed into one model for an epoch: the model, the optimizer with each
+    trial's learning rate, momentum and velocity, and each trial's input-noise generator.
+    `unpack` writes everything back into the trials' own states at their own sizes."""
+
+    def __init__(self, trainer: PopulationTrainer, states: list[TrialState]) -> None:
+        self.trainer, self.states = trainer, states
+        device = trainer.device
+        self.model = trainer._model([s.config.hidden_size for s in states], device)
+        params = dict(self.model.named_parameters())
+        velocity = {n: torch.zeros_like(p) for n, p in params.items()}
+        with torch.no_grad():
+            for tensors, attr in ((params, "params"), (velocity, "velocity")):
+                views = self.model.slots({n: t.detach() for n, t in tensors.items()})
+                for name, view in views.items():
+                    for k, state in enumerate(states):
+                        own = getattr(state, attr)[name]
+                        _own(view[k], own).copy_(own)
+        self.optimizer = PopulationNesterov(
+            list(params.values()),
+            lr=torch.tensor([s.config.learning_rate for s in states]),
+            momentum=torch.tensor([s.config.momentum for s in states]),
+            velocity=list(velocity.values()),
+        )
+        self.noise = []
+        for state in states:
+            gen = torch.Generator(device=device)
+            gen.set_state(state.noise_state)
+            self.noise.append(gen)
+
+    def step(self, batch: tasks.Batch) -> tuple[Tensor, Tensor]:
+        """One update of every trial on one batch; returns which trials' loss was not finite
+        (on the CPU) and every trial's loss (on the device)."""
+        trainer, opt = self.trainer, self.optimizer
+        T, B, M = batch.inputs.shape
+        x = batch.inputs[:, None].expand(T, len(self.states), B, M)
+        stds = [s.config.input_noise for s in self.states]
+        if any(stds):
+            x = x + torch.stack(
+                [
+                    torch.randn((T, B, M), generator=g, device=x.device, dtype=x.dtype) * std
+                    if std > 0
+                    else x.new_zeros(T, B, M)
+                    for std, g in zip(stds, self.noise)
+                ],
+                dim=1,
+            )
+        opt.lookahead()
+        logits = self.model(x, batch.lengths)
+        loss = tasks.loss(trainer.benchmark.task, logits, batch, trainer.protocol.loss_reduction)
+        bad = ~torch.isfinite(loss.detach()).cpu() & opt.active.cpu()
+        if bad.any():
+            opt.active &= ~bad.to(opt.active.device)
+        loss.sum().backward()
+        if trainer.protocol.clip_norm is not None:
+            _clip_per_trial(opt.params, trainer.protocol.clip_norm)
+        opt.step()
+        opt.zero_grad()
+        return bad, loss.detach()
+
+    @torch.no_grad()
+    def evaluate(self, batches: list[tasks.Batch]) -> list[float]:
+        """Each trial's metric over the batches, without input noise."""
+        model = self.model
+        model.eval()
+        K = model.lstm.population
+        num = torch.zeros(K, dtype=torch.float64)
+        den = torch.zeros(K, dtype=torch.float64)
+        for batch in batches:
+            T, B, M = batch.inputs.shape
+            logits = model(batch.inputs[:, None].expand(T, K, B, M), batch.lengths)
+            n, d = tasks.metric(self.trainer.benchmark.task, logits, batch)
+            num += n
+            den += d
+        model.train()
+        return (num / den).tolist()
+
+    def unpack(self) -> None:
+        names = [n for n, _ in self.model.named_parameters()]
+        params = self.model.slots({n: p.detach() for n, p in self.model.named_parameters()})
+        velocity = self.model.slots(dict(zip(names, self.optimizer.velocity)))
+        for k, state in enumerate(self.states):
+            for name, own in state.params.items():
+                own.copy_(_own(params[name][k], own))
+                state.velocity[name].copy_(_own(velocity[name][k], own))
+            state.noise_state = self.noise[k].get_state()
 
 
 def resolve_device(device: str) -> torch.device:

@@ -1,4 +1,4 @@
-"""A deliberately plain LSTM straight from the equations of PAPER.md §1–2.
+"""A deliberately plain LSTM straight from the equations of docs/paper.md §1–2.
 
 float64, one sequence, one step at a time, one named matrix per term. Every fast path
 of the variants package is checked against this.

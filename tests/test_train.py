@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from study import tasks
 from study.optim import PopulationNesterov
-from study.train import PopulationTrainer, Protocol, TrialConfig, TrialState
+from study.train import Population, PopulationTrainer, Protocol, TrialConfig, TrialState
 from synthetic import make_benchmark
 
 
@@ -182,7 +182,7 @@ def test_early_stopping_picks_best_epoch(monkeypatch):
     trainer.add(configs(1)[0])
     # The untrained network is never evaluated: the first value is epoch 1's.
     script = iter([5, 5, 4, 3, 3, 3.5, 2.5, 2.5, 2.6, 2.6, 2.5, 2.5, 2.8, 2.8, 9, 9])
-    monkeypatch.setattr(trainer, "_evaluate", lambda model, batches: [next(script)])
+    monkeypatch.setattr(Population, "evaluate", lambda self, batches: [next(script)])
     (res,) = trainer.run()
     # valid per epoch: 1: 5, 2: 4, 3: 3, 4: 2.5, 5: 2.6, 6: 2.5 (not better), 7: 2.8 -> stop.
     assert (res.best_epoch, res.value, res.test_metric, res.epochs) == (4, 2.5, 2.5, 7)
@@ -291,6 +291,19 @@ def test_forget_bias_and_clipping_options():
     assert res.epochs == 1
 
 
+def test_clipping_scales_each_trial_by_its_own_norm():
+    from study.train import _clip_per_trial
+
+    # Trial 0's gradient has norm 5 (3-4-0 over two tensors), trial 1's norm 0.5.
+    a = torch.zeros(2, 2, requires_grad=True)
+    b = torch.zeros(2, 1, requires_grad=True)
+    a.grad = torch.tensor([[3.0, 0.0], [0.3, 0.0]])
+    b.grad = torch.tensor([[4.0], [0.4]])
+    _clip_per_trial([a, b], max_norm=1.0)
+    torch.testing.assert_close(a.grad, torch.tensor([[0.6, 0.0], [0.3, 0.0]]), rtol=1e-5, atol=0)
+    torch.testing.assert_close(b.grad, torch.tensor([[0.8], [0.4]]), rtol=1e-5, atol=0)
+
+
 def test_batches_of_several_sequences_train_every_trial_like_alone():
     bench = make_benchmark("ctc")
     proto = Protocol(max_epochs=2, patience=2, batch_size=3)
@@ -298,7 +311,7 @@ def test_batches_of_several_sequences_train_every_trial_like_alone():
     for c in configs():
         pop.add(c)
     pop.run()
-    assert len(pop._train) == 4  # 12 sequences, grouped by length, 3 to a batch
+    assert len(pop.train_batches) == 4  # 12 sequences, grouped by length, 3 to a batch
     for c, state in zip(configs(), pop.trials):
         alone = PopulationTrainer(bench, "NIG", proto, dtype=torch.float64, order_seed=2)
         alone.add(c)

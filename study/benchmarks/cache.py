@@ -23,9 +23,17 @@ _SCALARS = ("name", "task", "input_size", "output_size", "bidirectional", "metri
 
 
 def data_home() -> Path:
-    """Where built caches live: $ODYSSEY_DATA_HOME, else the repository's datasets/ folder."""
+    """Where built caches live: $ODYSSEY_DATA_HOME; else, in a source checkout, its
+    datasets/ folder (beside the cards); else, installed, the user's cache directory
+    ($XDG_CACHE_HOME/lstm-odyssey, by default ~/.cache/lstm-odyssey)."""
     env = os.environ.get("ODYSSEY_DATA_HOME")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "datasets"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "datasets").is_dir():
+        return checkout / "datasets"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "lstm-odyssey"
 
 
 def cache_path(name: str, recipe: dict) -> Path:
