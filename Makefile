@@ -32,8 +32,10 @@ lint: venv
 bench: venv
 	$(BIN)/odyssey bench --quick
 
-# On a machine with an NVIDIA GPU: every CUDA test, the full GPU bench and versions in one run.
-gpu-check: venv
+# On a machine with an NVIDIA GPU: every CUDA test, the GPU bench, the triton kernels' layouts
+# and versions in one run. No venv: GPU machines have no package index; the script uses
+# .venv's python if it sees the GPU, else python3 (see its header).
+gpu-check:
 	scripts/gpu_check.sh
 
 clean:

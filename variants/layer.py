@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Sequence
 
 import torch
@@ -11,15 +13,24 @@ from . import cell, compiled, fused
 from .spec import Spec, resolve
 
 # auto: the fastest path that runs (see resolve_backend); plain: for reference
-BACKENDS = ("auto", "plain", "fused", "compiled")
+BACKENDS = ("auto", "plain", "fused", "compiled", "triton")
 
 
 def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
-    """The path `backend` runs for tensors of `dtype` on `device`: auto and compiled take the
+    """The path `backend` runs for tensors of `dtype` on `device`: auto takes the triton
+    kernels for float32 on CUDA (where triton is installed); auto and compiled take the
     compiled path where it runs (CPU, float32 or float64, a library that builds), else fused."""
+    cuda = torch.device(device).type == "cuda"
+    if backend == "auto" and cuda and dtype == torch.float32 and _has_triton():
+        return "triton"
     if backend not in ("auto", "compiled"):
         return backend
     return "compiled" if compiled.runs(device, dtype) else "fused"
+
+
+@functools.cache
+def _has_triton() -> bool:
+    return importlib.util.find_spec("triton") is not None
 
 
 class VariantLSTM(nn.Module):
@@ -247,8 +258,11 @@ class VariantLSTM(nn.Module):
         pre_x = torch.baddbmm(params["bias"][:, None, :], xk, params["weight_ih"].transpose(1, 2))
         pre_x = pre_x.reshape(K, T, B, -1).permute(1, 0, 2, 3)
         path = resolve_backend(self.backend, x.device, x.dtype)
-        recurrence = {"plain": cell, "fused": fused, "compiled": compiled}[path].recurrence
-        return recurrence(
+        if path == "triton":  # imported on first use: CPU users never need triton
+            from . import triton_lstm as module
+        else:
+            module = {"plain": cell, "fused": fused, "compiled": compiled}[path]
+        return module.recurrence(
             self.spec, pre_x, params["weight_hh"], params["peephole"], params["weight_gg"], y0, c0
         )
 

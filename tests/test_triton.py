@@ -1,0 +1,190 @@
+"""The triton backend against the plain path: outputs and every gradient, for every preset
+and every combination of switches.
+
+On a CUDA machine the kernels are compiled and these tests are marked `cuda`. Without a
+GPU they run in Triton's interpreter on CPU tensors: TRITON_INTERPRET must be set before
+triton decorates the kernels, so it is set here, at collection, before any test imports
+variants.triton_lstm (no other test module does). The interpreter runs the programs of a
+launch one after another, so most tests put every row in one program (`one_program`).
+"""
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+
+from test_fused import all_specs, outputs_and_grads, random_inputs  # noqa: E402
+
+import variants  # noqa: E402
+from variants import cell, triton_lstm  # noqa: E402
+from variants.triton_lstm import Layout  # noqa: E402
+
+if not triton_lstm.interpreted():
+    DEVICE, DTYPE = "cuda", torch.float32
+    pytestmark = pytest.mark.cuda
+elif os.environ.get("TRITON_INTERPRET") == "1":
+    DEVICE, DTYPE = "cpu", torch.float64
+else:  # pragma: no cover - triton imported without the interpreter and no GPU
+    pytest.skip("triton kernels need a GPU or TRITON_INTERPRET=1", allow_module_level=True)
+
+NAMES = ["pre_x", "w_hh", "peephole", "w_gg", "y0", "c0"]
+
+
+@pytest.fixture
+def one_program():
+    """Under the interpreter, all rows of a launch in one program; on a GPU the default."""
+    if DEVICE == "cpu":
+        triton_lstm.use_layout(Layout(chunk=64, rows=64, num_warps=4, r_cache=".ca"))
+    yield
+    triton_lstm.use_layout(None)
+
+
+def assert_matches(got, exact, plain32, names):
+    """`got` against the float64 plain path: to rounding in float64; in float32 (CUDA), as
+    close as the plain path's own float32 error allows (the fused path's rule)."""
+    for name, g, e, p in zip(names, got, exact, plain32):
+        assert (g is None) == (e is None), name
+        if e is None:
+            continue
+        g, e, p = (t.detach().cpu().double() for t in (g, e, p))
+        if DTYPE == torch.float64:
+            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-11, msg=name)
+        else:
+            error, plain_error = (g - e).norm(), (p - e).norm()
+            assert error <= max(4 * plain_error, 1e-6 * e.norm()), (name, error, plain_error)
+
+
+def check_recurrence(spec, T, K, B, N, seed=0):
+    inputs = random_inputs(spec, T, K, B, N, torch.float64, "cpu", seed)
+    to = [t.detach().to(DEVICE, DTYPE) if t is not None else None for t in inputs]
+    out, c_T, grads = outputs_and_grads(triton_lstm.recurrence, spec, to, seed + 1)
+    exact = outputs_and_grads(cell.recurrence, spec, inputs, seed + 1)
+    as32 = [t.detach().float() if t is not None else None for t in inputs]
+    plain32 = outputs_and_grads(cell.recurrence, spec, as32, seed + 1)
+    names = ["out", "c_T", *NAMES]
+    assert_matches(
+        [out, c_T, *grads], [exact[0], exact[1], *exact[2]], [plain32[0], plain32[1], *plain32[2]],
+        names,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", list(all_specs()), ids=lambda s: s.describe())
+def test_every_combination_matches_plain(spec, one_program):
+    """N = 5 in a program of 16 columns, B = 2: padding masked in both."""
+    check_recurrence(spec, T=4, K=3, B=2, N=5)
+
+
+LAYOUTS = {
+    "passes": Layout(chunk=2, rows=16, num_warps=2, r_cache=".ca"),  # 4 passes, last masked
+    "row-per-program": Layout(chunk=4, rows=1, num_warps=1, r_cache=".ca"),  # K B programs
+    "programs-span-trials": Layout(chunk=8, rows=4, num_warps=2, r_cache=".cg"),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
+@pytest.mark.parametrize("name", ["V", "FGR"])
+def test_layouts(name, layout):
+    """Several passes per product, one program per row, programs that span trials (B = 3
+    rows per trial, 4 per program)."""
+    triton_lstm.use_layout(layout)
+    try:
+        check_recurrence(variants.resolve(name), T=3, K=2, B=3, N=7)
+    finally:
+        triton_lstm.use_layout(None)
+
+
+def layer_outputs_and_grads(layer, x, hx, lengths, probe):
+    hx = [h.detach().clone().requires_grad_() for h in hx]
+    out, (y_n, c_n) = layer(x, tuple(hx), lengths=lengths)
+    ((out * probe).sum() + (c_n * probe[0, :, :, : c_n.shape[-1]]).sum()).backward()
+    grads = [p.grad for p in layer.parameters()] + [h.grad for h in hx]
+    return [out, c_n, *grads]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("name", variants.PAPER_VARIANTS)
+def test_presets_through_the_layer(name, bidirectional, one_program):
+    """A padded population (hidden 5, 8, 3) of B = 2 sequences of lengths 6 and 4, with an
+    initial state: every output, final state and gradient as the plain path gives."""
+    torch.manual_seed(0)
+    sizes, T, B, M = [5, 8, 3], 6, 2, 3
+    D = 2 if bidirectional else 1
+    template = variants.build(name, M, sizes, bidirectional=bidirectional, dtype=torch.float64)
+    x = torch.randn(T, len(sizes), B, M, dtype=torch.float64)
+    hx = [torch.randn(D, len(sizes), B, 8, dtype=torch.float64) * 0.5 for _ in range(2)]
+    probe = torch.randn(T, len(sizes), B, D * 8, dtype=torch.float64)
+    lengths = torch.tensor([6, 4])
+    results = {}
+    for backend, device, dtype in (
+        ("triton", DEVICE, DTYPE),
+        ("plain", "cpu", torch.float64),
+        ("plain", "cpu", torch.float32),
+    ):
+        layer = variants.build(
+            name, M, sizes, bidirectional=bidirectional, backend=backend, device=device, dtype=dtype
+        )
+        layer.load_state_dict(template.state_dict())
+        moved = [t.to(device, dtype) for t in (x, *hx, probe)]
+        results[backend, dtype] = layer_outputs_and_grads(
+            layer, moved[0], moved[1:3], lengths, moved[3]
+        )
+    names = ["out", "c_n", *(n for n, _ in template.named_parameters()), "y0", "c0"]
+    assert_matches(
+        results["triton", DTYPE], results["plain", torch.float64],
+        results["plain", torch.float32], names,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["V", "NOG", "FGR"])
+def test_forward_only_records_nothing(name, one_program):
+    """Without gradients the forward-only kernel runs: same outputs, no autograd record."""
+    spec = variants.resolve(name)
+    inputs = random_inputs(spec, 4, 3, 2, 5, DTYPE, DEVICE, seed=0)
+    out, c_T = triton_lstm.recurrence(spec, *inputs)
+    with torch.no_grad():
+        out_eval, c_eval = triton_lstm.recurrence(spec, *inputs)
+    assert out_eval.grad_fn is None and c_eval.grad_fn is None
+    torch.testing.assert_close(out_eval, out.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(c_eval, c_T.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["V", "CIFG", "FGR"])
+def test_float32_error_is_that_of_the_plain_path(name, one_program):
+    """Larger sizes in float32: on a GPU the paper's (hidden 100 and 60, T = 100); under
+    the interpreter smaller ones. Within the fused path's rule of test_fused.py."""
+    sizes, T = ([100, 60], 100) if DEVICE == "cuda" else ([24, 13], 16)
+    torch.manual_seed(0)
+    template = variants.build(name, 39, sizes, dtype=torch.float64)
+    x = torch.randn(T, len(sizes), 1, 39, dtype=torch.float64)
+    results = {}
+    for backend, device, dtype in (
+        ("plain", "cpu", torch.float64),
+        ("plain", "cpu", torch.float32),
+        ("triton", DEVICE, torch.float32),
+    ):
+        layer = variants.build(name, 39, sizes, backend=backend, device=device, dtype=dtype)
+        layer.load_state_dict(template.state_dict())
+        out, (y_n, c_n) = layer(x.to(device, dtype))
+        (out.square().sum() + c_n.sum()).backward()
+        results[backend, dtype] = [out, c_n] + [p.grad for p in layer.parameters()]
+    exact = results["plain", torch.float64]
+    for got, plain, ref in zip(
+        results["triton", torch.float32], results["plain", torch.float32], exact
+    ):
+        got, plain = got.detach().cpu().double(), plain.detach().double()
+        error, plain_error = ((t - ref).norm() / ref.norm() for t in (got, plain))
+        assert error < max(4 * plain_error, 1e-6), (error, plain_error)
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="auto picks triton on CUDA only")
+def test_auto_is_triton_on_cuda(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        triton_lstm, "recurrence", lambda *a: calls.append(1) or cell.recurrence(*a)
+    )
+    variants.build("V", 3, 4, device="cuda")(torch.randn(5, 1, 3, device="cuda"))
+    assert calls
