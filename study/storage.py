@@ -1,7 +1,9 @@
-"""Opening an Optuna RDB storage from a URL, with one clear line when it cannot be opened."""
+"""Opening an Optuna RDB storage from a URL, with one clear line when it cannot be opened, and
+showing a URL without its password (in reports, tables and messages)."""
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from pathlib import Path
@@ -17,6 +19,36 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
+
+
+def display_url(url: str) -> str:
+    """`url` with its password masked as ***, for anything printed or written to a file."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: mask what looks like user:password@
+        return _PASSWORD.sub(r"\1***\2", url)
+
+
+def _without_password(text: str, url: str) -> str:
+    """`text` (a driver's error) with the password of `url` masked, should it echo it."""
+    try:
+        password = sqlalchemy.engine.make_url(url).password
+    except Exception:
+        password = None
+    return text.replace(str(password), "***") if password else text
+
+
+def _driver_hint(url: str, err: Exception) -> str:
+    """One line for a bare postgresql:// URL whose default driver is not installed."""
+    if isinstance(err, ImportError) and url.startswith("postgresql://"):
+        return (
+            "; install the PostgreSQL driver with pip install -e '.[postgres]', or name an "
+            "installed one in the URL, e.g. postgresql+psycopg2://"
+        )
+    return ""
+
+
 def open_storage(
     url: str, *, create: bool = False, heartbeat: int | None = None
 ) -> optuna.storages.RDBStorage:
@@ -25,8 +57,10 @@ def open_storage(
     failed by the next process that looks, and re-enqueued with the same parameters."""
     if "://" not in url:
         raise UserError(
-            f"storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, got {url!r}"
+            "storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, "
+            f"got {display_url(url)!r}"
         )
+    shown = display_url(url)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if create:
@@ -34,10 +68,10 @@ def open_storage(
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise UserError(
-                    f"storage {url}: cannot create {path.parent}: {err.strerror}"
+                    f"storage {shown}: cannot create {path.parent}: {err.strerror}"
                 ) from None
         elif not path.is_file():
-            raise UserError(f"storage {url}: no such SQLite file; expected a study database")
+            raise UserError(f"storage {shown}: no such SQLite file; expected a study database")
     kwargs: dict = {}
     if heartbeat is not None:
         # Optuna renamed the retry callback and its argument in 4.9; accept both.
@@ -55,7 +89,9 @@ def open_storage(
             # Several machines creating the tables of a new database at once: one wins.
             time.sleep(0.5 + attempt)
         except Exception as err:  # SQLAlchemy and driver errors: unreachable server, bad URL
-            text = str(err).strip()
+            text = _without_password(str(err).strip(), url)
             first_line = text.splitlines()[0] if text else type(err).__name__
-            raise UserError(f"cannot open storage {url}: {first_line}") from None
-    raise UserError(f"cannot open storage {url}: its tables could not be created")
+            raise UserError(
+                f"cannot open storage {shown}: {first_line}{_driver_hint(url, err)}"
+            ) from None
+    raise UserError(f"cannot open storage {shown}: its tables could not be created")

@@ -1,5 +1,7 @@
 """Synthetic `<benchmark>/<variant>` studies with known effects, written with Optuna directly
-(no training): the analysis tests and notebooks run on them."""
+(no training): the analysis tests and notebooks run on them. Trials carry what the runner
+stores: parameters, the result attributes, the protocol and preset, and per-epoch curves
+(validation as intermediate values, test as `test_curve`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ DISTRIBUTIONS = {
     "one_minus_momentum": FloatDistribution(0.01, 1.0, log=True),
     "input_noise": FloatDistribution(0.0, 1.0),
 }
+PROTOCOL = {"max_epochs": 20, "patience": 5, "batch_size": 1, "loss_reduction": "sum"}
+POPULATION = 4
 
 
 def metric(params: dict) -> float:
@@ -21,6 +25,57 @@ def metric(params: dict) -> float:
     momentum does nothing."""
     lr, hidden = np.log10(params["learning_rate"]), np.log10(params["hidden_size"])
     return 0.1 * (lr + 3.0) ** 2 - 0.3 * hidden + 0.1 * params["input_noise"] + 1.5
+
+
+def sample(rng: np.random.Generator) -> dict:
+    """Parameters drawn as the runner draws them."""
+    return {
+        "hidden_size": int(round(10 ** rng.uniform(np.log10(20), np.log10(200)))),
+        "learning_rate": float(10 ** rng.uniform(-6, -2)),
+        "one_minus_momentum": float(10 ** rng.uniform(-2, 0)),
+        "input_noise": float(rng.uniform()),
+    }
+
+
+def trial(
+    params: dict,
+    value: float,
+    test: float,
+    epochs: int = 20,
+    best_epoch: int | None = None,
+    diverged: bool = False,
+    curves: bool = True,
+    preset: str = "quick",
+    protocol: dict | None = None,
+) -> optuna.trial.FrozenTrial:
+    """A COMPLETE trial as the runner stores it. Its curves fall from 3 × its result to the
+    result at `best_epoch` (default: its last epoch) and stay there."""
+    best_epoch = epochs if best_epoch is None else best_epoch
+    epoch = np.arange(1, epochs + 1)
+    shape = 1 + 2 * np.clip(1 - epoch / best_epoch, 0, None) ** 2
+    attrs = {
+        "test_metric": test,
+        "best_epoch": best_epoch,
+        "epochs": epochs,
+        "diverged": diverged,
+        "n_params": 1000 + 10 * params["hidden_size"],
+        "seconds": POPULATION * 0.01 * params["hidden_size"] ** 1.5,
+        "population": POPULATION,
+        "device": "cpu",
+        "preset": preset,
+        "protocol": protocol or PROTOCOL,
+    }
+    intermediate = {}
+    if curves:
+        attrs["test_curve"] = [float(x) for x in test * shape]
+        intermediate = {int(e): float(v) for e, v in zip(epoch, value * shape)}
+    return create_trial(
+        params=params,
+        distributions=DISTRIBUTIONS,
+        value=value,
+        user_attrs=attrs,
+        intermediate_values=intermediate,
+    )
 
 
 def fill(
@@ -32,40 +87,58 @@ def fill(
     n_failed: int = 0,
     n_diverged: int = 0,
     noise: float = 0.02,
+    pure_noise: bool = False,
+    curves: bool = True,
 ) -> None:
-    """One study per variant; each variant's metric is `metric` + its shift + Gaussian noise.
-    The first `n_diverged` trials of each study are diverged (metric 3.0, flagged) and
-    `n_failed` FAIL trials without values are added."""
+    """One study per variant; each variant's metric is `metric` + its shift + Gaussian noise
+    (only the noise, independent of the parameters, with `pure_noise`). The first
+    `n_diverged` trials of each study are diverged (metric 3.0, flagged; learning rate above
+    6e-3) and `n_failed` FAIL
+    trials without values are added. Every third trial stops early (best epoch 8 of 13)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
     for variant, shift in shifts.items():
         study = optuna.create_study(storage=storage, study_name=f"{benchmark}/{variant}")
         trials = []
         for i in range(n_trials):
-            params = {
-                "hidden_size": int(round(10 ** rng.uniform(np.log10(20), np.log10(200)))),
-                "learning_rate": float(10 ** rng.uniform(-6, -2)),
-                "one_minus_momentum": float(10 ** rng.uniform(-2, 0)),
-                "input_noise": float(rng.uniform()),
-            }
+            params = sample(rng)
             diverged = i < n_diverged
-            test = 3.0 if diverged else metric(params) + shift + noise * rng.normal()
-            attrs = {
-                "test_metric": test,
-                "best_epoch": 5,
-                "epochs": 20,
-                "diverged": diverged,
-                "n_params": 1000 + 10 * params["hidden_size"],
-                "seconds": 0.01 * params["hidden_size"] ** 1.5 * (1 + 0.1 * rng.uniform()),
-            }
+            if diverged:  # as in real studies, at the top of the learning-rate range
+                params["learning_rate"] = float(10 ** rng.uniform(-2.05, -2))
+            signal = 1.0 if pure_noise else metric(params) + shift
+            test = 3.0 if diverged else signal + noise * rng.normal()
             value = test + noise * rng.normal()
-            trials.append(
-                create_trial(
-                    params=params, distributions=DISTRIBUTIONS, value=value, user_attrs=attrs
-                )
-            )
+            epochs, best = (13, 8) if i % 3 == 2 else (20, 20)
+            trials.append(trial(params, value, test, epochs, best, diverged, curves))
         trials += [
             create_trial(params={}, distributions={}, state=TrialState.FAIL)
             for _ in range(n_failed)
         ]
+        study.add_trials(trials)
+
+
+def fill_top(
+    storage: str,
+    benchmark: str,
+    tops: dict[str, list[float]],
+    n_trials: int = 40,
+    seed: int = 0,
+    top_params: dict | None = None,
+) -> None:
+    """One study per variant whose best trials (on validation) have exactly the test metrics
+    `tops[variant]`; the other trials are far worse. `top_params` overrides parameters of the
+    top trials (e.g. a learning rate at the edge of the range)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = np.random.default_rng(seed)
+    for variant, values in tops.items():
+        study = optuna.create_study(storage=storage, study_name=f"{benchmark}/{variant}")
+        trials = []
+        for i in range(n_trials):
+            params = sample(rng)
+            if i < len(values):
+                params |= top_params or {}
+                test = values[i]
+            else:
+                test = 10.0 + i
+            trials.append(trial(params, test, test))
         study.add_trials(trials)

@@ -1,5 +1,7 @@
 """The analysis on synthetic storages with known effects: loading, top selection, Welch and
-Holm, the variant verdicts, failed and diverged trials, and the `odyssey report` files."""
+Holm, the variant verdicts, failed and diverged trials, and the `odyssey report` files.
+tests/test_report.py checks what the report says (criteria, forest fit, checks, stand-ins,
+curves, figures, defaults)."""
 
 import math
 import warnings
@@ -16,7 +18,7 @@ from study.analysis import (
     COLUMNS,
     holm,
     load_trials,
-    read_trials,
+    read_results,
     split_study_name,
     summarize,
     top_trials,
@@ -95,6 +97,11 @@ def test_top_ranks_only_complete_trials_on_validation_value():
 
 def test_trials_table_counts_failed_and_diverged(trials):
     assert list(trials.columns) == COLUMNS
+    assert str(trials.hidden_size.dtype) == "Int64" and str(trials.population.dtype) == "Int64"
+    complete = trials[trials.state == "COMPLETE"]
+    np.testing.assert_allclose(complete.momentum, 1 - complete.one_minus_momentum)
+    assert (complete.preset == "quick").all() and (complete.population == 4).all()
+    assert (complete.max_epochs == 20).all() and (complete.loss_reduction == "sum").all()
     assert list(trials.variant.unique()) == ["V", "NFG", "NP", "CIFG"]  # the paper's order
     per_variant = trials.groupby("variant").state.value_counts().unstack()
     assert (per_variant.COMPLETE == 40).all() and (per_variant.FAIL == 3).all()
@@ -104,6 +111,27 @@ def test_trials_table_counts_failed_and_diverged(trials):
     complete = trials[trials.state == "COMPLETE"]
     assert complete.momentum.between(0, 0.99 + 1e-12).all()  # 1 − U_log(0.01, 1)
     assert complete.momentum.min() < 0.3 and complete.momentum.max() > 0.9
+
+
+def test_requeued_trials_are_told_from_failed_ones(tmp_path):
+    url = f"sqlite:///{tmp_path / 'requeued.db'}"
+    fill(url, "jsb", {"V": 0.0}, n_trials=5, n_failed=2)  # trials 5 and 6 FAIL
+    study = optuna.load_study(study_name="jsb/V", storage=url)
+    copy = study.trials[0]  # a complete copy of trial 5, as Optuna's retry records it
+    study.add_trial(
+        create_trial(
+            params=copy.params,
+            distributions=copy.distributions,
+            value=copy.value,
+            user_attrs=copy.user_attrs,
+            system_attrs={"retry_history": [5]},
+        )
+    )
+    trials = load_trials(url)
+    assert trials.requeued.tolist() == [False] * 5 + [True, False, False]
+    out = tmp_path / "report"
+    assert main(["report", "--storage", url, "--out", str(out)]) == 0
+    assert "| jsb | V | 8 | 6 | 0 | 1 | 1 | 0 |" in (out / "REPORT.md").read_text()
 
 
 def test_nonconforming_studies_are_ignored_with_a_warning(storage):
@@ -119,6 +147,8 @@ def test_verdicts_worse_better_and_identical(trials):
     assert summary.loc["NP", "direction"] == "better"
     assert summary.loc["CIFG", "direction"] == ""
     assert summary.loc["V", "direction"] == "" and np.isnan(summary.loc["V", "p_value"])
+    assert summary.significant.tolist() == [False, True, True, False]
+    assert summary.significant_holm.tolist() == [False, True, True, False]
     complete = trials[trials.state == "COMPLETE"].groupby("variant").size()
     assert (summary.n_trials == complete[summary.index]).all() and (complete == 40).all()
     assert (summary.n_top == 4).all()
@@ -152,6 +182,7 @@ def test_foreign_storage_with_missing_attributes(tmp_path):
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "Too few complete trials with a test metric for fANOVA" in text
     assert (tmp_path / "report" / "figures" / "mnist-top.png").stat().st_size > 0
+    assert "no verdict" not in text and "Protocol: not recorded" in text
 
 
 def test_unusable_storages_are_user_errors(tmp_path, storage):
@@ -182,33 +213,51 @@ def report(storage, tmp_path_factory):
     return out
 
 
+TABLES = ["trials", "summary", "importance", "checks", "marginals", "interactions", "curves"]
+KINDS = ["curves", "importance", "interactions", "marginals", "time", "top"]
+
+
 def test_report_writes_every_file(report, trials):
-    for name in ["trials.csv", "summary.csv", "importance.csv", "REPORT.md"]:
+    for name in [*(f"{t}.csv" for t in TABLES), "REPORT.md"]:
         assert (report / name).stat().st_size > 0, name
     figures = sorted(p.name for p in (report / "figures").iterdir())
-    assert figures == [
-        f"jsb-{kind}.png" for kind in ["importance", "interactions", "marginals", "time", "top"]
-    ]
-    for path in (report / "figures").iterdir():
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    assert figures == sorted(f"jsb-{kind}.{ext}" for kind in KINDS for ext in ("pdf", "png"))
+    for kind in KINDS:
+        png, pdf = (report / "figures" / f"jsb-{kind}.{ext}" for ext in ("png", "pdf"))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert pdf.read_bytes()[:5] == b"%PDF-"
     text = (report / "REPORT.md").read_text()
     assert "Diverged trials are COMPLETE results" in text
-    assert "NFG is significantly worse than V" in text and "paper on JSB" in text
-    for figure in figures:
-        assert f"(figures/{figure})" in text
+    assert "NFG is significantly worse than V by the paper's criterion" in text
+    assert "Paper on JSB: significantly worse — agrees" in text
+    for kind in KINDS:
+        assert f"(figures/jsb-{kind}.png)" in text
 
 
 def test_report_tables_round_trip(report, trials):
-    back = read_trials(report / "trials.csv")
-    pd.testing.assert_frame_equal(back, trials, check_dtype=True)
-    summary = pd.read_csv(report / "summary.csv", keep_default_na=False, na_values=[""])
-    assert summary.direction.fillna("").tolist() == ["", "worse", "better", ""]
+    results = read_results(report)
+    pd.testing.assert_frame_equal(results.trials, trials, check_dtype=True)
+    assert results.summary.direction.tolist() == ["", "worse", "better", ""]
+    assert results.summary.significant_holm.dtype == bool
+    for name in TABLES:
+        table = getattr(results, name)
+        assert len(table) > 0 and table.benchmark.eq("jsb").all(), name
+    # Integer hidden sizes are written as integers, not as 57.0.
+    text = (report / "trials.csv").read_text().splitlines()
+    header = text[0].split(",")
+    assert text[1].split(",")[header.index("hidden_size")].isdigit()
 
 
-def test_importance_table_pooled_and_per_variant(report):
+def test_importance_table_per_variant_then_pooled(report):
     table = pd.read_csv(report / "importance.csv")
-    assert list(table.columns) == ["benchmark", "variant", "term", "order", "importance", "std"]
-    assert table.variant.unique().tolist() == ["all", "V", "NFG", "NP", "CIFG"]
+    assert list(table.columns) == [
+        "benchmark", "variant", "term", "order", "importance", "std", "oob_r2", "n_trials",
+    ]  # fmt: skip
+    assert table.variant.unique().tolist() == ["V", "NFG", "NP", "CIFG", "all"]
+    assert table.groupby("variant").oob_r2.nunique().eq(1).all()  # one value per forest
+    assert table.groupby("variant").n_trials.first().to_dict() == {
+        "V": 40, "NFG": 40, "NP": 40, "CIFG": 40, "all": 160,
+    }  # fmt: skip
     pooled = table[table.variant == "all"].set_index("term")
     assert len(pooled) == 10 and (pooled.order == 2).sum() == 6
     assert "learning_rate:hidden_size" in pooled.index

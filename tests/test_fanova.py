@@ -188,3 +188,13 @@ def test_constant_response_has_no_shares_and_too_few_rows_are_refused():
     assert table.importance.isna().all()
     with pytest.raises(ValueError, match="at least 2"):
         Fanova(X.head(1), np.ones(1), UNIT3)
+
+
+def test_out_of_bag_r2_tells_signal_from_noise():
+    X = uniform_frame(400, seed=6)
+    signal = Fanova(X, np.sin(6 * X.x0) + X.x1, UNIT3, n_trees=32)
+    noise = Fanova(X, np.random.default_rng(6).normal(size=400), UNIT3, n_trees=32)
+    assert signal.oob_r2 > 0.9 and noise.oob_r2 < 0.3
+    assert noise.oob_r2 == noise.forest.oob_score_
+    # The forest fitted to noise still splits "its" variance among the parameters.
+    assert shares(noise)[["x0", "x1", "x2"]].sum() > 0.2

@@ -1,4 +1,5 @@
-"""Every notebook runs headless on the report of a small synthetic study and draws figures."""
+"""Every notebook runs headless on the report of a small synthetic study and draws figures,
+reading the report's tables with one call (`read_results`) and refitting nothing."""
 
 import warnings
 from pathlib import Path
@@ -7,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from study.analysis import analyse, load_trials, write
+from study.analysis import analyse, load_storage, write
 from synthetic_study import fill
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
@@ -20,7 +21,8 @@ def results(tmp_path_factory) -> Path:
     fill(url, "jsb", {"V": 0.0, "NFG": 0.3, "CIFG": 0.0}, n_trials=20, n_failed=1, n_diverged=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        write(analyse(load_trials(url), n_trees=16), folder, url)
+        trials, epochs = load_storage(url)
+        write(analyse(trials, epochs, n_trees=16), folder, url)
     return folder
 
 
@@ -30,7 +32,16 @@ def test_there_is_a_notebook_per_figure_family():
         "02_importance.ipynb",
         "03_marginals.ipynb",
         "04_training_time.ipynb",
+        "05_curves_and_checks.ipynb",
     ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_starts_by_reading_the_tables(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    assert "results = read_results(" in code[0]
+    assert not any("fit_trials" in c or "Fanova" in c for c in code)  # no forest refitted
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

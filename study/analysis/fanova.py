@@ -8,11 +8,16 @@ over trees of that tree's fraction; the spread over trees is the uncertainty.
 The box is the space the parameters were sampled in (log10 for log-uniform ones), scaled to
 the unit cube: integrating a log-uniform parameter on a linear scale would weigh its top
 decade as 90 % of its range and understate its importance.
+
+The forest's out-of-bag R² says whether there is anything to decompose: a forest fitted to
+noise still splits its variance among the parameters, but predicts held-out trials no better
+than their mean.
 """
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -154,11 +159,23 @@ class Fanova:
         if keep.sum() < 2:
             raise ValueError(f"fANOVA needs at least 2 complete rows, got {int(keep.sum())}")
         self.n_rows = int(keep.sum())
-        self.forest = RandomForestRegressor(
-            n_estimators=n_trees, max_depth=64, min_samples_leaf=1, random_state=seed
-        ).fit(X[keep], y[keep])  # on the unit cube of `space`
+        with warnings.catch_warnings():  # a few rows without out-of-bag trees: R² from the rest
+            warnings.simplefilter("ignore", UserWarning)
+            self.forest = RandomForestRegressor(
+                n_estimators=n_trees,
+                max_depth=64,
+                min_samples_leaf=1,
+                oob_score=True,
+                random_state=seed,
+            ).fit(X[keep], y[keep])  # on the unit cube of `space`
         self._trees = [_Leaves.of(t.tree_, len(self.space)) for t in self.forest.estimators_]
         self._importance: pd.DataFrame | None = None
+
+    @property
+    def oob_r2(self) -> float:
+        """Out-of-bag R² of the forest: how well it predicts trials it was not fitted on.
+        Near zero or below, the forest has learned noise and its importances mean nothing."""
+        return float(self.forest.oob_score_)
 
     @property
     def names(self) -> list[str]:

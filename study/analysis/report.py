@@ -1,32 +1,43 @@
-"""`odyssey report`: trials, variant comparison, fANOVA, figures and REPORT.md for a storage."""
+"""`odyssey report`: the tables, figures and REPORT.md of a study storage.
+
+It reads as the paper would be read: variants judged by the paper's criterion (Welch,
+uncorrected p < 0.05) with Holm's correction beside it; importances and marginals of V (the
+paper's headline) with the pooled forest beside them, each with its out-of-bag fit; checks of
+the training budget and the search range; and stand-in benchmarks given the paper's findings
+as context only, never a verdict.
+"""
 
 from __future__ import annotations
 
 import argparse
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sqlalchemy
 from scipy import stats
 
+from ..storage import display_url
 from . import figures
+from .checks import EDGE, EDGE_FLAG, EDGE_PARAMS, STILL_IMPROVING, checks, edge_bounds
+from .curves import CURVE_COLUMNS, summarize_curves
 from .fanova import Fanova, fit_trials
+from .metrics import PAPER_DATASET, STAND_IN, metric_of
+from .results import (
+    IMPORTANCE_COLUMNS,
+    INTERACTION_COLUMNS,
+    MARGINAL_COLUMNS,
+    Results,
+)
 from .stats import ALPHA, REFERENCE, TOP_FRACTION, summarize
-from .trials import load_trials, read_trials, variant_order
+from .trials import EPOCH_COLUMNS, load_storage, trial_seconds, variant_order
 
-# Which of the paper's datasets each benchmark stands for (PAPER.md §3, DESIGN.md).
-PAPER_DATASET = {
-    "jsb": "JSB",
-    "jsb-original": "JSB",
-    "digits-framewise": "TIMIT",
-    "timit": "TIMIT",
-    "digits-ctc": "IAM",
-    "iam-ondb": "IAM",
-}
-# The paper's Figure 3 verdicts against V (PAPER.md §6): "worse" or "" (not different).
+# The paper's Figure 3 verdicts against V (Greff et al. 2017): "worse" or "" (not different).
+# NFG and NOAF are worse on all three datasets; NIG, NOG and NIAF on TIMIT and IAM only;
+# CIFG and NP never differ; FGR gives no gain (worse on JSB).
 _WORSE_ON = {
     "NIG": {"TIMIT", "IAM"},
     "NFG": {"TIMIT", "IAM", "JSB"},
@@ -41,58 +52,117 @@ PAPER_DIRECTION = {
     dataset: {v: ("worse" if dataset in on else "") for v, on in _WORSE_ON.items()}
     for dataset in ("TIMIT", "IAM", "JSB")
 }
+# The paper's protocol (its Section on training): what a preset deviates from.
+PAPER_PROTOCOL = {"max_epochs": 150, "patience": 15, "batch_size": 1, "loss_reduction": "sum"}
+REDUCTIONS = {
+    "sum": "loss summed over the frames of a sequence",
+    "mean": "loss averaged over the frames of a sequence",
+}
 DIVERGED_POLICY = (
     "Diverged trials are COMPLETE results of the random search: they keep their best "
     "validation value and stay in the ranking and in the fANOVA, as the paper's trials would; "
-    "failed, pruned and unfinished trials are counted but enter no statistic."
+    "failed, pruned and unfinished trials are counted but enter no statistic. `requeued` "
+    "counts trials an interrupt or a lost worker sent back to the queue: not failures, "
+    "their configurations ran again as new trials."
 )
+HOW_TO_READ = [
+    "The paper (Greff et al., *LSTM: A Search Space Odyssey*, 2017) compares each variant "
+    f"with {REFERENCE} on the test metric of the best {TOP_FRACTION:.0%} of its trials "
+    "(ranked on validation) by Welch's t-test, significant at an uncorrected p < 0.05. That "
+    "criterion decides every verdict here; Holm's correction over the variants of a "
+    "benchmark is given beside it, as a stricter reading (it bounds the chance of any false "
+    "'differs' among the comparisons).",
+    "The paper's importances (Figure 5) and marginals (Figure 4) are those of V. This report "
+    "gives V first, then every variant, then one forest pooled over all variants. Each "
+    "forest's out-of-bag R² (how well it predicts trials it was not fitted on) is printed "
+    "beside its importances: below "
+    f"{figures.OOB_MEANINGFUL} they are not meaningful.",
+    "A study limited by its epoch cap or by the edge of its search range measures the budget "
+    "or the range, not the variants: the checks of each benchmark say whether that happened.",
+]
 
 
 @dataclass
-class Analysis:
-    """Everything the report shows; the pooled fANOVA models drive the marginal figures."""
+class Analysis(Results):
+    """The report's tables, and the fitted forests by (benchmark, variant)."""
 
-    trials: pd.DataFrame
-    summary: pd.DataFrame
-    importance: pd.DataFrame
-    pooled: dict[str, Fanova]
+    models: dict[tuple[str, str], Fanova] = field(default_factory=dict)
 
 
-def analyse(trials: pd.DataFrame, n_trees: int = 64, seed: int = 0) -> Analysis:
-    """Variant comparison and fANOVA (pooled over variants as `all`, and per variant)."""
-    tables, pooled = [], {}
+def analyse(
+    trials: pd.DataFrame, epochs: pd.DataFrame | None = None, n_trees: int = 64, seed: int = 0
+) -> Analysis:
+    """Variant comparison, fANOVA per variant (V first) and pooled (`all`), marginals of every
+    forest, interactions of the headline forest, budget checks and learning curves."""
+    importance, marginals, interactions, models = [], [], [], {}
     for benchmark, runs in trials.groupby("benchmark", sort=False):
-        groups = [("all", runs)] + [
-            (v, runs[runs.variant == v]) for v in variant_order(runs.variant.unique())
-        ]
-        for variant, group in groups:
+        groups = [(v, runs[runs.variant == v]) for v in variant_order(runs.variant.unique())]
+        for variant, group in [*groups, ("all", runs)]:
             try:
                 model = fit_trials(group, n_trees=n_trees, seed=seed)
             except ValueError:  # fewer than 2 usable trials: nothing to decompose
                 continue
-            if variant == "all":
-                pooled[benchmark] = model
-            tables.append(model.importance().assign(benchmark=benchmark, variant=variant))
-    columns = ["benchmark", "variant", "term", "order", "importance", "std"]
-    importance = pd.concat(tables)[columns] if tables else pd.DataFrame(columns=columns)
-    return Analysis(trials, summarize(trials), importance.reset_index(drop=True), pooled)
+            models[benchmark, variant] = model
+            keys = {"benchmark": benchmark, "variant": variant}
+            fit = {"oob_r2": model.oob_r2, "n_trials": model.n_rows}
+            importance.append(model.importance().assign(**keys, **fit))
+            for param in model.names:
+                marginals.append(model.marginal(param).assign(**keys, param=param))
+        headline = _headline(models, benchmark)
+        if headline is not None:
+            model = models[benchmark, headline]
+            for term in _strongest_pairs(model.importance()):
+                first, second = term.split(":")
+                x, y, mean, std = model.marginal_2d(first, second)
+                grid = pd.DataFrame(
+                    {
+                        "first_value": np.repeat(x, len(y)),
+                        "second_value": np.tile(y, len(x)),
+                        "mean": mean.ravel(),
+                        "std": std.ravel(),
+                    }
+                )
+                interactions.append(grid.assign(benchmark=benchmark, variant=headline, term=term))
+    epochs = epochs if epochs is not None else pd.DataFrame(columns=EPOCH_COLUMNS)
+    return Analysis(
+        trials=trials,
+        summary=summarize(trials),
+        importance=_table(importance, IMPORTANCE_COLUMNS),
+        checks=checks(trials),
+        marginals=_table(marginals, MARGINAL_COLUMNS),
+        interactions=_table(interactions, INTERACTION_COLUMNS),
+        curves=summarize_curves(epochs, trials) if len(epochs) else _table([], CURVE_COLUMNS),
+        models=models,
+    )
+
+
+def _table(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts)[columns].reset_index(drop=True)
+
+
+def _headline(models: dict, benchmark: str) -> str | None:
+    fitted = {variant for b, variant in models if b == benchmark}
+    return REFERENCE if REFERENCE in fitted else ("all" if "all" in fitted else None)
+
+
+def _strongest_pairs(importance: pd.DataFrame, n: int = 2) -> list[str]:
+    pairs = importance[importance.order == 2].dropna(subset=["importance"])
+    return pairs.nlargest(n, "importance").term.tolist()
 
 
 def strongest_pairs(importance: pd.DataFrame, benchmark: str, n: int = 2) -> list[str]:
-    pairs = importance[
-        (importance.benchmark == benchmark)
-        & (importance.variant == "all")
-        & (importance.order == 2)
-    ]
-    return pairs.dropna(subset=["importance"]).nlargest(n, "importance").term.tolist()
+    """The `n` largest pairwise terms of the benchmark's headline forest (V, else `all`)."""
+    table = importance[importance.benchmark == benchmark]
+    headline = figures.headline_variant(table)
+    return _strongest_pairs(table[table.variant == headline], n) if headline else []
 
 
-def write(analysis: Analysis, out: Path, storage: str) -> Path:
-    """trials.csv, summary.csv, importance.csv, figures/*.png and REPORT.md under `out`."""
+def write(analysis: Results, out: Path, storage: str) -> Path:
+    """Every table (see Results), figures/*.png and *.pdf, and REPORT.md under `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    analysis.trials.to_csv(out / "trials.csv", index=False)
-    analysis.summary.to_csv(out / "summary.csv", index=False)
-    analysis.importance.to_csv(out / "importance.csv", index=False)
+    analysis.write_tables(out)
     sections = [_overview(analysis, storage)]
     for benchmark in analysis.trials.benchmark.unique():
         sections.append(_benchmark_section(analysis, benchmark, out))
@@ -101,16 +171,36 @@ def write(analysis: Analysis, out: Path, storage: str) -> Path:
     return path
 
 
+def default_out(storage: str) -> Path:
+    """The folder a report goes to without --out: named after the storage, beside a SQLite
+    file (results/odyssey/ for sqlite:///results/odyssey.db), else results/<database>/. Never
+    results/ itself, which holds the committed reproduction."""
+    try:
+        url = sqlalchemy.engine.make_url(storage)
+    except Exception:  # open_storage has refused it already; keep a safe name anyway
+        return Path("results") / "report"
+    database = Path(url.database or "")
+    if url.get_backend_name() == "sqlite" and database.name:
+        folder = database.with_suffix("") if database.suffix else database
+    else:
+        folder = Path("results") / (database.name or "report")
+    if folder.resolve() == Path("results").resolve() or folder == database:
+        folder = folder.with_name(folder.name + "-report")
+    return folder
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
     start = time.perf_counter()
-    trials = load_trials(args.storage, args.benchmark)
-    path = write(analyse(trials), Path(args.out), args.storage)
+    trials, epochs = load_storage(args.storage, args.benchmark)
+    out = Path(args.out) if args.out else default_out(args.storage)
+    path = write(analyse(trials, epochs), out, args.storage)
     print(
-        f"{len(trials)} trials of {trials.benchmark.nunique()} benchmark(s) analysed in "
-        f"{time.perf_counter() - start:.1f} s: {path}"
+        f"{len(trials)} trials of {trials.benchmark.nunique()} benchmark(s) from "
+        f"{display_url(args.storage)} analysed in {time.perf_counter() - start:.1f} s.\n"
+        f"Report: {path}"
     )
     return 0
 
@@ -118,20 +208,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 # ---- REPORT.md ----------------------------------------------------------------------------
 
 
-def _overview(analysis: Analysis, storage: str) -> str:
+def _overview(analysis: Results, storage: str) -> str:
     trials = analysis.trials
     counts = trials.groupby(["benchmark", "variant"], sort=False).agg(
         trials=("trial", "size"),
         complete=("state", lambda s: int((s == "COMPLETE").sum())),
         diverged=("diverged", lambda s: int(s.fillna(False).sum())),
         failed=("state", lambda s: int((s == "FAIL").sum())),
+        requeued=("requeued", lambda s: int(s.fillna(False).sum())),
         other=("state", lambda s: int((~s.isin(["COMPLETE", "FAIL"])).sum())),
     )
+    counts["failed"] -= counts.requeued  # requeued rows are not failures: their copies ran
+    tables = ", ".join(f"`{name}.csv`" for name in Results.__dataclass_fields__)
     lines = [
         "# LSTM variants: analysis report",
-        f"Storage `{storage}`: {len(trials)} trials in {len(counts)} studies "
-        f"({trials.benchmark.nunique()} benchmark(s)). Written by `odyssey report`; the "
-        "tables are `trials.csv`, `summary.csv` and `importance.csv` next to this file.",
+        f"Storage `{display_url(storage)}`: {len(trials)} trials in {len(counts)} studies "
+        f"({trials.benchmark.nunique()} benchmark(s)). Written by `odyssey report`; next to "
+        f"this file: {tables} and `figures/` (PNG and PDF). "
+        "`study.analysis.read_results(folder)` loads every table.",
+        "## How to read this report",
+        "\n".join(f"- {line}" for line in HOW_TO_READ),
         "## Trials",
         DIVERGED_POLICY,
         _markdown(counts.reset_index()),
@@ -139,123 +235,358 @@ def _overview(analysis: Analysis, storage: str) -> str:
     return "\n\n".join(lines)
 
 
-def _benchmark_section(analysis: Analysis, benchmark: str, out: Path) -> str:
-    dataset = PAPER_DATASET.get(benchmark)
+def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]", "_", benchmark)
+    metric = metric_of(benchmark)
     runs = analysis.trials[analysis.trials.benchmark == benchmark]
     summary = analysis.summary[analysis.summary.benchmark == benchmark]
-    parts = [f"## {benchmark}" + (f" (the paper's {dataset})" if dataset else "")]
+    dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
+    heading = f"## {benchmark}"
+    if dataset:
+        heading += f" (the paper's {dataset})"
+    elif stand_in:
+        heading += f" (a stand-in for the paper's {stand_in})"
+    parts = [heading]
+    if stand_in:
+        parts.append(
+            f"{benchmark} is not {stand_in}: it is a smaller task of the same kind built from "
+            f"data that ships with this tool (datasets/{benchmark}). The paper's {stand_in} "
+            "findings are quoted as context only; nothing here confirms or contradicts them."
+        )
+    parts.append(_metric_sentence(benchmark))
 
-    box = figures.save(
-        figures.top_boxplot(runs, summary, benchmark), out / f"figures/{name}-top.png"
-    )
+    def figure(fig, kind: str) -> str:
+        return str(figures.save(fig, out / f"figures/{name}-{kind}").relative_to(out))
+
+    parts += _checks_section(analysis, benchmark)
+
+    box = figure(figures.top_boxplot(runs, summary, benchmark), "top")
+    n_tests = int(summary.p_value.notna().sum())
     parts += [
         "### Variants against V (Figure 3)",
-        f"Test metric of the best {TOP_FRACTION:.0%} of each variant's complete trials (ranked "
-        f"on validation, at least 2); Welch's t-test against {REFERENCE}, Holm-corrected over "
-        f"the variants, significant at {ALPHA}.",
-        f"![top trials]({box.relative_to(out)})",
+        f"The {metric.label()} of the best {TOP_FRACTION:.0%} of each variant's complete trials "
+        f"(ranked on validation, at least 2). Welch's t-test against {REFERENCE}: `significant` "
+        f"is the paper's criterion (p < {ALPHA}, uncorrected) and decides `direction`; "
+        f"`significant_holm` is p < {ALPHA} after Holm's correction over the {n_tests} "
+        "comparisons of this benchmark. In the figure, * marks the first and ** both.",
+        f"![top trials]({box})",
         _markdown(summary.drop(columns="benchmark")),
-        "\n".join(f"- {s}" for s in _variant_findings(summary, dataset)),
+        "\n".join(f"- {s}" for s in _variant_findings(summary, benchmark)),
     ]
 
-    model = analysis.pooled.get(benchmark)
-    if model is None:
+    parts.append("### Learning curves")
+    curves = analysis.curves[analysis.curves.benchmark == benchmark]
+    if curves.empty:
+        parts.append(
+            "No per-epoch values in this storage (it was written before trials stored their "
+            "learning curves): no learning curves."
+        )
+    else:
+        plot = figure(figures.learning_curves(curves, benchmark), "curves")
+        parts += [
+            f"Validation {metric.name} over epochs: per variant, the median over the complete "
+            "trials that trained that epoch (fewer as trials stop) and the curve of the "
+            "variant's best trial; dashed: chance.",
+            f"![learning curves]({plot})",
+        ]
+
+    importance = analysis.importance[analysis.importance.benchmark == benchmark]
+    if importance.empty:
         parts.append("Too few complete trials with a test metric for fANOVA.")
         return "\n\n".join(parts)
-    importance = analysis.importance[analysis.importance.benchmark == benchmark]
-    bars = figures.save(
-        figures.importance_bars(importance, benchmark), out / f"figures/{name}-importance.png"
-    )
-    curves = figures.save(
-        figures.marginal_curves(model, benchmark), out / f"figures/{name}-marginals.png"
-    )
-    pooled = importance[importance.variant == "all"]
+    parts += _importance_section(importance, benchmark, figure(
+        figures.importance_bars(importance, benchmark), "importance"
+    ))  # fmt: skip
+
+    marginals = analysis.marginals[analysis.marginals.benchmark == benchmark]
+    headline = figures.headline_variant(importance)
+    curves_png = figure(figures.marginal_curves(marginals, benchmark), "marginals")
     parts += [
-        "### Hyperparameter importance (Figure 5)",
-        f"fANOVA of the test metric over {model.n_rows} complete trials of all variants "
-        "(`all`) and per variant, in the space the parameters were sampled in (log10 for "
-        "hidden size, learning rate and 1 − momentum).",
-        f"![importance]({bars.relative_to(out)})",
-        _markdown(pooled.drop(columns=["benchmark", "variant"])),
-        "\n".join(f"- {s}" for s in _importance_findings(pooled, dataset)),
         "### Marginal performance (Figure 4)",
-        f"![marginals]({curves.relative_to(out)})",
-        "\n".join(f"- {s}" for s in _marginal_findings(model)),
+        f"The predicted {metric.label()} against each hyperparameter, averaged over the others, "
+        f"±1 standard deviation over the forest's trees: {headline}"
+        + (", and the forest pooled over all variants (dashed)." if headline != "all" else "."),
+        f"![marginals]({curves_png})",
+        "\n".join(f"- {s}" for s in _marginal_findings(marginals, headline, metric.name)),
     ]
-    pairs = strongest_pairs(analysis.importance, benchmark)
-    if pairs:
-        heat = figures.save(
-            figures.interaction_heatmaps(model, pairs, benchmark),
-            out / f"figures/{name}-interactions.png",
-        )
+    interactions = analysis.interactions[analysis.interactions.benchmark == benchmark]
+    if not interactions.empty:
+        heat = figure(figures.interaction_heatmaps(interactions, benchmark), "interactions")
         parts += [
             "### Strongest interactions (Figure 6)",
-            f"![interactions]({heat.relative_to(out)})",
+            f"The two largest pairwise terms of {headline}'s forest, predicted {metric.label()} "
+            "over both parameters.",
+            f"![interactions]({heat})",
         ]
 
-    timed = runs[runs.seconds.notna() & runs.hidden_size.notna()]
-    if len(timed) >= 2:
-        plot = figures.save(figures.time_vs_size(runs, benchmark), out / f"figures/{name}-time.png")
-        rho = stats.spearmanr(timed.hidden_size, timed.seconds).statistic
-        parts += [
-            "### Training time",
-            f"![time]({plot.relative_to(out)})",
-            f"- A trial trained for {timed.seconds.median():.3g} s in the median; the rank "
-            f"correlation of training time with hidden size is {rho:.2f} (paper: bigger "
-            "networks cost more time).",
-        ]
+    parts += _time_section(runs, benchmark, figure)
     return "\n\n".join(parts)
 
 
-def _variant_findings(summary: pd.DataFrame, dataset: str | None) -> list[str]:
+def _metric_sentence(benchmark: str) -> str:
+    metric = metric_of(benchmark)
+    text = f"Metric: {metric.label()}, lower is better."
+    if metric.chance is not None:
+        text += f" Chance: {metric.chance:.4g} ({metric.chance_means}, on the test split)."
+    if metric.untrained is not None:
+        text += (
+            f" An untrained network, which predicts 0.5 for every key, scores "
+            f"{metric.untrained:.1f} (88 ln 2)."
+        )
+    return text
+
+
+# ---- checks ---------------------------------------------------------------------------------
+
+
+def _checks_section(analysis: Results, benchmark: str) -> list[str]:
+    table = analysis.checks[analysis.checks.benchmark == benchmark]
+    runs = analysis.trials[analysis.trials.benchmark == benchmark]
+    pooled = table[table.variant == "all"].iloc[0]
+    lines = [_protocol_sentence(pooled)]
+    if np.isfinite(pooled.share_epoch_cap):
+        lines.append(
+            f"Of {pooled.n_complete} complete trials, {pooled.share_epoch_cap:.0%} stopped at "
+            f"the epoch cap, {pooled.share_early_stop:.0%} by early stopping and "
+            f"{pooled.share_diverged:.0%} diverged."
+        )
+    if np.isfinite(pooled.share_best_at_last):
+        sentence = (
+            f"{pooled.share_best_at_last:.0%} had their best validation epoch at their last epoch"
+        )
+        if pooled.share_best_at_last >= STILL_IMPROVING:
+            sentence += (
+                ": most trials were still improving when they stopped, so the budget (the "
+                "epoch cap), not the variant, may limit these results"
+            )
+        lines.append(sentence + ".")
+    if np.isfinite(pooled.share_at_chance):
+        lines.append(
+            f"{pooled.share_at_chance:.0%} of complete trials are no better than chance "
+            f"({pooled.chance:.4g}): they learned nothing from the input, and stay in every "
+            "statistic as results of the random search."
+        )
+    top = int(pooled.n_top)
+    for param in EDGE_PARAMS:
+        low_bound, high_bound = edge_bounds(runs, param)
+        for end, bound, word in (("low", low_bound, "bottom"), ("high", high_bound, "top")):
+            share = pooled[f"top_{param}_{end}"]
+            if not np.isfinite(share):
+                continue
+            label = figures.LABELS[param]
+            where = f"{'≤' if end == 'low' else '≥'} {bound:.2g}"
+            if f"{param} {end}" in pooled.edge_flags.split("; "):
+                lines.append(
+                    f"The best trials press against the {word} of the {label} range: "
+                    f"{share:.0%} of the {top} top trials have a {label} in its outer "
+                    f"{EDGE:.0%} ({where}), where uniform sampling puts {EDGE:.0%}. The range, "
+                    "not the variant, may be the limit."
+                )
+            elif share >= EDGE_FLAG / 2:
+                lines.append(
+                    f"{share:.0%} of the {top} top trials have a {label} {where} (the outer "
+                    f"{EDGE:.0%} of its range; {EDGE:.0%} expected)."
+                )
+    flagged = table[(table.variant != "all") & (table.edge_flags != "")]
+    if len(flagged):
+        lines.append(
+            "Per variant, the top trials press against a range edge in: "
+            + "; ".join(f"{row.variant} ({row.edge_flags})" for row in flagged.itertuples())
+            + "."
+        )
+    columns = [
+        "variant",
+        "n_complete",
+        "share_epoch_cap",
+        "share_best_at_last",
+        "share_at_chance",
+        "n_top",
+        "top_learning_rate_high",
+        "top_hidden_size_high",
+        "top_one_minus_momentum_low",
+        "edge_flags",
+    ]
+    return [
+        "### Budget and search space",
+        "\n".join(f"- {line}" for line in lines),
+        _markdown(table[columns]),
+        "All columns are in `checks.csv`; `top_*_low`/`top_*_high`: share of the best "
+        f"{TOP_FRACTION:.0%} of each variant in the outer {EDGE:.0%} of that parameter's "
+        "(log) range at the low/high end.",
+    ]
+
+
+def _protocol_sentence(pooled: pd.Series) -> str:
+    if not any(pooled[k] for k in ("preset", "max_epochs", "patience", "loss_reduction")):
+        return "Protocol: not recorded in this storage."
+    parts = [f"preset `{pooled.preset}`" if pooled.preset else "preset not recorded"]
+    for key, text in (
+        ("max_epochs", "at most {} epochs"),
+        ("patience", "patience {}"),
+        ("batch_size", "batch size {}"),
+    ):
+        if pooled[key]:
+            parts.append(text.format(pooled[key]))
+    reduction = pooled.loss_reduction
+    if reduction in REDUCTIONS:
+        parts.append(REDUCTIONS[reduction])
+    elif reduction:
+        parts.append(f"loss reduction {reduction}")
+    elif pooled.preset:  # written by this tool before it recorded the reduction
+        parts.append(
+            "loss reduction not recorded (this tool averaged over frames until it recorded it, "
+            "a deviation from the paper's sum)"
+        )
+    else:
+        parts.append("loss reduction not recorded")
+    deviations = [
+        f"{key.replace('_', ' ')} {pooled[key]} (paper: {value})"
+        for key, value in PAPER_PROTOCOL.items()
+        if pooled[key] and pooled[key] != str(value)
+    ]
+    text = "Protocol: " + ", ".join(parts) + "."
+    if deviations:
+        text += " Deviations from the paper's protocol: " + ", ".join(deviations) + "."
+    return text
+
+
+# ---- findings -------------------------------------------------------------------------------
+
+
+def _variant_findings(summary: pd.DataFrame, benchmark: str) -> list[str]:
     reference = summary[summary.variant == REFERENCE]
     if reference.empty:
         return [f"No {REFERENCE} study: nothing to compare against."]
+    dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
     ref_mean = reference.top_mean.iloc[0]
     findings = []
     for row in summary[summary.variant != REFERENCE].itertuples():
-        if np.isnan(row.p_holm):
+        if np.isnan(row.p_value):
             findings.append(
                 f"{row.variant} cannot be tested (fewer than 2 top trials with a test metric, "
                 f"here or in {REFERENCE})."
             )
             continue
+        means = f"top mean {row.top_mean:.4g} vs {ref_mean:.4g}, Welch p = {row.p_value:.3g}"
         if row.direction:
-            verdict = f"is significantly {row.direction} than {REFERENCE}"
+            sentence = (
+                f"{row.variant} is significantly {row.direction} than {REFERENCE} by the "
+                f"paper's criterion ({means}); "
+                + (
+                    f"after Holm's correction too (p = {row.p_holm:.3g})"
+                    if row.significant_holm
+                    else f"not after Holm's correction (p = {row.p_holm:.3g})"
+                )
+            )
         else:
-            verdict = f"is not significantly different from {REFERENCE}"
-        sentence = (
-            f"{row.variant} {verdict} (top mean {row.top_mean:.4g} vs {ref_mean:.4g}, "
-            f"Holm p = {row.p_holm:.3g})"
-        )
-        paper = PAPER_DIRECTION.get(dataset, {}).get(row.variant)
+            sentence = (
+                f"{row.variant} is not significantly different from {REFERENCE} ({means}; "
+                f"Holm p = {row.p_holm:.3g})"
+            )
+        paper = PAPER_DIRECTION.get(dataset or stand_in or "", {}).get(row.variant)
         if paper is not None:
             said = "significantly worse" if paper else "not significantly different"
-            agree = "agrees" if paper == row.direction else "differs"
-            sentence += f"; paper on {dataset}: {said} — {agree}"
+            if dataset:
+                agree = "agrees" if paper == row.direction else "differs"
+                sentence += f". Paper on {dataset}: {said} — {agree}"
+            else:
+                sentence += f". Paper on {stand_in} (context only): {said}"
         findings.append(sentence + ".")
     return findings
 
 
-def _importance_findings(pooled: pd.DataFrame, dataset: str | None) -> list[str]:
-    main = pooled[pooled.order == 1].set_index("term").importance
-    pairs = pooled[pooled.order == 2].set_index("term").importance
+def _importance_section(importance: pd.DataFrame, benchmark: str, png: str) -> list[str]:
+    metric = metric_of(benchmark)
+    headline = figures.headline_variant(importance)
+    parts = [
+        "### Hyperparameter importance (Figure 5)",
+        f"fANOVA of the {metric.label()} over a random forest per variant ({REFERENCE} first, "
+        "the paper's headline) and one pooled over all variants (`all`), in the space the "
+        "parameters were sampled in (log10 for hidden size, learning rate and 1 − momentum). "
+        "R² is each forest's out-of-bag R².",
+        f"![importance]({png})",
+    ]
+    for variant, title in ((headline, f"#### {headline}"), ("all", "#### All variants pooled")):
+        if variant == "all" and headline == "all":
+            continue
+        rows = importance[importance.variant == variant]
+        if rows.empty:
+            continue
+        parts += [
+            title,
+            _markdown(rows[["term", "order", "importance", "std"]]),
+            _fit_sentence(rows, "these importances"),
+        ]
+    shares = _shares_by_variant(importance)
+    weak = shares[shares.oob_r2 < figures.OOB_MEANINGFUL].variant.tolist()
+    parts += ["#### Per variant", _markdown(shares)]
+    if weak:
+        parts.append(
+            f"For {', '.join(weak)} the forest's out-of-bag R² is below "
+            f"{figures.OOB_MEANINGFUL}: it predicts held-out trials hardly better than their "
+            "mean, so the importances of those rows are not meaningful."
+        )
+    parts.append("\n".join(f"- {s}" for s in _importance_findings(importance, benchmark)))
+    return parts
+
+
+def _fit_sentence(rows: pd.DataFrame, what: str) -> str:
+    r2, n = rows.oob_r2.iloc[0], int(rows.n_trials.iloc[0])
+    text = f"Forest fit: out-of-bag R² = {r2:.2f} over {n} trials."
+    if r2 < figures.OOB_MEANINGFUL:
+        text += (
+            f" Below {figures.OOB_MEANINGFUL}, {what} are not meaningful: the forest predicts "
+            "held-out trials hardly better than their mean (a forest fitted to noise still "
+            "splits the variance among the parameters)."
+        )
+    return text
+
+
+def _shares_by_variant(importance: pd.DataFrame) -> pd.DataFrame:
+    """One row per forest: its fit and the main-effect shares, and the pairs' sum."""
+    rows = []
+    for variant in figures.importance_rows(importance):
+        part = importance[importance.variant == variant]
+        row = {"variant": variant, "n_trials": int(part.n_trials.iloc[0])}
+        row["oob_r2"] = part.oob_r2.iloc[0]
+        row |= dict(zip(part[part.order == 1].term, part[part.order == 1].importance))
+        row["pairs"] = part[part.order == 2].importance.sum()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _importance_findings(importance: pd.DataFrame, benchmark: str) -> list[str]:
+    dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
+    headline = figures.headline_variant(importance)
+    rows = importance[importance.variant == headline]
+    pooled = importance[importance.variant == "all"]
+    main = rows[rows.order == 1].set_index("term").importance
+    pairs = rows[rows.order == 2].set_index("term").importance
+    pooled_main = pooled[pooled.order == 1].set_index("term").importance
     if main.isna().all():
         return ["The test metric does not vary over the trials: no variance to attribute."]
-    ranked = main.sort_values(ascending=False)
-    order = list(ranked.index)
+    fits = rows.oob_r2.iloc[0] >= figures.OOB_MEANINGFUL
+    order = list(main.sort_values(ascending=False).index)
     hidden = _ordinal(order.index("hidden_size") + 1) if "hidden_size" in order else "absent"
-    paper = dataset is not None
+    whose = "V's" if headline == REFERENCE else "the pooled"
 
     def share(term: str) -> str:
-        return f"{main.get(term, np.nan):.1%}"
+        text = f"{main.get(term, np.nan):.1%}"
+        if headline != "all" and term in pooled_main:
+            text += f" (pooled over all variants: {pooled_main[term]:.1%})"
+        return text
 
     def note(text: str, agrees: bool) -> str:
-        return f" (paper: {text} — {'agrees' if agrees else 'differs'})" if paper else ""
+        if dataset and fits:
+            return f" (paper: {text} — {'agrees' if agrees else 'differs'})"
+        if dataset:
+            return f" (paper: {text}; no verdict, the forest does not fit)"
+        if stand_in:
+            return f" (paper on {stand_in}, context only: {text})"
+        return ""
 
     findings = [
-        f"The learning rate explains {share('learning_rate')} of the variance"
+        f"The learning rate explains {share('learning_rate')} of {whose} variance"
         + note("more than two thirds", main.get("learning_rate", 0) > 2 / 3)
         + ".",
         f"Ranked by main effect: {', '.join(order)}; hidden size is {hidden}"
@@ -282,29 +613,58 @@ def _importance_findings(pooled: pd.DataFrame, dataset: str | None) -> list[str]
     return findings
 
 
-def _marginal_findings(model: Fanova) -> list[str]:
+def _marginal_findings(marginals: pd.DataFrame, variant: str, metric: str) -> list[str]:
+    table = marginals[marginals.variant == variant]
     findings = []
-    curve = model.marginal("learning_rate")
-    low, span = curve["mean"].min(), curve["mean"].max() - curve["mean"].min()
-    basin = curve[curve["mean"] <= low + 0.1 * span].value
-    best = curve.value[curve["mean"].idxmin()]
-    findings.append(
-        f"Predicted performance is best at learning rate {best:.2g}; "
-        f"within 10 % of the curve's range of its best from {basin.min():.2g} to "
-        f"{basin.max():.2g} (paper: a broad basin of good learning rates)."
-    )
+    curve = table[table.param == "learning_rate"].reset_index(drop=True)
+    if len(curve):
+        low, span = curve["mean"].min(), curve["mean"].max() - curve["mean"].min()
+        basin = curve[curve["mean"] <= low + 0.1 * span].value
+        best = curve.value[curve["mean"].idxmin()]
+        findings.append(
+            f"Predicted performance of {variant} is best at learning rate {best:.2g}; within "
+            f"10 % of the curve's range of its best from {basin.min():.2g} to "
+            f"{basin.max():.2g} (paper: a broad basin of good learning rates)."
+        )
     for name, paper in (
-        ("hidden_size", "bigger networks help"),
+        ("hidden_size", "bigger networks help, with diminishing returns"),
         ("input_noise", "noise mostly hurts"),
     ):
-        curve = model.marginal(name, n_points=100)
-        low, high = curve["mean"].iloc[:25].mean(), curve["mean"].iloc[-25:].mean()
+        curve = table[table.param == name]
+        if curve.empty:
+            continue
+        quarter = max(1, len(curve) // 4)
+        low, high = curve["mean"].iloc[:quarter].mean(), curve["mean"].iloc[-quarter:].mean()
         findings.append(
-            f"The predicted test metric averages {low:.4g} over the lowest quarter of the "
-            f"{name.replace('_', ' ')} range and {high:.4g} over the highest "
+            f"The predicted test {metric} averages {low:.4g} over the lowest quarter of the "
+            f"{figures.LABELS[name]} range and {high:.4g} over the highest "
             f"({'better' if high < low else 'worse'} when larger; paper: {paper})."
         )
     return findings
+
+
+def _time_section(runs: pd.DataFrame, benchmark: str, figure) -> list[str]:
+    seconds = trial_seconds(runs)
+    timed = runs.assign(trial_seconds=seconds)
+    timed = timed[timed.trial_seconds.notna() & timed.hidden_size.notna()]
+    if len(timed) < 2:
+        return []
+    plot = figure(figures.time_vs_size(runs, benchmark), "time")
+    rho = stats.spearmanr(timed.hidden_size.astype(float), timed.trial_seconds).statistic
+    complete = timed[timed.state == "COMPLETE"]
+    how = (
+        "its population's wall time divided by the trials trained together in it"
+        if runs.population.notna().any()
+        else "the population size was not recorded, so this is the population's wall time"
+    )
+    return [
+        "### Training time",
+        f"![time]({plot})",
+        f"- A trial took {timed.trial_seconds.median():.3g} s of training in the median "
+        f"({how}); the complete trials took {complete.trial_seconds.sum() / 3600:.3g} "
+        f"compute-hours together. The rank correlation of a trial's time with its hidden size "
+        f"is {rho:.2f} (paper: bigger networks cost more time).",
+    ]
 
 
 def _ordinal(n: int) -> str:
@@ -325,13 +685,3 @@ def _markdown(frame: pd.DataFrame) -> str:
     rule = "|" + "---|" * len(frame.columns)
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
-
-
-def read_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """trials, summary and importance as `odyssey report` wrote them into `folder`."""
-    folder = Path(folder)
-    trials = read_trials(folder / "trials.csv")
-    summary = pd.read_csv(folder / "summary.csv", keep_default_na=False, na_values=[""])
-    summary = summary.astype({"benchmark": str, "variant": str}).fillna({"direction": ""})
-    importance = pd.read_csv(folder / "importance.csv", dtype={"benchmark": str, "variant": str})
-    return trials, summary, importance

@@ -1,0 +1,119 @@
+"""Budget and search-space checks: whether the epoch cap or the edge of the search range,
+rather than the variant, limits a study's results.
+
+- the protocol the trials ran under (preset, epoch cap, patience, batch size, loss reduction);
+- how trials ended: at the epoch cap, by early stopping, or diverged;
+- how many had their best validation epoch at their last (still improving when stopped);
+- how many are no better than the benchmark's chance level (learned nothing from the input);
+- for the best 10 % of each variant, how many sit in the outer 5 % of each parameter's
+  (log) range at either end, where uniform sampling would put 5 % at each end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .fanova import SPACE, cover
+from .metrics import metric_of
+from .stats import top_trials
+from .trials import variant_order
+
+EDGE = 0.05  # the outer fraction of a parameter's sampled range at each end
+EDGE_FLAG = 0.25  # flagged when at least this share of top trials is there ...
+EDGE_P = 0.01  # ... and a binomial test against EDGE gives p below this
+EDGE_PARAMS = ("learning_rate", "hidden_size", "one_minus_momentum")
+STILL_IMPROVING = 0.5  # share of trials best at their last epoch that is flagged
+PROTOCOL = ("preset", "max_epochs", "patience", "batch_size", "loss_reduction")
+
+CHECK_COLUMNS = [
+    "benchmark",
+    "variant",
+    *PROTOCOL,
+    "n_complete",
+    "share_epoch_cap",
+    "share_early_stop",
+    "share_diverged",
+    "share_best_at_last",
+    "chance",
+    "share_at_chance",
+    "n_top",
+    *[f"top_{p}_{end}" for p in EDGE_PARAMS for end in ("low", "high")],
+    "edge_flags",
+]
+
+
+def checks(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per benchmark × variant, then `all` (the benchmark's trials pooled; its top
+    trials are the union of each variant's top), with the columns CHECK_COLUMNS."""
+    rows = []
+    for benchmark, runs in trials.groupby("benchmark", sort=False):
+        complete = runs[runs.state == "COMPLETE"]
+        space = {p.name: p for p in cover(SPACE, complete) if p.name in EDGE_PARAMS}
+        chance = metric_of(benchmark).chance
+        tops = {v: top_trials(complete[complete.variant == v]) for v in variant_order(runs.variant)}
+        groups = [(v, complete[complete.variant == v], top) for v, top in tops.items()]
+        groups.append(("all", complete, pd.concat(tops.values()) if tops else complete.head(0)))
+        for variant, group, top in groups:
+            row = {"benchmark": benchmark, "variant": variant}
+            row |= {name: _values(group[name]) for name in PROTOCOL}
+            row |= _endings(group)
+            row["chance"] = chance if chance is not None else np.nan
+            metric = group.test_metric.dropna()
+            at_chance = (metric >= chance).mean() if chance is not None and len(metric) else np.nan
+            row["share_at_chance"] = at_chance
+            row["n_top"] = len(top)
+            flags = []
+            for name, param in space.items():
+                unit = param.to_unit(top[name].to_numpy(float))
+                unit = unit[np.isfinite(unit)]
+                for end, inside in (("low", unit <= EDGE), ("high", unit >= 1 - EDGE)):
+                    row[f"top_{name}_{end}"] = inside.mean() if len(unit) else np.nan
+                    if is_pressing(int(inside.sum()), len(unit)):
+                        flags.append(f"{name} {end}")
+            row["edge_flags"] = "; ".join(flags)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+def is_pressing(k: int, n: int) -> bool:
+    """Whether k of n top trials in an outer EDGE of a range is both large and unlikely under
+    uniform sampling: the range, not the variant, may be the limit."""
+    if n == 0 or k / n < EDGE_FLAG:
+        return False
+    return bool(stats.binomtest(k, n, EDGE, alternative="greater").pvalue < EDGE_P)
+
+
+def edge_bounds(trials: pd.DataFrame, name: str) -> tuple[float, float]:
+    """The values (natural units) below and above which a trial is in the outer EDGE."""
+    param = next(p for p in cover(SPACE, trials[trials.state == "COMPLETE"]) if p.name == name)
+    low, high = param.from_unit(np.array([EDGE, 1 - EDGE]))
+    return float(low), float(high)
+
+
+def _endings(group: pd.DataFrame) -> dict:
+    """Shares of complete trials stopped by the epoch cap, by early stopping, or diverged, and
+    best at their last epoch; NaN where the protocol or the epochs were not recorded."""
+    n = len(group)
+    diverged = group.diverged.fillna(False).astype(bool)
+    capped = group.max_epochs.notna() & group.epochs.notna()
+    at_cap = (group.epochs >= group.max_epochs).fillna(False).astype(bool)
+    known = group.epochs.notna() & group.best_epoch.notna()
+
+    def share(mask: pd.Series, over: pd.Series) -> float:
+        return float(mask[over].mean()) if over.any() else np.nan
+
+    return {
+        "n_complete": n,
+        "share_epoch_cap": share(at_cap & ~diverged, capped),
+        "share_early_stop": share(~at_cap & ~diverged, capped),
+        "share_diverged": float(diverged.mean()) if n else np.nan,
+        "share_best_at_last": share((group.best_epoch == group.epochs).fillna(False), known),
+    }
+
+
+def _values(column: pd.Series) -> str:
+    """The distinct recorded values of a protocol column, joined by '/'; empty if none."""
+    values = [v for v in column.dropna().unique() if v is not None]
+    return "/".join(str(v) for v in sorted(values, key=str))

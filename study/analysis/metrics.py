@@ -1,0 +1,76 @@
+"""What each benchmark's metric is called, its unit, and the levels a result is judged against.
+
+The report reads storages without loading the data, so the levels of the embedded benchmarks
+are written here (from their cards in datasets/); a user-data benchmark's chance level comes
+from its built cache when there is exactly one, else it is unknown and the check is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A benchmark's test metric (lower is better) and its reference levels."""
+
+    name: str  # e.g. "NLL per step"
+    unit: str = ""  # e.g. "nats"; empty for rates
+    chance: float | None = None  # a predictor that ignores the input, on the test split
+    chance_means: str = ""  # what that predictor does, in words
+    untrained: float | None = None  # an untrained network's level, where it is known exactly
+
+    def label(self, prefix: str = "test") -> str:
+        """An axis label: 'test NLL per step (nats)', 'test frame error rate'."""
+        text = f"{prefix} {self.name}".strip()
+        return f"{text} ({self.unit})" if self.unit else text
+
+
+UNTRAINED_JSB = 88 * math.log(2)  # 0.5 for each of the 88 keys: 61.0 nats per step
+
+METRICS: dict[str, Metric] = {
+    "jsb": Metric("NLL per step", "nats", 10.98, "each key's training frequency", UNTRAINED_JSB),
+    "jsb-original": Metric(
+        "NLL per step", "nats", 11.09, "each key's training frequency", UNTRAINED_JSB
+    ),
+    "digits-framewise": Metric(
+        "frame error rate", "", 0.883, "always the most frequent training digit"
+    ),
+    "digits-ctc": Metric("label error rate", "", 1.0, "the empty output"),
+    "timit": Metric("frame error rate", "", None, "always the most frequent training phone"),
+    "iam-ondb": Metric("character error rate", "", 1.0, "the empty output"),
+}
+# Which of the paper's datasets a benchmark is (the same data) or stands in for (other data
+# of the same kind of task: findings on it are context, not a test of the paper's claims).
+PAPER_DATASET = {"jsb": "JSB", "jsb-original": "JSB", "timit": "TIMIT", "iam-ondb": "IAM"}
+STAND_IN = {"digits-framewise": "TIMIT", "digits-ctc": "IAM"}
+
+
+def metric_of(benchmark: str) -> Metric:
+    """The metric of `benchmark`; a generic one for a benchmark this tool does not know."""
+    metric = METRICS.get(benchmark, Metric("metric"))
+    if metric.chance is None:
+        chance = _cached_chance(benchmark)
+        if chance is not None:
+            metric = Metric(metric.name, metric.unit, chance, metric.chance_means, None)
+    return metric
+
+
+def _cached_chance(benchmark: str) -> float | None:
+    """The chance level stored with the one built cache of `benchmark`, if exactly one."""
+    from ..benchmarks.cache import data_home
+
+    found = []
+    for path in sorted((data_home() / ".cache").glob(f"{benchmark}-*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                scalars = json.loads(str(z["meta"]))["scalars"]
+        except (OSError, KeyError, ValueError):
+            continue
+        if scalars.get("name") == benchmark:
+            found.append(float(scalars["chance"]))
+    return found[0] if len(set(found)) == 1 else None

@@ -1,0 +1,104 @@
+"""The tables `odyssey report` writes into its folder, and `read_results` to load them all in
+one call (the notebooks' first cell): every figure can be redrawn from them without a storage
+and without refitting a forest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from .checks import CHECK_COLUMNS, PROTOCOL
+from .curves import CURVE_COLUMNS
+from .stats import SUMMARY_COLUMNS
+from .trials import COLUMNS, read_trials
+
+IMPORTANCE_COLUMNS = [
+    "benchmark",
+    "variant",  # a variant, or `all` for the forest pooled over the benchmark's variants
+    "term",
+    "order",
+    "importance",
+    "std",
+    "oob_r2",  # out-of-bag R² of the forest this row came from
+    "n_trials",  # complete trials with a test metric the forest was fitted on
+]
+MARGINAL_COLUMNS = ["benchmark", "variant", "param", "value", "mean", "std"]
+INTERACTION_COLUMNS = [
+    "benchmark",
+    "variant",
+    "term",  # "first:second"
+    "first_value",
+    "second_value",
+    "mean",
+    "std",
+]
+_COLUMNS = {
+    "trials": COLUMNS,
+    "summary": SUMMARY_COLUMNS,
+    "importance": IMPORTANCE_COLUMNS,
+    "checks": CHECK_COLUMNS,
+    "marginals": MARGINAL_COLUMNS,
+    "interactions": INTERACTION_COLUMNS,
+    "curves": CURVE_COLUMNS,
+}
+# Text columns besides benchmark and variant; their empty cells read back as "".
+_STRINGS = {
+    "summary": ["direction"],
+    "importance": ["term"],
+    "checks": [*PROTOCOL, "edge_flags"],
+    "marginals": ["param"],
+    "interactions": ["term"],
+}
+
+
+@dataclass
+class Results:
+    """Every table of a report folder (see README's `odyssey report` for the columns)."""
+
+    trials: pd.DataFrame
+    summary: pd.DataFrame
+    importance: pd.DataFrame
+    checks: pd.DataFrame
+    marginals: pd.DataFrame
+    interactions: pd.DataFrame
+    curves: pd.DataFrame
+
+    def write_tables(self, out: Path) -> list[Path]:
+        """`<name>.csv` per table under `out`."""
+        paths = []
+        for name in _COLUMNS:
+            path = out / f"{name}.csv"
+            getattr(self, name).to_csv(path, index=False)
+            paths.append(path)
+        return paths
+
+
+def read_results(folder: str | Path) -> Results:
+    """All tables `odyssey report` wrote into `folder`. A table missing from an older report
+    folder comes back empty, with its columns."""
+    folder = Path(folder)
+    tables = {}
+    for field in fields(Results):
+        name = field.name
+        path = folder / f"{name}.csv"
+        if name == "trials":
+            tables[name] = read_trials(path)
+            continue
+        if not path.is_file():
+            tables[name] = pd.DataFrame(columns=_COLUMNS[name])
+            continue
+        strings = _STRINGS.get(name, [])
+        dtype = {column: str for column in ["benchmark", "variant", *strings]}
+        table = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
+        table = table.reindex(columns=_COLUMNS[name])  # an older folder: new columns empty
+        table[strings] = table[strings].fillna("")  # empty cells are empty texts
+        tables[name] = table
+    return Results(**tables)
+
+
+def read_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """trials, summary and importance of a report folder (`read_results` gives every table)."""
+    results = read_results(folder)
+    return results.trials, results.summary, results.importance
