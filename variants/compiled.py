@@ -64,6 +64,8 @@ class _Problem(ctypes.Structure):
         (name, ctypes.c_void_p)
         for name in (
             "x",
+            "r",
+            "gg",
             "rt",
             "ggt",
             "peephole",
@@ -153,6 +155,8 @@ def recurrence(
 ) -> tuple[Tensor, Tensor]:
     """Block outputs y for every step [T, K, B, N] and the last cell state c_T [K, B, N],
     for CPU tensors of float32 or float64 where `runs` says so."""
+    if pre_x.shape[0] == 0:  # the C code reads step 0
+        raise ValueError("the compiled recurrence needs at least one step (T = 0)")
     return _Recurrence.apply(spec, pre_x, w_hh, peephole, w_gg, y0, c0)
 
 
@@ -194,8 +198,10 @@ class _Recurrence(torch.autograd.Function):
         T, K, B, G = pre_x.shape
         N = y0.shape[-1]
         x = _rows(pre_x)
-        rt = w_hh.transpose(1, 2).contiguous()
-        ggt = w_gg.transpose(1, 2).contiguous() if w_gg is not None else None
+        w_hh = w_hh.contiguous()
+        w_gg = w_gg.contiguous() if w_gg is not None else None
+        rt = x.new_empty(K, N, G)  # R^T and R_gg^T, written by the forward pass
+        ggt = torch.empty_like(w_gg) if w_gg is not None else None
         peephole = peephole.contiguous() if peephole is not None else None
         acts = x.new_empty(K, T, B, G)  # activations: z, then the gates
         cells = x.new_empty(K, T + 1, B, N)  # c(0) .. c(T)
@@ -209,6 +215,8 @@ class _Recurrence(torch.autograd.Function):
             B,
             N,
             x,
+            r=w_hh,
+            gg=w_gg,
             rt=rt,
             ggt=ggt,
             peephole=peephole,

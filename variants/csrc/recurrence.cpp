@@ -257,8 +257,10 @@ struct Problem {
     int64_t input_activation, output_activation, coupled;
     int64_t st, sk, sb;  // strides of pre_x (forward) or grad_out (backward)
     const void* x;       // pre_x or grad_out
-    const void* rt;
-    const void* ggt;
+    const void* r;   // R [K, G, N] and R_gg [K, NG, NG]: forward reads them once to write
+    const void* gg;  // their transposes rt and ggt, which both passes use
+    void* rt;
+    void* ggt;
     const void* peephole;
     void* acts;
     void* cells;
@@ -282,23 +284,40 @@ int64_t splits(const Problem& p) {
 }
 
 template <typename Work>
-void parallel(const Problem& p, Work work) {
-    int64_t S = splits(p), items = p.K * S;
+void parallel_for(int64_t items, int64_t threads, Work work) {
     std::atomic<int64_t> next{0};
     auto run = [&] {
-        for (int64_t i; (i = next.fetch_add(1)) < items;) {
-            int64_t k = i / S, s = i % S;
-            work(k, s, p.B * s / S, p.B * (s + 1) / S);
-        }
+        for (int64_t i; (i = next.fetch_add(1)) < items;) work(i);
     };
-    int64_t n = std::min(p.threads, items);
     std::vector<std::thread> pool;
-    for (int64_t t = 1; t < n; ++t) pool.emplace_back(run);
+    for (int64_t t = 1; t < std::min(threads, items); ++t) pool.emplace_back(run);
     run();
     for (auto& t : pool) t.join();
 }
 
+// work(trial, part, first sequence, end) for every part of every trial's batch.
+template <typename Work>
+void parallel(const Problem& p, Work work) {
+    int64_t S = splits(p);
+    parallel_for(p.K * S, p.threads, [&](int64_t i) {
+        int64_t k = i / S, s = i % S;
+        work(k, s, p.B * s / S, p.B * (s + 1) / S);
+    });
+}
+
+// dst = src^T for an R x C matrix, in tiles that stay in L1.
 template <typename S>
+void transpose(const S* src, int64_t R, int64_t C, S* dst) {
+    constexpr int64_t tile = 32;
+    for (int64_t r0 = 0; r0 < R; r0 += tile) {
+        for (int64_t c0 = 0; c0 < C; c0 += tile) {
+            for (int64_t r = r0; r < std::min(R, r0 + tile); ++r) {
+                for (int64_t c = c0; c < std::min(C, c0 + tile); ++c) dst[c * R + r] = src[r * C + c];
+            }
+        }
+    }
+}
+
 struct Shapes {
     int64_t T, B, N, ng, G, NG, ne;
     explicit Shapes(const Problem& p)
@@ -308,9 +327,16 @@ struct Shapes {
 
 template <typename S>
 void forward(const Problem& p) {
-    Shapes<S> s(p);
+    Shapes s(p);
     const int64_t T = s.T, B = s.B, N = s.N, G = s.G, NG = s.NG;
     const bool peep = p.peephole != nullptr;
+    parallel_for(p.K, p.threads, [&](int64_t k) {
+        transpose(static_cast<const S*>(p.r) + k * G * N, G, N, static_cast<S*>(p.rt) + k * N * G);
+        if (p.gg) {
+            transpose(static_cast<const S*>(p.gg) + k * NG * NG, NG, NG,
+                      static_cast<S*>(p.ggt) + k * NG * NG);
+        }
+    });
     parallel(p, [&](int64_t k, int64_t, int64_t b0, int64_t b1) {
         const S* x = static_cast<const S*>(p.x) + k * p.sk;
         const S* rt = static_cast<const S*>(p.rt) + k * N * G;
@@ -414,7 +440,7 @@ CellBackward<S> pick(bool oa, bool ia, bool coupled) {
 
 template <typename S>
 void backward(const Problem& p) {
-    Shapes<S> s(p);
+    Shapes s(p);
     const int64_t T = s.T, B = s.B, N = s.N, G = s.G, NG = s.NG;
     auto step = pick<S>(p.output_activation, p.input_activation, p.coupled);
     parallel(p, [&](int64_t k, int64_t split, int64_t b0, int64_t b1) {
