@@ -15,12 +15,15 @@ step computes, for every block b of z, i, f, o,
 
     a_b(t) = pre_x_b(t) + y(t-1) R_b^T  [+ gates(t-1) R_gg,b^T]    (one product per block)
 
-as `chunk`-wide passes sum_n y_n(t-1) R^T[n, b-block]: y(t-1) is read back from the output
-the program wrote one step earlier (a barrier orders the two), R^T is read from global
-memory every step. A trial's R (4 N^2 floats: 160 kB at N = 100) stays in the SM's L1
-while one program owns the SM, and in L2 otherwise (K = 256 such trials are 40 MB, an
-H100's L2 holds 50 MB); `Layout.r_cache` picks the load path (".ca": through L1, ".cg": L2
-only). The input projection W x + b of all steps is one batched GEMM before the kernel
+as `chunk`-wide passes over the inputs n: each pass reads `chunk` consecutive floats of
+every row of R (rows contiguous along n, so the sums run along memory, within a warp) and
+of y(t-1), which the program wrote one step earlier and reads back (a barrier orders the
+two). R is read from global memory every step: a trial's R (4 N^2 floats, 160 kB at
+N = 100) stays in the SM's L1 while one program owns the SM, and in L2 otherwise (K = 256
+such trials are 40 MB, an H100's L2 holds 50 MB); `Layout.r_cache` picks the load path
+(".ca": through L1, ".cg": L2 only). The backward's products run over the other index of
+R, so it reads a transposed copy R^T (and R_gg^T), made once per call.
+The input projection W x + b of all steps is one batched GEMM before the kernel
 (in `layer.py`).
 
 Forward: saves the activations z, i, f, o (after their nonlinearities) and the cell states
@@ -28,7 +31,7 @@ c(0..T) of every step, [K, T + 1, B, *] with step 0 the initial state. The forwa
 path (no gradient needed, e.g. evaluation) saves nothing but the outputs; with full gate
 recurrence it keeps the previous step's gates in a two-slot ring.
 
-Backward through time, one program per trial (tile) again, t = T-1 .. 0, with the
+Backward through time, the same programs, t = T-1 .. 0, with the
 gradient dc of c(t) carried in registers and d_pre(t+1) (the pre-activation gradients of
 the step after) read back from memory:
 
@@ -166,16 +169,13 @@ def _forward(spec, pre_x, w_hh, peephole, w_gg, y0, c0, save: bool):
     if cells is not None:
         cells[:, 0] = c0
     c_T = pre_x.new_empty(K, B, N)
-    rt = w_hh.transpose(1, 2).contiguous()  # rows: input unit n, contiguous over outputs
-    ggt = w_gg.transpose(1, 2).contiguous() if fgr else None
     layout, constants = _launch(N, B)
     _forward_kernel[(triton.cdiv(K * B, layout.rows),)](
         pre_x,
         *pre_x.stride(),
         c0,
         *c0.stride(),
-        rt,
-        *_or_unused(pre_x, peephole, ggt),
+        *_or_unused(pre_x, w_hh, peephole, w_gg),
         ys,
         *_or_unused(pre_x, acts, cells),
         c_T,
@@ -190,6 +190,10 @@ def _forward(spec, pre_x, w_hh, peephole, w_gg, y0, c0, save: bool):
         **constants,
     )
     return ys[:, 1:].permute(1, 0, 2, 3), c_T, (ys, acts, cells)
+
+
+def _transposed(w: Tensor | None) -> Tensor | None:
+    return w.transpose(1, 2) if w is not None else None
 
 
 def _or_unused(placeholder: Tensor, *tensors: Tensor | None) -> list[Tensor]:
@@ -222,7 +226,7 @@ class _Recurrence(torch.autograd.Function):
             *grad_out.stride(),
             grad_c,
             *grad_c.stride(),
-            *_or_unused(w_hh, w_hh, peephole, w_gg, acts),
+            *_or_unused(w_hh, w_hh.transpose(1, 2), peephole, _transposed(w_gg), acts),
             cells,
             d_pre,
             dc0,
@@ -273,40 +277,41 @@ def _tanh(x):
 
 @triton.jit
 def _project(
-    acc, x, x_ok, n_in, m, m_stride, col0, cols, col_ok, CHUNK: tl.constexpr, CACHE: tl.constexpr
+    acc, x, x_ok, n_in, m, m_stride, row0, cols, col_ok, CHUNK: tl.constexpr, CACHE: tl.constexpr
 ):
-    """acc[r, j] + sum_{n < n_in} x_r[n] M_r[n, col0 + j], CHUNK inputs n per pass.
+    """acc[r, j] + sum_{n < n_in} M_r[row0 + j, n] x_r[n], CHUNK inputs n per pass.
 
-    x and m point to each row's vector and matrix; M's rows n are m_stride apart and
-    contiguous along j, so each pass reads CHUNK whole rows of it.
+    x and m point to each row's vector and matrix; M's rows are m_stride apart and
+    contiguous along n, so a pass reads CHUNK consecutive floats of every row of M and its
+    sums run along memory (within a warp).
     """
     for n0 in range(0, n_in, CHUNK):
         n = n0 + tl.arange(0, CHUNK)
         ok = x_ok[:, None] & (n < n_in)[None, :]
         xv = tl.load(x[:, None] + n[None, :], mask=ok, other=0.0)
         mv = tl.load(
-            m[:, None, None] + n[None, :, None] * m_stride + (col0 + cols)[None, None, :],
-            mask=ok[:, :, None] & col_ok[None, None, :],
+            m[:, None, None] + (row0 + cols)[None, :, None] * m_stride + n[None, None, :],
+            mask=col_ok[None, :, None] & ok[:, None, :],
             other=0.0,
             cache_modifier=CACHE,
         )
-        acc += tl.sum(xv[:, :, None] * mv, axis=1)
+        acc += tl.sum(mv * xv[:, None, :], axis=2)
     return acc
 
 
 @triton.jit
 def _block_input(
-    pre, pre_sg, y_prev, g_prev, rt, ggt, N, row_ok, cols, col_ok, mask,
+    pre, pre_sg, y_prev, g_prev, w, gg, N, row_ok, cols, col_ok, mask,
     BLK: tl.constexpr, NB: tl.constexpr, FGR: tl.constexpr, CHUNK: tl.constexpr,
     R_CACHE: tl.constexpr,
 ):  # fmt: skip
     """Pre-activation of block BLK: pre_x + y(t-1) R_BLK^T [+ gates(t-1) R_gg,BLK^T]."""
     G = NB * N
     a = tl.load(pre + BLK * N * pre_sg, mask=mask, other=0.0)
-    a = _project(a, y_prev, row_ok, N, rt, G, BLK * N, cols, col_ok, CHUNK, R_CACHE)
+    a = _project(a, y_prev, row_ok, N, w, N, BLK * N, cols, col_ok, CHUNK, R_CACHE)
     if FGR:
         NG = G - N
-        a = _project(a, g_prev, row_ok, NG, ggt, NG, (BLK - 1) * N, cols, col_ok, CHUNK, R_CACHE)
+        a = _project(a, g_prev, row_ok, NG, gg, NG, (BLK - 1) * N, cols, col_ok, CHUNK, R_CACHE)
     return a
 
 
@@ -314,9 +319,9 @@ def _block_input(
 def _forward_kernel(
     pre_ptr, pre_st, pre_sk, pre_sb, pre_sg,  # pre_x [T, K, B, G], any strides
     c0_ptr, c0_sk, c0_sb, c0_sn,  # c0 [K, B, N], any strides
-    rt_ptr,  # R^T [K, N, G]
+    w_ptr,  # R [K, G, N]
     peep_ptr,  # [K, NG]
-    ggt_ptr,  # R_gg^T [K, NG, NG]
+    gg_ptr,  # R_gg [K, NG, NG]
     ys_ptr,  # out: [K, T + 1, B, N], step 0 holds y0
     acts_ptr,  # out: [K, S, B, G], step t's activations at slot (t + 1) % S; slot 0 zero
     cells_ptr,  # out: [K, T + 1, B, N], step 0 holds c0
@@ -335,8 +340,8 @@ def _forward_kernel(
     mask = row_ok[:, None] & col_ok[None, :]
     G = NB * N
     NG = G - N
-    rt = rt_ptr + k * N * G
-    ggt = ggt_ptr + k * NG * NG
+    w = w_ptr + k * G * N
+    gg = gg_ptr + k * NG * NG
     peep = (peep_ptr + k * NG)[:, None] + cols[None, :]
     if PEEP:
         if I_BLK >= 0:
@@ -356,7 +361,7 @@ def _forward_kernel(
         y_prev = ys + t * B * N
         g_prev = acts + (t % S) * B * G + N
         z = _block_input(
-            pre, pre_sg, y_prev, g_prev, rt, ggt, N, row_ok, cols, col_ok, mask,
+            pre, pre_sg, y_prev, g_prev, w, gg, N, row_ok, cols, col_ok, mask,
             0, NB, False, CHUNK, R_CACHE,
         )  # fmt: skip
         if IN_ACT:
@@ -364,7 +369,7 @@ def _forward_kernel(
         zi = z
         if I_BLK >= 0:
             a_i = _block_input(
-                pre, pre_sg, y_prev, g_prev, rt, ggt, N, row_ok, cols, col_ok, mask,
+                pre, pre_sg, y_prev, g_prev, w, gg, N, row_ok, cols, col_ok, mask,
                 I_BLK, NB, FGR, CHUNK, R_CACHE,
             )  # fmt: skip
             if PEEP:
@@ -375,7 +380,7 @@ def _forward_kernel(
             c = c + i * (z - c)
         elif F_BLK >= 0:
             a_f = _block_input(
-                pre, pre_sg, y_prev, g_prev, rt, ggt, N, row_ok, cols, col_ok, mask,
+                pre, pre_sg, y_prev, g_prev, w, gg, N, row_ok, cols, col_ok, mask,
                 F_BLK, NB, FGR, CHUNK, R_CACHE,
             )  # fmt: skip
             if PEEP:
@@ -390,7 +395,7 @@ def _forward_kernel(
         y = h
         if O_BLK >= 0:
             a_o = _block_input(
-                pre, pre_sg, y_prev, g_prev, rt, ggt, N, row_ok, cols, col_ok, mask,
+                pre, pre_sg, y_prev, g_prev, w, gg, N, row_ok, cols, col_ok, mask,
                 O_BLK, NB, FGR, CHUNK, R_CACHE,
             )  # fmt: skip
             if PEEP:
@@ -418,9 +423,9 @@ def _forward_kernel(
 def _backward_kernel(
     go_ptr, go_st, go_sk, go_sb, go_sn,  # dL/dout [T, K, B, N], any strides
     gc_ptr, gc_sk, gc_sb, gc_sn,  # dL/dc_T [K, B, N], any strides
-    w_ptr,  # R [K, G, N]
+    rt_ptr,  # R^T [K, N, G]
     peep_ptr,  # [K, NG]
-    gg_ptr,  # R_gg [K, NG, NG]
+    ggt_ptr,  # R_gg^T [K, NG, NG]
     acts_ptr,  # [K, T + 1, B, G] from the forward
     cells_ptr,  # [K, T + 1, B, N] from the forward
     dpre_ptr,  # out: [K, T + 1, B, G], step T zero on entry
@@ -439,8 +444,8 @@ def _backward_kernel(
     mask = row_ok[:, None] & col_ok[None, :]
     G = NB * N
     NG = G - N
-    w = w_ptr + k * G * N
-    gg = gg_ptr + k * NG * NG
+    rt = rt_ptr + k * N * G
+    ggt = ggt_ptr + k * NG * NG
     peep = (peep_ptr + k * NG)[:, None] + cols[None, :]
     if PEEP:
         if I_BLK >= 0:
@@ -462,7 +467,7 @@ def _backward_kernel(
         d_here = (dpre + t * B * G)[:, None] + cols[None, :]
         act = acts + (t + 1) * B * G  # step t's activations are at slot t + 1
         dy = tl.load(go, mask=mask, other=0.0)
-        dy = _project(dy, d_next, row_ok, G, w, N, 0, cols, col_ok, CHUNK, R_CACHE)
+        dy = _project(dy, d_next, row_ok, G, rt, G, 0, cols, col_ok, CHUNK, R_CACHE)
         z = tl.load(act, mask=mask, other=0.0)
         c = tl.load(cells + (t + 1) * B * N, mask=mask, other=0.0)
         c_prev = tl.load(cells + t * B * N, mask=mask, other=0.0)
@@ -475,7 +480,7 @@ def _backward_kernel(
             d_o = dy * h
             if FGR:
                 d_o = _project(
-                    d_o, d_next + N, row_ok, NG, gg, NG, (O_BLK - 1) * N, cols, col_ok,
+                    d_o, d_next + N, row_ok, NG, ggt, NG, (O_BLK - 1) * N, cols, col_ok,
                     CHUNK, R_CACHE,
                 )  # fmt: skip
             d_o = d_o * o * (1.0 - o)
@@ -498,7 +503,7 @@ def _backward_kernel(
                 carry = dc * (1.0 - i)
             if FGR:
                 d_i = _project(
-                    d_i, d_next + N, row_ok, NG, gg, NG, (I_BLK - 1) * N, cols, col_ok,
+                    d_i, d_next + N, row_ok, NG, ggt, NG, (I_BLK - 1) * N, cols, col_ok,
                     CHUNK, R_CACHE,
                 )  # fmt: skip
             d_i = d_i * i * (1.0 - i)
@@ -509,7 +514,7 @@ def _backward_kernel(
             d_f = dc * c_prev
             if FGR:
                 d_f = _project(
-                    d_f, d_next + N, row_ok, NG, gg, NG, (F_BLK - 1) * N, cols, col_ok,
+                    d_f, d_next + N, row_ok, NG, ggt, NG, (F_BLK - 1) * N, cols, col_ok,
                     CHUNK, R_CACHE,
                 )  # fmt: skip
             d_f = d_f * f * (1.0 - f)
