@@ -50,6 +50,7 @@ def trial(
 ) -> optuna.trial.FrozenTrial:
     """A COMPLETE trial as the runner stores it. Its curves fall from 3 × its result to the
     result at `best_epoch` (default: its last epoch) and stay there."""
+    value, test = float(value), float(test)  # plain floats: a PostgreSQL driver takes no numpy
     best_epoch = epochs if best_epoch is None else best_epoch
     epoch = np.arange(1, epochs + 1)
     shape = 1 + 2 * np.clip(1 - epoch / best_epoch, 0, None) ** 2
@@ -59,7 +60,7 @@ def trial(
         "epochs": epochs,
         "diverged": diverged,
         "n_params": 1000 + 10 * params["hidden_size"],
-        "seconds": POPULATION * 0.01 * params["hidden_size"] ** 1.5,
+        "seconds": float(POPULATION * 0.01 * params["hidden_size"] ** 1.5),
         "population": POPULATION,
         "device": "cpu",
         "preset": preset,

@@ -66,7 +66,8 @@ DIVERGED_POLICY = (
     "their configurations ran again as new trials."
 )
 HOW_TO_READ = [
-    "The paper (Greff et al., *LSTM: A Search Space Odyssey*, 2017) compares each variant "
+    "The paper (Greff et al., *LSTM: A Search Space Odyssey*, 2017; its protocol and "
+    "findings are summarised in this tool's docs/paper.md) compares each variant "
     f"with {REFERENCE} on the test metric of the best {TOP_FRACTION:.0%} of its trials "
     "(ranked on validation) by Welch's t-test, significant at an uncorrected p < 0.05. That "
     "criterion decides every verdict here; Holm's correction over the variants of a "
