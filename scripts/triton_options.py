@@ -38,7 +38,7 @@ REPEATS, WARMUP = 10, 2
 
 def layouts(H: int) -> list[Layout]:
     NP = triton_lstm.padded(H)
-    chunks = [c for c in (16, 32, 64, 128) if c <= NP]
+    chunks = [c for c in (4, 8, 16, 32) if c <= NP]
     grid = itertools.product(chunks, (2, 4, 8), (".ca", ".cg"))
     return [Layout(chunk=c, rows=1, num_warps=w, r_cache=r) for c, w, r in grid]
 

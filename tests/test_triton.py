@@ -9,6 +9,8 @@ launch one after another, so most tests put every row in one program (`one_progr
 """
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -188,3 +190,55 @@ def test_auto_is_triton_on_cuda(monkeypatch):
     )
     variants.build("V", 3, 4, device="cuda")(torch.randn(5, 1, 3, device="cuda"))
     assert calls
+
+
+# Compiles the kernels for an H100 (sm_90) with Triton's own compiler and ptxas, which need
+# no GPU: the interpreter runs the kernels' Python, not what Triton's compiler accepts.
+COMPILE_FOR_HOPPER = """
+import sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+import variants
+from variants import triton_lstm as t
+
+for name in sys.argv[1:]:
+    spec = variants.resolve(name)
+    on = object()
+    switches = t._switches(
+        spec,
+        on if spec.peepholes and spec.gates else None,
+        on if spec.full_gate_recurrence and spec.gates else None,
+    )
+    _, launch = t._launch(100, 1)
+    options = {"num_warps": launch.pop("num_warps"), "num_stages": launch.pop("num_stages")}
+    kernels = (
+        (t._forward_kernel, {"ACTS": True, "SAVE": True}),
+        (t._forward_kernel, {"ACTS": switches["FGR"], "SAVE": False}),
+        (t._backward_kernel, {}),
+    )
+    for fn, extra in kernels:
+        constants = {**switches, **launch, **extra}
+        signature = {
+            a: "constexpr" if a in constants else "*fp32" if a.endswith("_ptr") else "i32"
+            for a in fn.arg_names
+        }
+        source = ASTSource(fn, signature, constants)
+        triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+"""
+
+
+@pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU every test compiles the kernels")
+def test_kernels_compile_for_hopper():
+    """Every switch on and off once: peepholes, the gates, coupling, full gate recurrence,
+    the activations; forward saving, forward only and backward; the default layout."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    specs = ["V", "CIFG+FGR", "NIAF+NOAF+NP", "NIG+NFG+NOG"]
+    run = subprocess.run(
+        [sys.executable, "-c", COMPILE_FOR_HOPPER, *specs],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]

@@ -51,7 +51,7 @@ are FMA reductions, not tl.dot). tanh goes through exp, since Triton has no port
 Under `TRITON_INTERPRET=1` the same kernels run on CPU tensors (the tests use this).
 
 Measured options (H = 20, 50, 100, 200; `scripts/triton_options.py`): not yet measured on
-a GPU. `default_layout` is a first guess: at most 64 products per thread per pass.
+a GPU. `default_layout` is chosen from ptxas's register counts alone (no spills).
 """
 
 from __future__ import annotations
@@ -92,11 +92,15 @@ def padded(n: int) -> int:
 
 
 def default_layout(N: int, B: int) -> Layout:
+    """8 inputs per pass, a warp per 16 to 32 padded units, two rows a program only up to
+    NP = 128: the kernels of every preset then compile for sm_90 with at most 20 bytes of
+    register spills (ptxas, H = 20, 50, 100, 200, B = 1 and 8), where passes of 32 to 128
+    inputs spilled up to 8 kB. A pass's sum leaves its result on every lane that summed, so
+    wider passes multiply the registers of every per-unit tensor."""
     NP = padded(N)
-    warps = 2 if NP <= 32 else 4 if NP <= 128 else 8
-    rows = min(triton.next_power_of_2(B), 4)
-    chunk = max(1, min(NP, 64 * 32 * warps // (rows * NP)))
-    return Layout(chunk=chunk, rows=rows, num_warps=warps, r_cache=".ca")
+    warps = 2 if NP <= 32 else 4 if NP <= 64 else 8 if NP <= 256 else 16
+    rows = 2 if B > 1 and NP <= 128 else 1
+    return Layout(chunk=8, rows=rows, num_warps=warps, r_cache=".ca")
 
 
 def interpreted() -> bool:
@@ -285,12 +289,15 @@ def _project(
     contiguous along n, so a pass reads CHUNK consecutive floats of every row of M and its
     sums run along memory (within a warp).
     """
+    step = tl.arange(0, CHUNK)
+    tile = cols[:, None] * m_stride + step[None, :]  # the same offsets for every block and pass
+    m = m + row0 * m_stride
     for n0 in range(0, n_in, CHUNK):
-        n = n0 + tl.arange(0, CHUNK)
+        n = n0 + step
         ok = x_ok[:, None] & (n < n_in)[None, :]
         xv = tl.load(x[:, None] + n[None, :], mask=ok, other=0.0)
         mv = tl.load(
-            m[:, None, None] + (row0 + cols)[None, :, None] * m_stride + n[None, None, :],
+            (m + n0)[:, None, None] + tile[None, :, :],
             mask=col_ok[None, :, None] & ok[:, None, :],
             other=0.0,
             cache_modifier=CACHE,
