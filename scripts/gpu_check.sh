@@ -72,17 +72,17 @@ fi
 echo "== CUDA tests =="
 parallel=()
 "$PYTHON" -c "import xdist" 2>/dev/null && parallel=(-n 12)
-timeout 180 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider "${parallel[@]}" \
+timeout 170 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider "${parallel[@]}" \
     --continue-on-collection-errors tests 2>&1 | tee "$LOGS/cuda-tests.txt" || status=1
 
 {
     for H in 20 100 200; do  # one run per H: a run cut off by its limit loses only its rows
         echo "== bench: V, CIFG, FGR; K = 64, 256, 1024; H = $H; T = 100 =="
-        timeout 45 "$PYTHON" -m study.cli bench --device cuda --population 64,256,1024 \
+        timeout 50 "$PYTHON" -m study.cli bench --device cuda --population 64,256,1024 \
             --hidden "$H" --length 100 --json "$WORK/grid-$H.json" || status=1
     done
     echo "== bench --training jsb-original (data: ${ODYSSEY_JSB_ORIGINAL:-not found}) =="
-    timeout 75 "$PYTHON" -m study.cli bench --training jsb-original --device cuda \
+    timeout 70 "$PYTHON" -m study.cli bench --training jsb-original --device cuda \
         --population 1,64,256,1024 --sequences 100 --json "$WORK/training.json" || status=1
     echo "== triton kernel layouts: H = 20, 50, 100, 200 =="
     timeout 90 "$PYTHON" scripts/triton_options.py --json "$WORK/options.json" || status=1
