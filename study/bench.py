@@ -31,6 +31,7 @@ import variants
 from study import __version__, benchmarks, tasks
 from study.errors import UserError
 from study.optim import PopulationNesterov
+from study.options import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
 from variants.layer import BACKENDS, resolve_backend
 
@@ -68,8 +69,6 @@ def _grid(args: argparse.Namespace, device: torch.device) -> dict[str, list]:
         if text is not None:
             grid[key] = _positive_ints(f"--{key}", text)
     if args.variants is not None:
-        from study.runner import resolve_variants  # imports optuna: only when asked for
-
         grid["variants"] = list(resolve_variants(args.variants))
     return grid
 

@@ -7,9 +7,8 @@ import importlib
 import sys
 
 from . import __version__
-from .errors import UserError
-
-DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
+from .errors import Interrupted, OptionError, UserError
+from .options import DEFAULT_STORAGE, RunOptions
 
 
 def _handler(path: str):
@@ -81,33 +80,59 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--variants", default="all", help="comma-separated variants, or 'all' (default)"
     )
-    run.add_argument("--trials", type=int, default=200, help="trials per variant (default 200)")
+    # Defaults are RunOptions' (which checks every value); each dest is its field's name.
     run.add_argument(
-        "--preset", default="paper", help="training budget: paper (default), quick or smoke"
-    )
-    run.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
-    run.add_argument("--workers", type=int, default=1, help="local worker processes")
-    run.add_argument(
-        "--population", type=int, default=None, help="trials trained together (default 16; GPU 64)"
-    )
-    run.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    run.add_argument("--seed", type=int, default=0, help="seed of the search and the trials")
-    run.add_argument("--sampler", default="random", help="random (default, the paper's) or qmc")
-    run.add_argument("--data", help="folder or file of a user-supplied benchmark")
-    run.add_argument(
-        "--checkpoints", default="results/checkpoints", help="per-trial epoch checkpoints"
+        "--trials",
+        type=int,
+        default=RunOptions.trials,
+        help="trials per variant (default %(default)s)",
     )
     run.add_argument(
-        "--heartbeat", type=int, default=30, help="seconds between heartbeats (stale: 2x + 1)"
+        "--preset",
+        default=RunOptions.preset,
+        help="training budget: paper (default), quick or smoke",
+    )
+    run.add_argument("--storage", default=RunOptions.storage, help="Optuna storage URL")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=RunOptions.workers,
+        help="local worker processes (default %(default)s: train in the coordinator's own)",
+    )
+    run.add_argument(
+        "--population",
+        type=int,
+        default=RunOptions.population,
+        help="trials trained together (default 16; GPU 64)",
+    )
+    run.add_argument("--device", default=RunOptions.device, help="auto (default), cpu or cuda")
+    run.add_argument(
+        "--seed", type=int, default=RunOptions.seed, help="seed of the search and the trials"
+    )
+    run.add_argument(
+        "--sampler", default=RunOptions.sampler, help="random (default, the paper's) or qmc"
+    )
+    run.add_argument(
+        "--data", default=RunOptions.data, help="folder or file of a user-supplied benchmark"
+    )
+    run.add_argument(
+        "--checkpoints", default=RunOptions.checkpoints, help="per-trial epoch checkpoints"
+    )
+    run.add_argument(
+        "--heartbeat",
+        type=int,
+        default=RunOptions.heartbeat,
+        help="seconds between heartbeats (default %(default)s); stale after 2x + 1",
     )
     run.add_argument(
         "--time-limit",
         type=float,
+        default=RunOptions.time_limit,
         metavar="SECONDS",
         help="stop after this wall time as on Ctrl-C (trials back to the queue); rerun to go on",
     )
     _protocol_options(run)
-    run.set_defaults(func=_handler("study.runner:cmd_run"))
+    run.set_defaults(func=_handler("study.commands:cmd_run"))
 
     train = sub.add_parser(
         "train", help="train one configuration (or a few) by hand, an epoch per line"
@@ -139,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="a table of every study in a storage")
     status.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(func=_handler("study.runner:cmd_status"))
+    status.set_defaults(func=_handler("study.commands:cmd_status"))
 
     report = sub.add_parser(
         "report", help="tables, Welch tests, fANOVA, figures and REPORT.md from a study storage"
@@ -179,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
+    except OptionError as err:  # the library names a field; the user gave an option
+        option = f"--{err.field.replace('_', '-')}" if err.field in vars(args) else err.field
+        print(f"odyssey {args.command}: error: {option} {err.problem}", file=sys.stderr)
+        return 2
     except UserError as err:
         print(f"odyssey {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -186,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"odyssey {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"odyssey {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # Interrupted says what became of the work in flight
+        said = str(err) if isinstance(err, Interrupted) else "interrupted"
+        print(f"odyssey {args.command}: {said}", file=sys.stderr)
         return 130
 
 

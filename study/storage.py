@@ -49,20 +49,47 @@ def _driver_hint(url: str, err: Exception) -> str:
     return ""
 
 
+# Tables every Optuna RDB storage has; a database with tables but none of these is another
+# application's.
+_OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, resolved; None for other databases. A query string
+    (`?timeout=60`) holds connection options, never part of the file name."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
+
+
+def _tables(url: str) -> set[str]:
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        return set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 def open_storage(
     url: str, *, create: bool = False, heartbeat: int | None = None
 ) -> optuna.storages.RDBStorage:
-    """The storage at `url`. A SQLite file must exist unless `create` (Optuna would silently
-    make an empty one). With `heartbeat` seconds, a running trial silent for 2 x + 1 s is
-    failed by the next process that looks, and re-enqueued with the same parameters."""
+    """The storage at `url`. Without `create` it is only read: it must exist and be an Optuna
+    storage, and opening it writes nothing (Optuna would create its tables in any database,
+    or an empty SQLite file). With `create`, a new or empty database gets Optuna's tables.
+    Another application's database is refused either way. With `heartbeat` seconds, a
+    running trial silent for 2 x + 1 s is failed by the next process that looks."""
     if "://" not in url:
         raise UserError(
             "storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, "
             f"got {display_url(url)!r}"
         )
     shown = display_url(url)
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+    path = sqlite_file(url)
+    if path is not None:
         if create:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,18 +100,22 @@ def open_storage(
         elif not path.is_file():
             raise UserError(f"storage {shown}: no such SQLite file; expected a study database")
     kwargs: dict = {}
-    if heartbeat is not None:
-        # Optuna renamed the retry callback and its argument in 4.9; accept both.
-        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
-            key = "heartbeat_stale_trial_callback"
-        else:
-            retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
-            key = "failed_trial_callback"
-        kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1, key: retry}
+    if heartbeat is not None:  # what runs again is study.retries' to decide: no callback
+        kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url, **kwargs)
+            tables = _tables(url)
+            if tables and not tables & _OPTUNA_TABLES:
+                raise UserError(
+                    f"storage {shown} is another application's database (tables "
+                    f"{', '.join(sorted(tables)[:5])}), not an Optuna storage; "
+                    "give --storage a database of its own"
+                )
+            if not create and not _OPTUNA_TABLES <= tables:
+                raise UserError(f"storage {shown} holds no Optuna storage: it has no studies")
+            return optuna.storages.RDBStorage(url, skip_table_creation=not create, **kwargs)
+        except UserError:
+            raise
         except sqlalchemy.exc.IntegrityError:
             # Several machines creating the tables of a new database at once: one wins.
             time.sleep(0.5 + attempt)

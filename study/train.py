@@ -24,7 +24,7 @@ import variants
 
 from . import tasks
 from .benchmarks.core import Benchmark, Split
-from .errors import UserError
+from .errors import OptionError, UserError
 from .optim import PopulationNesterov
 
 
@@ -46,16 +46,15 @@ class Protocol:
         for name in ("max_epochs", "patience", "batch_size", "eval_batch_size", "max_sequences"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                option = "--" + name.replace("_", "-")
-                raise UserError(f"{name} ({option}) must be at least 1, got {value}")
+                raise OptionError(name, f"must be at least 1, got {value}")
         if self.clip_norm is not None and not self.clip_norm > 0:
-            raise UserError(f"clip_norm (--clip-norm) must be positive, got {self.clip_norm}")
+            raise OptionError("clip_norm", f"must be positive, got {self.clip_norm}")
         if self.forget_bias is not None and not math.isfinite(self.forget_bias):
-            raise UserError(f"forget_bias (--forget-bias) must be finite, got {self.forget_bias}")
+            raise OptionError("forget_bias", f"must be finite, got {self.forget_bias}")
         if self.loss_reduction not in tasks.LOSS_REDUCTIONS:
-            raise UserError(
-                f"loss_reduction (--loss-reduction) must be one of "
-                f"{', '.join(tasks.LOSS_REDUCTIONS)}, got {self.loss_reduction!r}"
+            raise OptionError(
+                "loss_reduction",
+                f"must be one of {', '.join(tasks.LOSS_REDUCTIONS)}, got {self.loss_reduction!r}",
             )
 
     def results_fields(self) -> dict:

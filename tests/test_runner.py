@@ -1,96 +1,43 @@
 import json
 import os
-import pickle
-import random
 import signal
 import subprocess
-import sys
 import time
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from runs import (
+    ODYSSEY,
+    POSTGRES,
+    assert_exact,
+    fresh_postgres,
+    run_args,
+    wait_for,
+    write_tiny_jsb,
+)
 
-from study import runner
+import variants
+from study import benchmarks, workers
 from study.cli import main
+from study.coordinator import Monitor, run
 from study.errors import UserError
+from study.locks import exclusive_sqlite
+from study.options import RunOptions, resolve_variants
+from study.retries import reconcile, state_counts
+from study.search import prepare_study, sample_configs
 from study.storage import open_storage
 from study.train import PROTOCOLS
 from synthetic_study import fill
 
-POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
-ODYSSEY = [sys.executable, "-m", "study.cli"]
-
 
 @pytest.fixture(scope="module")
 def tiny_jsb(tmp_path_factory):
-    """A small file in the original JSB pickle format: lists of chords of MIDI numbers."""
-    rng = random.Random(0)
-
-    def piece():
-        return [tuple(sorted(rng.sample(range(48, 80), 4))) for _ in range(rng.randint(8, 14))]
-
-    data = {
-        "train": [piece() for _ in range(6)],
-        "valid": [piece() for _ in range(3)],
-        "test": [piece() for _ in range(3)],
-    }
-    path = tmp_path_factory.mktemp("jsb") / "jsb.pkl"
-    path.write_bytes(pickle.dumps(data))
-    return str(path)
-
-
-def run_args(storage, data, tmp_path, trials=3, variants="V,CIFG", extra=()):
-    return [
-        "run",
-        "--benchmark",
-        "jsb-original",
-        "--data",
-        data,
-        "--variants",
-        variants,
-        "--trials",
-        str(trials),
-        "--preset",
-        "smoke",
-        "--storage",
-        storage,
-        "--population",
-        "2",
-        "--checkpoints",
-        str(tmp_path / "ckpt"),
-        "--heartbeat",
-        "1",
-        *extra,
-    ]
-
-
-def assert_exact(storage, names, n):
-    """Exactly n COMPLETE trials per study, one per configuration, none waiting or running."""
-    for name in names:
-        study = optuna.load_study(study_name=name, storage=storage)
-        trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        assert sorted(t.user_attrs["config_index"] for t in complete) == list(range(n)), name
-        assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
-        for t in complete:
-            assert set(runner.SEARCH_SPACE) == set(t.params)
-            for key in (
-                "test_metric",
-                "best_epoch",
-                "epochs",
-                "diverged",
-                "n_params",
-                "seconds",
-                "device",
-                "preset",
-                "versions",
-            ):
-                assert key in t.user_attrs, key
+    return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
 
 
 def test_search_space_is_the_papers():
-    configs = runner.sample_configs(400, "random", seed=1)
+    configs = sample_configs(400, "random", seed=1)
     hidden = [c["hidden_size"] for c in configs]
     lr = [c["learning_rate"] for c in configs]
     assert 20 <= min(hidden) and max(hidden) <= 200
@@ -98,24 +45,28 @@ def test_search_space_is_the_papers():
     # log-uniform: about half the learning rates below the geometric middle 1e-4
     assert 0.4 < sum(x < 1e-4 for x in lr) / len(lr) < 0.6
     assert all(0.01 <= c["one_minus_momentum"] <= 1 for c in configs)
-    assert runner.sample_configs(5, "random", seed=1) == configs[:5]
-    assert runner.sample_configs(5, "qmc", seed=1) != configs[:5]
+    assert sample_configs(5, "random", seed=1) == configs[:5]
+    assert sample_configs(5, "qmc", seed=1) != configs[:5]
 
 
 def test_prepare_enqueues_once_and_tops_up(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/s.db", create=True)
-    study = runner.prepare_study(storage, "jsb", "V", 4, "random", seed=3)
+
+    def prepare(n, sampler="random"):
+        study = prepare_study(storage, "jsb", "V", n, sampler, seed=3)
+        reconcile(storage, study, fresh_run=True)
+        return study
+
+    study = prepare(4)
     first = [t.params for t in study.get_trials(deepcopy=False)]
     assert len(first) == 4 and all(t.state == TrialState.WAITING for t in study.trials)
-    again = runner.prepare_study(storage, "jsb", "V", 4, "random", seed=3)
-    assert len(again.trials) == 4
-    grown = runner.prepare_study(storage, "jsb", "V", 6, "random", seed=3)
-    params = [t.params for t in grown.get_trials(deepcopy=False)]
+    assert len(prepare(4).trials) == 4
+    params = [t.params for t in prepare(6).get_trials(deepcopy=False)]
     assert params[:4] == first and len(params) == 6
     with pytest.raises(UserError, match="holds 6 trials; --trials 5 cannot shrink it"):
-        runner.prepare_study(storage, "jsb", "V", 5, "random", seed=3)
+        prepare(5)
     with pytest.raises(UserError, match="sampled with --sampler random"):
-        runner.prepare_study(storage, "jsb", "V", 6, "qmc", seed=3)
+        prepare(6, "qmc")
 
 
 def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
@@ -143,20 +94,11 @@ def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
 def test_second_coordinator_on_one_sqlite_file_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     with (
-        runner.exclusive_sqlite(url),
+        exclusive_sqlite(url),
         pytest.raises(UserError, match="another `odyssey run`"),
-        runner.exclusive_sqlite(url),
+        exclusive_sqlite(url),
     ):
         pass
-
-
-def _wait_for(predicate, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def test_sigkill_mid_trial_then_rerun_completes(tmp_path, tiny_jsb):
@@ -167,13 +109,13 @@ def test_sigkill_mid_trial_then_rerun_completes(tmp_path, tiny_jsb):
         tmp_path,
         trials=4,
         variants="V",
-        extra=("--max-epochs", "40", "--patience", "40"),
+        extra=("--max-epochs", "15", "--patience", "15"),
     )
     proc = subprocess.Popen(
         ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        assert _wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no checkpoint written"
+        assert wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no checkpoint written"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -194,13 +136,7 @@ def test_sigkill_mid_trial_then_rerun_completes(tmp_path, tiny_jsb):
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)")
 def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(POSTGRES)
-    with engine.begin() as conn:  # a clean schema for this test
-        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
-    args = run_args(POSTGRES, tiny_jsb, tmp_path, trials=6, variants="V")
+    args = run_args(fresh_postgres(), tiny_jsb, tmp_path, trials=6, variants="V")
     procs = [
         subprocess.Popen(ODYSSEY + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(2)
@@ -218,7 +154,7 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         (["run", "--benchmark", "jsb", "--variants", "V,XYZ"], "unknown variant 'XYZ'"),
         (["run", "--benchmark", "jsb", "--trials", "0"], "--trials must be at least 1"),
         (["run", "--benchmark", "jsb", "--preset", "fast"], "unknown preset 'fast'"),
-        (["run", "--benchmark", "jsb", "--device", "tpu"], "device must be auto, cpu or cuda"),
+        (["run", "--benchmark", "jsb", "--device", "tpu"], "--device must be one of auto, cpu"),
         (
             ["status", "--storage", "postgresql+psycopg2://nobody@127.0.0.1:9/none"],
             "cannot open storage",
@@ -247,7 +183,7 @@ def test_presets_are_ordered_by_budget():
 
 
 def test_a_training_error_sends_trials_back_to_the_queue(tmp_path, tiny_jsb, monkeypatch):
-    real, calls = runner.train_job, []
+    real, calls = workers.train_job, []
 
     def flaky(job, report=None):
         calls.append(job)
@@ -255,7 +191,7 @@ def test_a_training_error_sends_trials_back_to_the_queue(tmp_path, tiny_jsb, mon
             raise RuntimeError("out of memory")
         return real(job, report)
 
-    monkeypatch.setattr(runner, "train_job", flaky)
+    monkeypatch.setattr(workers, "train_job", flaky)
     storage = f"sqlite:///{tmp_path}/study.db"
     assert main(run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")) == 0
     assert_exact(storage, ["jsb-original/V"], 3)
@@ -268,17 +204,16 @@ def test_a_training_error_sends_trials_back_to_the_queue(tmp_path, tiny_jsb, mon
 
 
 def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
-    import variants
     from study.train import PopulationTrainer, TrialConfig
 
-    bench = runner.benchmarks.load("jsb-original", tiny_jsb)
+    bench = benchmarks.load("jsb-original", tiny_jsb)
     mine = TrialConfig(8, 1e-3, 0.9, 0.0, seed=1)
     stranger = PopulationTrainer(bench, "V", PROTOCOLS["smoke"]).add(
         TrialConfig(5, 1e-2, 0.5, 0.1, 2)
     )
     stranger.epoch, stranger.best_value, stranger.done = 2, 1.234, True
     stranger.save(tmp_path / "0.pt")
-    job = runner.Job(
+    job = workers.Job(
         "jsb-original",
         tiny_jsb,
         "V",
@@ -288,13 +223,13 @@ def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
         0,
         ((0, mine, str(tmp_path / "0.pt")),),
     )
-    (result,) = runner.train_job(job)
+    (result,) = workers.train_job(job)
     assert result["value"] != 1.234 and result["epochs"] >= 1
 
 
 def test_variant_names_are_spelt_as_registered():
-    assert runner.resolve_variants("v, cifg+np ,V") == ("V", "CIFG+NP")
-    assert runner.resolve_variants("all") == runner.variants.PAPER_VARIANTS
+    assert resolve_variants("v, cifg+np ,V") == ("V", "CIFG+NP")
+    assert resolve_variants("all") == variants.PAPER_VARIANTS
 
 
 def test_unusable_output_folder_is_one_line(tmp_path, capsys):
@@ -369,7 +304,7 @@ def test_time_limit_stops_like_ctrl_c_and_a_rerun_goes_on(tmp_path, tiny_jsb, ca
     err = capsys.readouterr().err
     assert "time limit of 0.5 s reached" in err and "0 trials complete, 3 left" in err
     study = optuna.load_study(study_name="jsb-original/V", storage=storage)
-    counts = runner.state_counts(study.get_trials())
+    counts = state_counts(study.get_trials())
     assert counts["failed"] == 0 and counts["requeued"] == 2 and counts["running"] == 0
     assert len(list((tmp_path / "ckpt").rglob("*.pt"))) == 2  # epoch 1 of both, kept
     assert main(["status", "--storage", storage, "--json"]) == 0
@@ -386,24 +321,24 @@ def test_curves_reach_the_storage_while_trials_train(tmp_path, tiny_jsb):
     storage = f"sqlite:///{tmp_path}/study.db"
     seen = []
 
-    class Watch(runner.Monitor):
+    class Watch(Monitor):
         def studies(self, counts, live):
             study = optuna.load_study(study_name="jsb-original/V", storage=storage)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             seen.extend(len(t.intermediate_values) for t in running)
 
-    options = runner.RunOptions(
+    options = RunOptions(
         benchmark="jsb-original",
         variants=("V",),
-        n_trials=2,
         protocol=PROTOCOLS["smoke"],
         preset="smoke",
+        trials=2,
         storage=storage,
         population=2,
-        data_path=tiny_jsb,
+        data=tiny_jsb,
         checkpoints=str(tmp_path / "ckpt"),
     )
-    runner.run(options, Watch())
+    run(options, Watch())
     assert max(seen) >= 2  # a running trial with two epochs in the storage
 
 
@@ -417,7 +352,6 @@ def test_a_log_file_gets_timestamped_lines(tmp_path, tiny_jsb, capsys):
 
 
 def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
-    from study import benchmarks
     from study.train import PopulationTrainer, TrialConfig
 
     path = tmp_path / "curve.json"

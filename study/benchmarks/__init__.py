@@ -49,7 +49,15 @@ def load(name: str, path: str | None = None) -> Benchmark:
             raise UserError(
                 f"{name}: no data given; set {env} or pass a path to {_module(module).EXPECTED}"
             )
-        return _module(module).load(path)
+        try:
+            return _module(module).load(path)
+        except (UserError, OSError):
+            raise
+        except Exception as err:  # a malformed file that no check of its loader foresaw
+            text = f"{type(err).__name__}: {err}".splitlines()[0]
+            raise UserError(
+                f"{name}: cannot read {path} ({text}); expected {_module(module).EXPECTED}"
+            ) from None
     raise UserError(f"unknown benchmark {name!r}; expected one of {', '.join(names())}")
 
 

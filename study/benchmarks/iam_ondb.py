@@ -79,7 +79,12 @@ def line_files(root: str | Path) -> dict[str, list[tuple[str, Path, str]]]:
         found = sorted(root.rglob(f"{name}.txt"))
         if not found:
             raise UserError(f"iam-ondb: {name}.txt not found under {root}; expected {EXPECTED}")
-        lists[name] = found[0].read_text().split()
+        try:
+            lists[name] = found[0].read_text().split()
+        except UnicodeDecodeError:
+            raise UserError(
+                f"iam-ondb: {found[0]} is not a text file of form ids; expected {EXPECTED}"
+            ) from None
     by_split: dict[str, list[tuple[str, Path, str]]] = {}
     for split, names in SPLIT_LISTS.items():
         by_split[split] = [

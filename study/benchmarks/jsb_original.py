@@ -70,12 +70,14 @@ def build(path: Path) -> Benchmark:
     data = read(path)
     splits = {}
     for s in ("train", "valid", "test"):
+        if not isinstance(data[s], list):
+            raise UserError(f"jsb-original: {path} {s} is not a list of sequences")
         rolls, ids = [], []
         for i, seq in enumerate(data[s]):
             where = f"{path} {s}[{i}]"
             try:
                 roll = piano_roll(seq, where=where)
-            except TypeError as err:
+            except (TypeError, ValueError) as err:
                 raise UserError(
                     f"jsb-original: {where} is not a list of time steps of MIDI pitches"
                 ) from err

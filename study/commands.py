@@ -1,0 +1,225 @@
+"""`odyssey run` and `odyssey status`: the command line's side of the runner (progress on a
+terminal or in a log file, the closing summary, the status table)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import fields
+
+import optuna
+from optuna.trial import TrialState
+
+from . import benchmarks
+from .coordinator import Monitor, TimeLimitReached, placement, run
+from .errors import UserError
+from .options import RunOptions, resolve_variants
+from .retries import failed_errors, state_counts
+from .search import foreign_reason, study_name
+from .storage import display_url, open_storage
+from .train import protocol
+
+
+class BarMonitor(Monitor):
+    """A progress bar per study, on a terminal."""
+
+    def __init__(self, bar, n_trials: int) -> None:
+        self.bar, self.n_trials, self.tasks = bar, n_trials, {}
+
+    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+        for name, c in counts.items():
+            if name not in self.tasks:
+                self.tasks[name] = self.bar.add_task(name, total=self.n_trials, detail="")
+            detail = live.get(name) or f"running {c['running']}"
+            if c["failed"]:
+                detail += f", failed {c['failed']}"
+            self.bar.update(self.tasks[name], completed=c["complete"], detail=detail)
+
+
+class LogMonitor(Monitor):
+    """Timestamped lines for a log file (nohup, SLURM, CI): one per finished trial and at
+    most one per study per `every` seconds."""
+
+    def __init__(self, n_trials: int, every: float = 60.0) -> None:
+        self.n_trials, self.every, self.last = n_trials, every, {}
+
+    def _print(self, text: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
+
+    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+        now = time.monotonic()
+        for name, c in counts.items():
+            line = f"{c['complete']}/{self.n_trials} complete, {c['running']} running"
+            if c["failed"]:
+                line += f", {c['failed']} failed"
+            if name in live:
+                line += f"; {live[name]}"
+            if now - self.last.get(name, -math.inf) >= self.every:
+                self._print(f"{name}: {line}")
+                self.last[name] = now
+
+    def trial(self, name: str, number: int, result: dict) -> None:
+        self._print(
+            f"{name}: trial {number} done: valid {result['value']:.4g}, "
+            f"test {result['test_metric']:.4g} at epoch {result['best_epoch']} of "
+            f"{result['epochs']}{' (diverged)' if result['diverged'] else ''}"
+        )
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The options of `odyssey run` (each field has the option's name)."""
+    given = {f.name: getattr(args, f.name) for f in fields(RunOptions) if hasattr(args, f.name)}
+    given["variants"] = resolve_variants(args.variants)
+    given["protocol"] = protocol(
+        args.preset,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        forget_bias=args.forget_bias,
+        clip_norm=args.clip_norm,
+        loss_reduction=args.loss_reduction,
+    )
+    return RunOptions(**given)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    options = run_options(args)
+    device, population = placement(options)
+    console = Console(stderr=True)
+    bench = benchmarks.load(options.benchmark, options.data)  # fails early; builds the cache
+    console.print(
+        f"[bold]{options.benchmark}[/]: {len(bench.train)} training sequences; "
+        f"{len(options.variants)} variants x {options.trials} trials, preset {options.preset}, "
+        f"{options.workers} worker(s), population {population}, {device}",
+        soft_wrap=True,
+    )
+    start = time.perf_counter()
+    stopped = False
+    try:
+        if console.is_terminal:
+            with Progress(
+                TextColumn("{task.description:<28}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeRemainingColumn(),
+                console=console,
+            ) as bar:
+                run(options, BarMonitor(bar, options.trials))
+        else:
+            run(options, LogMonitor(options.trials))
+    except TimeLimitReached:
+        stopped = True
+    names = {study_name(options.benchmark, v) for v in options.variants}
+    rows = [row for row in study_table(options.storage)[0] if row["study"] in names]
+    complete = sum(r["complete"] for r in rows)
+    failed = sum(r["failed"] for r in rows)
+    elapsed = time.perf_counter() - start
+    shown = display_url(options.storage)
+    if stopped:
+        left = sum(r["waiting"] + r["running"] for r in rows)
+        summary = (
+            f"time limit of {options.time_limit:g} s reached after {elapsed:.0f} s: trials in "
+            f"flight went back to the queue with their checkpoints; {complete} trials "
+            f"complete, {left} left, {failed} failed"
+        )
+    else:
+        summary = f"{complete} trials complete, {failed} failed, in {elapsed:.0f} s"
+    print(
+        f"{summary}. Results: {shown}\nNext: "
+        + ("rerun the same command to continue; " if stopped else "")
+        + f"odyssey status --storage {shown}; "
+        f"odyssey report --storage {shown} --out <folder>",
+        file=sys.stderr,
+    )
+    if failed:
+        errors = sum((Counter(r["errors"]) for r in rows), Counter())
+        why = "; ".join(f"{error} ({n})" for error, n in errors.most_common(3))
+        print(
+            f"odyssey run: {failed} trial{'s' * (failed > 1)} failed: {why}. A rerun retries "
+            "all but those whose own training raised the same error three times",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
+    """One row per study of this tool: trial counts by state, diverged, best value, compute
+    time, the errors of failed trials; and a line for each study skipped as another
+    application's. Reads the storage only."""
+    storage = open_storage(storage_url)
+    rows, skipped = [], []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        reason = foreign_reason(study)
+        if reason is not None:
+            skipped.append(f"skipped study {summary.study_name}: not this tool's ({reason})")
+            continue
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        rows.append(
+            {
+                "study": summary.study_name,
+                **state_counts(trials),
+                "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
+                "best_value": min((t.value for t in complete), default=None),
+                # trials of a population share its wall time
+                "compute_hours": sum(
+                    t.user_attrs.get("seconds", 0.0) / t.user_attrs.get("population", 1)
+                    for t in complete
+                )
+                / 3600,
+                "errors": dict(failed_errors(trials)),
+            }
+        )
+    return rows, skipped
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows, skipped = study_table(args.storage)
+    for line in skipped:
+        print(f"odyssey status: {line}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        raise UserError(
+            f"no studies of this tool in {display_url(args.storage)}; start one with `odyssey run`"
+        )
+    table = Table(title=display_url(args.storage))
+    columns = [c for c in rows[0] if c != "errors"]
+    for column in columns:
+        if column == "study":
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column.replace("_", " "), justify="right")
+    for row in rows:
+        table.add_row(
+            *(
+                f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
+                for v in (row[c] for c in columns)
+            )
+        )
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(table)
+    for row in rows:
+        for error, n in row["errors"].items():
+            console.print(f"{row['study']}: {n} failed: {error}", soft_wrap=True, markup=False)
+    return 0

@@ -1,0 +1,471 @@
+"""The coordinator: each `odyssey run` is one. It alone talks to the storage for its workers.
+
+It takes waiting trials (a heartbeat first, then an atomic WAITING -> RUNNING, row-locked on
+PostgreSQL), hands them to workers as jobs of up to K trials of similar hidden size, writes
+each trial's learning curve at every epoch boundary and tells results. A background thread
+beats the heart of its running trials and fails those of coordinators that stopped beating
+theirs; `retries.reconcile` queues again what should run again.
+
+Every storage step leaves a state that recovers if the process dies just after it: a
+heartbeat without RUNNING is never read; a RUNNING trial with a heartbeat goes stale after
+the grace period; a FAIL is queued again by the next `reconcile`; a COMPLETE is final. A
+step that meets a transient storage error (a server restart, a lock timeout, a full disk)
+is retried with backoff for up to the grace period, after which other coordinators take
+over this one's trials anyway; then the run ends with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import TypeVar
+
+import optuna
+import sqlalchemy
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+import variants
+
+from . import __version__
+from .errors import Interrupted, UserError
+from .locks import exclusive_sqlite
+from .options import RunOptions
+from .retries import (
+    Failure,
+    fail,
+    give_unbeaten_a_heartbeat,
+    reconcile,
+    state_counts,
+)
+from .search import (
+    TrialRecord,
+    prepare_study,
+    protocol_record,
+    stable_seed,
+    study_name,
+    trial_config,
+)
+from .storage import display_url, open_storage
+from .train import resolve_device
+from .workers import EpochReport, InlinePool, Job, Outcome, WorkerPool
+
+T = TypeVar("T")
+
+
+class TimeLimitReached(BaseException):
+    """The run's --time-limit has passed: stop as on Ctrl-C. A BaseException, so that the
+    handlers for training errors do not take it for one."""
+
+
+class Monitor:
+    """What a run tells the user; the CLI draws it, the library default is silent."""
+
+    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+        """Trial counts per study, and the epoch of its populations in training here."""
+
+    def trial(self, name: str, number: int, result: dict) -> None:
+        """A trial finished and was stored."""
+
+
+def placement(options: RunOptions) -> tuple[torch.device, int]:
+    """The device the run trains on, and its population size K (16 on CPU, 64 on a GPU
+    unless given)."""
+    device = resolve_device(options.device)
+    return device, options.population or (64 if device.type == "cuda" else 16)
+
+
+def transient(err: BaseException) -> bool:
+    """Whether a storage error may pass by itself: a lost or refused connection, a lock
+    timeout, a full disk (Optuna wraps them in StorageInternalError)."""
+    while err is not None:
+        if isinstance(err, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+class Coordinator:
+    """The storage side of a run: prepares the studies, takes jobs, tells results. Use it as
+    a context manager, or `close()` it: that stops its heartbeats."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        device, self.population = placement(options)
+        self.device = str(device)
+        self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
+        record = protocol_record(options.preset, options.protocol)
+        self.studies = [
+            self._patient(
+                prepare_study,
+                self.storage,
+                options.benchmark,
+                v,
+                options.trials,
+                options.sampler,
+                options.seed,
+                record,
+            )
+            for v in options.variants
+        ]
+        self.study_ids = {
+            s.study_name: self.storage.get_study_id_from_name(s.study_name) for s in self.studies
+        }
+        self._queue = threading.Lock()  # one reconcile at a time in this process
+        for study in self.studies:
+            self.reconcile(study, fresh_run=True)
+        # One folder per storage: two studies of the same name in two storages never share.
+        self.checkpoints = Path(options.checkpoints) / f"{stable_seed(options.storage):08x}"
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--checkpoints {options.checkpoints}: {err.strerror}") from None
+        self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
+        self.curve_steps: dict[int, set[int]] = {}  # trial id -> epochs already in the storage
+        self.live: dict[tuple[str, int], tuple[str, int, int, float]] = {}  # job key -> epoch
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._error: Exception | None = None
+        self._versions = {
+            "torch": torch.__version__,
+            "optuna": optuna.__version__,
+            "lstm-odyssey": __version__,
+        }
+        self._thread = threading.Thread(target=self._maintain, name="heartbeats", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> Coordinator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the heartbeats: this coordinator's running trials go stale from now on."""
+        self._stop.set()
+        self._thread.join(timeout=self.options.grace)
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def take_job(self) -> Job | None:
+        """Up to K waiting trials of the study with the most left, of similar hidden size."""
+        waiting = [
+            (s, self._patient(s.get_trials, deepcopy=False, states=(TrialState.WAITING,)))
+            for s in self.studies
+        ]
+        for study, trials in sorted(waiting, key=lambda sw: -len(sw[1])):
+            taken = []
+            for trial in sorted(trials, key=lambda t: t.params.get("hidden_size", 0)):
+                trial_id = self._patient(
+                    self.storage.get_trial_id_from_study_id_trial_number,
+                    self.study_ids[study.study_name],
+                    trial.number,
+                )
+                if self._patient(self._take, trial_id):
+                    with self._lock:
+                        self.running[trial_id] = (study, trial)
+                        self.curve_steps[trial_id] = set(trial.intermediate_values)
+                    taken.append(trial)
+                if len(taken) == self.population:
+                    break
+            if taken:
+                return self._job(study, taken)
+        return None
+
+    def _take(self, trial_id: int) -> bool:
+        """The heartbeat first, then WAITING -> RUNNING: dying between the two leaves a
+        waiting trial with a heartbeat, which nothing reads; dying after, a running trial
+        whose heartbeat stops, which goes stale."""
+        self.storage.record_heartbeat(trial_id)
+        try:
+            return self.storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False  # finished by another coordinator since it was listed
+
+    def _job(self, study: optuna.Study, trials: list[FrozenTrial]) -> Job:
+        variant = study.study_name.split("/", 1)[1]
+        folder = self.checkpoints / self.options.benchmark / variant
+        folder.mkdir(parents=True, exist_ok=True)
+        return Job(
+            benchmark=self.options.benchmark,
+            data_path=self.options.data,
+            variant=variant,
+            spec=variants.resolve(variant),
+            protocol=self.options.protocol,
+            device=self.device,
+            order_seed=stable_seed(self.options.seed, study.study_name),
+            trials=tuple(
+                (
+                    t.number,
+                    trial_config(t),
+                    str(folder / f"{t.user_attrs['config_index']}-{t.user_attrs['seed']}.pt"),
+                )
+                for t in trials
+            ),
+        )
+
+    def finish(
+        self, job: Job, results: list[dict] | None, failure: tuple[Failure, str] | None = None
+    ) -> None:
+        """Tell each trial of the job its result, or fail it saying why; then queue again
+        what should run again. A trial told COMPLETE drops its checkpoint."""
+        by_number = {r["number"]: r for r in results or []}
+        studies = set()
+        for number, _, checkpoint in job.trials:
+            trial_id, (study, _) = self._running_by_number(job.variant, number)
+            studies.add(study)
+            try:
+                if self._patient(self._tell, job, trial_id, by_number.get(number), failure):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(checkpoint)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another coordinator failed it as stale meanwhile and queued it again
+            finally:
+                with self._lock:
+                    self.running.pop(trial_id, None)
+                    self.curve_steps.pop(trial_id, None)
+        self.live.pop(job.key, None)
+        for study in studies:
+            self.reconcile(study)
+
+    def _tell(
+        self,
+        job: Job,
+        trial_id: int,
+        result: dict | None,
+        failure: tuple[Failure, str] | None,
+    ) -> bool:
+        """Whether the trial is now COMPLETE; else it is FAIL."""
+        if result is None:
+            fail(self.storage, trial_id, *(failure or (Failure.INFRASTRUCTURE, "no result")))
+            return False
+        self._write_curve(trial_id, result["valid_curve"])
+        if not math.isfinite(result["value"]):
+            fail(self.storage, trial_id, Failure.RESULT, "no finite metric")
+            return False
+        record = TrialRecord(
+            **{f.name: result[f.name] for f in fields(TrialRecord) if f.name in result},
+            device=job.device,
+            preset=self.options.preset,
+            protocol=asdict(job.protocol),
+            versions=self._versions,
+        )
+        for key, value in asdict(record).items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+        self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [result["value"]])
+        return True
+
+    def _write_curve(self, trial_id: int, valid: list[float], first: int = 1) -> None:
+        """Validation metric per epoch as the trial's intermediate values (epoch 1, 2, ...),
+        skipping the epochs already written."""
+        steps = self.curve_steps.setdefault(trial_id, set())
+        for epoch, value in enumerate(valid, first):
+            if epoch not in steps:
+                self.storage.set_trial_intermediate_value(trial_id, epoch, value)
+                steps.add(epoch)
+
+    def record_epoch(self, report: EpochReport) -> None:
+        """A population finished an epoch: its trials' points go into the storage now, so
+        that a dashboard shows the curves while the study runs. Best effort: a point not
+        written now is written with the trial's result."""
+        key, epoch, trained = report
+        name = study_name(self.options.benchmark, key[0])
+        for number, trial_epoch, valid, _, _ in trained:
+            try:
+                trial_id, _ = self._running_by_number(key[0], number)
+                self._write_curve(trial_id, [valid], first=trial_epoch)
+            except (KeyError, optuna.exceptions.UpdateFinishedTrialError):
+                pass  # no longer ours: failed as stale by another coordinator
+            except Exception as err:
+                if not transient(err):
+                    raise
+        active = sum(not done for *_, done in trained)
+        best = min((b for _, _, _, b, _ in trained), default=math.inf)
+        self.live[key] = (name, epoch, active, best)
+
+    def live_detail(self) -> dict[str, str]:
+        """Per study in training here: 'epoch 37/150, 12 trials active, best valid 8.91'."""
+        by_study: dict[str, list] = {}
+        for name, epoch, active, best in list(self.live.values()):
+            by_study.setdefault(name, []).append((epoch, active, best))
+        return {
+            name: f"epoch {max(e for e, _, _ in rows)}/{self.options.protocol.max_epochs}, "
+            f"{sum(a for _, a, _ in rows)} trials active, "
+            f"best valid {min(b for _, _, b in rows):.4g}"
+            for name, rows in by_study.items()
+        }
+
+    def requeue_running(self) -> int:
+        """Ctrl-C or the time limit: the trials in flight go back to the queue (same
+        parameters, checkpoints kept). Each is failed as interrupted, then `reconcile` queues
+        its copy; a second Ctrl-C at any point leaves each trial either running (to go
+        stale) or failed (to be queued by the next reconcile), never queued twice."""
+        with self._lock:
+            running = list(self.running)
+            self.running.clear()
+        requeued = 0
+        for trial_id in running:
+            try:
+                self._patient(fail, self.storage, trial_id, Failure.INTERRUPTED, "interrupted")
+                requeued += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # told, or failed as stale by another coordinator, meanwhile
+        for study in self.studies:
+            self.reconcile(study)
+        return requeued
+
+    def reconcile(self, study: optuna.Study, *, fresh_run: bool = False) -> int:
+        """`retries.reconcile`, one at a time in this process; how many were queued."""
+        with self._queue:
+            return self._patient(reconcile, self.storage, study, fresh_run=fresh_run)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            s.study_name: state_counts(self._patient(s.get_trials, deepcopy=False))
+            for s in self.studies
+        }
+
+    def check(self) -> None:
+        """Raise what stopped the background thread, if anything did."""
+        if self._error is not None:
+            raise self._error
+
+    def _running_by_number(self, variant: str, number: int):
+        name = study_name(self.options.benchmark, variant)
+        with self._lock:
+            for trial_id, (study, trial) in self.running.items():
+                if study.study_name == name and trial.number == number:
+                    return trial_id, (study, trial)
+        raise KeyError(f"{name} trial {number} is not running here")
+
+    # --- the background thread ----------------------------------------------------------
+
+    def _maintain(self) -> None:
+        """Every half heartbeat: beat for the running trials, fail the stale trials of
+        coordinators that stopped, and queue them again. Transient storage errors wait for
+        the next round; any other error stops the thread and goes to the main one."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # the main thread's
+        while not self._stop.wait(self.options.heartbeat / 2):
+            try:
+                with self._lock:
+                    ids = list(self.running)
+                for trial_id in ids:
+                    self.storage.record_heartbeat(trial_id)
+                for study in self.studies:
+                    give_unbeaten_a_heartbeat(self.storage, self.study_ids[study.study_name])
+                    optuna.storages.fail_stale_trials(study)
+                    self.reconcile(study)
+            except Exception as err:
+                if not transient(err):
+                    self._error = err
+                    return
+
+    # --- outages ------------------------------------------------------------------------
+
+    def _patient(self, call: Callable[..., T], *args, **kwargs) -> T:
+        """`call(...)`, retried with backoff while the storage errs transiently, for up to
+        the grace period; then one line. Every call given here may be repeated: it reads,
+        or writes what it would write again, or decides anew from what it reads."""
+        deadline = time.monotonic() + self.options.grace
+        delay = 0.25
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except Exception as err:
+                if not transient(err):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                    raise UserError(
+                        f"lost the storage {display_url(self.options.storage)} for "
+                        f"{self.options.grace} s ({first}); every result told before is "
+                        "kept: rerun the same command to continue"
+                    ) from None
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+
+def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[str, int]]:
+    """Run the studies until no trial is waiting or running anywhere; returns trial counts.
+
+    Ctrl-C sends the trials in flight back to the queue (checkpoints kept) and raises
+    Interrupted. With `options.time_limit`, stop after that many seconds the same way and
+    raise TimeLimitReached; with one worker (training in this process) the stop comes at
+    the first epoch boundary after the limit.
+    """
+    monitor = monitor or Monitor()
+    with exclusive_sqlite(options.storage), Coordinator(options) as coordinator:
+        limit = options.time_limit
+        deadline = math.inf if limit is None else time.monotonic() + limit
+        try:
+            return _loop(coordinator, options, monitor, deadline)
+        except KeyboardInterrupt:
+            requeued = coordinator.requeue_running()
+            raise Interrupted(
+                f"interrupted; {requeued} running trials went back to the queue with their "
+                "checkpoints: rerun the same command to continue"
+            ) from None
+        except TimeLimitReached:
+            coordinator.requeue_running()
+            raise
+
+
+def _loop(
+    coordinator: Coordinator, options: RunOptions, monitor: Monitor, deadline: float
+) -> dict[str, dict[str, int]]:
+    counts = coordinator.counts()
+
+    def on_epoch(report: EpochReport) -> None:
+        coordinator.record_epoch(report)
+        monitor.studies(counts, coordinator.live_detail())
+        if time.monotonic() > deadline:  # this epoch's checkpoints are written
+            raise TimeLimitReached
+
+    threads = max(1, (os.cpu_count() or 1) // options.workers)
+    pool: InlinePool | WorkerPool = (
+        InlinePool(threads, on_epoch)
+        if options.workers == 1
+        else WorkerPool(options.workers, threads, on_epoch)
+    )
+    with pool:
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeLimitReached
+            coordinator.check()
+            while pool.free and (job := coordinator.take_job()):
+                counts = coordinator.counts()
+                monitor.studies(counts, coordinator.live_detail())
+                pool.submit(job)
+            outcomes: list[Outcome] = []
+            if not pool.idle:
+                wait = max(0.0, min(1.0, deadline - time.monotonic()))
+                outcomes = pool.wait(wait)
+            for job, results, failure in outcomes:
+                coordinator.finish(job, results, failure)
+                name = study_name(options.benchmark, job.variant)
+                for result in results or []:
+                    monitor.trial(name, result["number"], result)
+            if outcomes or pool.idle:
+                counts = coordinator.counts()
+            monitor.studies(counts, coordinator.live_detail())
+            if not pool.idle:
+                continue
+            if _live(counts):
+                time.sleep(min(5.0, options.heartbeat / 2))  # others' trials still running
+            elif not sum(coordinator.reconcile(s) for s in coordinator.studies):
+                counts = coordinator.counts()  # the background thread may have queued some
+                if not _live(counts):
+                    return counts
+
+
+def _live(counts: dict[str, dict[str, int]]) -> bool:
+    return any(c["running"] or c["waiting"] for c in counts.values())

@@ -1,0 +1,89 @@
+"""What one `odyssey run` is asked to do, checked in one place.
+
+The command line takes its defaults from `RunOptions`, so this module imports nothing heavy:
+`odyssey --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import OptionError
+
+if TYPE_CHECKING:
+    from .train import Protocol
+
+DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
+SAMPLERS = ("random", "qmc")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """One run of the random search. Each field is named as its option (`trials` is
+    `--trials`), so that the OptionError a bad value raises names the option the user gave."""
+
+    benchmark: str
+    variants: tuple[str, ...]
+    protocol: Protocol
+    preset: str = "paper"
+    trials: int = 200  # per variant, the paper's number
+    storage: str = DEFAULT_STORAGE
+    workers: int = 1  # 1: train in the coordinator's own process
+    population: int | None = None  # trials trained together; None: 16 on CPU, 64 on a GPU
+    device: str = "auto"
+    seed: int = 0
+    sampler: str = "random"
+    data: str | None = None  # user data of the benchmark
+    checkpoints: str = "results/checkpoints"
+    heartbeat: int = 30  # seconds; a trial silent for 2 x + 1 s is another's to retry
+    time_limit: float | None = None  # seconds; then stop as on Ctrl-C
+
+    def __post_init__(self) -> None:
+        for name in ("trials", "workers", "heartbeat", "population"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise OptionError(name, f"must be at least 1, got {value}")
+        if self.time_limit is not None and not (0 < self.time_limit < math.inf):
+            raise OptionError(
+                "time_limit", f"must be a positive number of seconds, got {self.time_limit}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise OptionError(
+                "sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}"
+            )
+        if self.device not in DEVICES:
+            raise OptionError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not self.variants:
+            raise OptionError("variants", "must name at least one variant")
+
+    @property
+    def grace(self) -> int:
+        """Seconds after its last heartbeat that a running trial counts as abandoned."""
+        return 2 * self.heartbeat + 1
+
+
+def resolve_variants(text: str) -> tuple[str, ...]:
+    """Variant names from `--variants`: 'all' (the paper's nine) or a comma-separated list of
+    names and '+' combinations, spelt as registered ('cifg+np' -> 'CIFG+NP'), each once."""
+    import variants  # imports torch: only once a list is parsed
+
+    if text.strip().lower() == "all":
+        return variants.PAPER_VARIANTS
+    spelling = {name.upper(): name for name in variants.PRESETS}
+    names = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            variants.resolve(item)
+        except ValueError as err:
+            raise OptionError("variants", f"lists an {err}") from None
+        name = "+".join(spelling[part.strip().upper()] for part in item.split("+"))
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise OptionError("variants", "needs a comma-separated list of variants or 'all'")
+    return tuple(names)

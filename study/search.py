@@ -1,0 +1,184 @@
+"""The search: the paper's hyperparameter space, the N configurations of a study drawn from
+it, and the studies that hold them, one per (benchmark, variant), named
+`<benchmark>/<variant>`.
+
+A study remembers how its configurations were sampled (sampler, seed, N) and the protocol
+its trials are trained with, and refuses a run that would mix in trials sampled or trained
+another way. A study with other parameters or objectives is another application's: it is
+refused, never adopted.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import optuna
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from .errors import UserError
+from .locks import study_lock
+from .options import SAMPLERS
+from .train import Protocol, TrialConfig
+
+SEARCH_SPACE = {
+    "hidden_size": IntDistribution(20, 200, log=True),
+    "learning_rate": FloatDistribution(1e-6, 1e-2, log=True),
+    "one_minus_momentum": FloatDistribution(0.01, 1.0, log=True),
+    "input_noise": FloatDistribution(0.0, 1.0),
+}
+
+
+def study_name(benchmark: str, variant: str) -> str:
+    return f"{benchmark}/{variant}"
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed from names and numbers that is the same in every process and on every machine."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def sample_configs(n: int, sampler: str, seed: int) -> list[dict]:
+    """N parameter sets drawn by an Optuna sampler over the paper's distributions."""
+    if sampler == "random":
+        source = optuna.samplers.RandomSampler(seed=seed)
+    elif sampler == "qmc":
+        source = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+    else:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    draft = optuna.create_study(sampler=source)
+    configs = []
+    for _ in range(n):
+        trial = draft.ask(SEARCH_SPACE)
+        configs.append(trial.params)
+        draft.tell(trial, 0.0)
+    return configs
+
+
+def trial_config(trial: FrozenTrial) -> TrialConfig:
+    """What training needs of a trial: its parameters (momentum from the sampled
+    1 - momentum) and its own seed."""
+    p = trial.params
+    return TrialConfig(
+        hidden_size=int(p["hidden_size"]),
+        learning_rate=float(p["learning_rate"]),
+        momentum=1.0 - float(p["one_minus_momentum"]),
+        input_noise=float(p["input_noise"]),
+        seed=int(trial.user_attrs["seed"]),
+    )
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What a COMPLETE trial stores as user attributes, beside its value (the best validation
+    metric) and its validation curve (intermediate values at epochs 1, 2, ...)."""
+
+    test_metric: float  # of the best validation epoch's weights
+    best_epoch: int
+    epochs: int  # trained
+    diverged: bool
+    n_params: int
+    seconds: float  # wall time of the trial's population while the trial was in it
+    population: int  # trials trained together with it
+    test_curve: list[float]  # per epoch
+    train_curve: list[float]  # mean training loss per update, per epoch
+    device: str
+    preset: str
+    protocol: dict
+    versions: dict  # of torch, optuna and this package
+
+
+def protocol_record(preset: str, protocol: Protocol) -> dict:
+    """What a study stores of how its trials are trained: the preset and every field that
+    changes a trial's result."""
+    return {"preset": preset, **protocol.results_fields()}
+
+
+def stored_protocol(study: optuna.Study) -> dict | None:
+    """The protocol a study was run with. Studies made before it was stored with the study
+    are read from their first finished trial (those trained with frames averaged)."""
+    if "protocol" in study.user_attrs:
+        return study.user_attrs["protocol"]
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if "protocol" in trial.user_attrs:
+            fields = {
+                k: v for k, v in trial.user_attrs["protocol"].items() if k != "eval_batch_size"
+            }
+            return {"preset": trial.user_attrs.get("preset"), "loss_reduction": "mean", **fields}
+    return None
+
+
+def check_protocol(name: str, stored: dict, wanted: dict) -> None:
+    """One line naming every difference between a study's protocol and this run's."""
+    keys = [k for k in {**stored, **wanted} if stored.get(k) != wanted.get(k)]
+    if keys:
+        was = ", ".join(f"{k} {stored.get(k)}" for k in keys)
+        now = ", ".join(f"{k} {wanted.get(k)}" for k in keys)
+        raise UserError(
+            f"study {name} was run with {was}, not {now}: rerun it with the same options, "
+            "or give another --storage for the new protocol"
+        )
+
+
+def foreign_reason(study: optuna.Study) -> str | None:
+    """Why a study is not this tool's, or None: one objective to minimise, and every trial
+    over the paper's parameters."""
+    directions = study.directions
+    if directions != [StudyDirection.MINIMIZE]:
+        shown = ", ".join(d.name.lower() for d in directions)
+        return f"its objectives are {shown}, not one value to minimize"
+    for trial in study.get_trials(deepcopy=False):
+        if set(trial.distributions) != set(SEARCH_SPACE):
+            shown = ", ".join(sorted(trial.distributions)) or "none"
+            return f"its parameters are {shown}, not {', '.join(SEARCH_SPACE)}"
+    return None
+
+
+def prepare_study(
+    storage: optuna.storages.RDBStorage,
+    benchmark: str,
+    variant: str,
+    n_trials: int,
+    sampler: str,
+    seed: int,
+    protocol: dict | None = None,
+) -> optuna.Study:
+    """Create the study, or load it and check it is this tool's and sampled and trained as
+    asked; then record N (which may grow, never shrink), the sampler, the seed and
+    `protocol` (see `protocol_record`). Its trials are queued by `retries.reconcile`."""
+    name = study_name(benchmark, variant)
+    with study_lock(storage, name):
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=storage)
+        reason = foreign_reason(study)
+        if reason is not None:
+            raise UserError(
+                f"study {name} in this storage is not one of this tool's ({reason}); "
+                "give another --storage"
+            )
+        attrs = study.user_attrs
+        stored = stored_protocol(study)
+        if protocol is not None and stored is not None:
+            check_protocol(name, stored, protocol)
+        if attrs.get("n_trials", 0) > n_trials:
+            raise UserError(
+                f"study {name} already holds {attrs['n_trials']} trials; --trials {n_trials} "
+                "cannot shrink it"
+            )
+        if attrs.get("seed", seed) != seed:
+            raise UserError(f"study {name} was sampled with --seed {attrs['seed']}, not {seed}")
+        if attrs.get("sampler", sampler) != sampler:
+            raise UserError(
+                f"study {name} was sampled with --sampler {attrs['sampler']}, not {sampler}"
+            )
+        wanted = {"n_trials": n_trials, "sampler": sampler, "seed": seed}
+        if protocol is not None and "protocol" not in attrs:
+            wanted["protocol"] = protocol
+        for key, value in wanted.items():
+            if attrs.get(key) != value:
+                study.set_user_attr(key, value)
+    return study

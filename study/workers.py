@@ -1,0 +1,285 @@
+"""Where jobs train: in worker processes (`WorkerPool`), or in the coordinator's own process
+(`InlinePool`, for --workers 1). A job is one population of trials of one variant.
+
+Each worker answers through its own pipe, so the coordinator reads every epoch as it ends
+and sees a worker die the moment it does, charging that worker's job alone. Workers ignore
+Ctrl-C (the coordinator handles it) and exit when their coordinator dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection, wait
+
+import torch
+
+import variants
+
+from . import benchmarks
+from .errors import UserError
+from .retries import Failure
+from .train import PopulationTrainer, Protocol, TrialConfig
+from .train import TrialState as TrainState
+
+
+@dataclass(frozen=True)
+class Job:
+    benchmark: str
+    data_path: str | None
+    variant: str
+    spec: variants.Spec  # carried, so that workers need not know how the name was registered
+    protocol: Protocol
+    device: str
+    order_seed: int
+    trials: tuple[tuple[int, TrialConfig, str], ...]  # (trial number, config, checkpoint path)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.variant, self.trials[0][0]
+
+
+# A message after every epoch of a population: (job key, population epoch, trials), each
+# trial (number, epoch, validation metric, best validation metric so far, done).
+EpochReport = tuple[tuple[str, int], int, list[tuple[int, int, float, float, bool]]]
+# How a job ended: its results by trial, or why it failed.
+Outcome = tuple[Job, list[dict] | None, tuple[Failure, str] | None]
+
+
+def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> list[dict]:
+    """Train the job's trials, checkpointing each after every epoch, then `report`ing the
+    epoch; results by trial.
+
+    Trials resumed from checkpoints train in one population per epoch they stopped at, so
+    that each goes on with the sequence order it would have seen without the interruption.
+    """
+    bench = benchmarks.load(job.benchmark, job.data_path)
+    by_epoch: dict[int, list] = {}
+    for number, config, checkpoint in job.trials:
+        state = TrainState.load(checkpoint) if os.path.exists(checkpoint) else None
+        if state is not None and state.config != config:
+            state = None  # a file left by another trial: start afresh
+        epoch = state.epoch if state is not None else 0
+        by_epoch.setdefault(epoch, []).append((number, config, checkpoint, state))
+    results = []
+    for members in by_epoch.values():
+        trainer = PopulationTrainer(
+            bench, job.spec, job.protocol, device=job.device, order_seed=job.order_seed
+        )
+        for _, config, _, state in members:
+            if state is None:
+                trainer.add(config)
+            else:
+                trainer.add_state(state)
+
+        def save(trainer: PopulationTrainer, members=members) -> None:
+            trained = []
+            for state, (number, _, checkpoint, _) in zip(trainer.trials, members):
+                if state.epoch == trainer.epoch:  # trained this epoch
+                    state.save(checkpoint)
+                    trained.append(
+                        (number, state.epoch, state.history[-1][0], state.best_value, state.done)
+                    )
+            if report is not None:
+                report((job.key, trainer.epoch, trained))
+
+        for (number, *_), result in zip(members, trainer.run(on_epoch=save)):
+            results.append({"number": number, **asdict(result), "population": len(members)})
+    return results
+
+
+def classify(err: Exception) -> tuple[Failure, str]:
+    """Whose fault an error of training is. A full disk, missing memory or data fail any
+    trial, so they are the infrastructure's; anything else is the trial's own."""
+    text = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+    if isinstance(err, (OSError, MemoryError, torch.cuda.OutOfMemoryError, UserError)):
+        return Failure.INFRASTRUCTURE, text
+    return Failure.TRAINING, text
+
+
+class InlinePool:
+    """Training in the coordinator's own process (--workers 1): a job trains when submitted,
+    reporting each epoch to `on_epoch`, and its outcome waits for `wait`. A BaseException
+    (Ctrl-C, the time limit) from training or `on_epoch` goes through to the caller."""
+
+    def __init__(self, threads: int, on_epoch: Callable[[EpochReport], None]) -> None:
+        torch.set_num_threads(threads)
+        self.on_epoch = on_epoch
+        self._outcomes: list[Outcome] = []
+
+    @property
+    def free(self) -> bool:
+        return not self._outcomes
+
+    idle = free  # one slot: free and idle are the same
+
+    def submit(self, job: Job) -> None:
+        try:
+            self._outcomes.append((job, train_job(job, self.on_epoch), None))
+        except Exception as err:  # a bug in training must not lose the study
+            self._outcomes.append((job, None, classify(err)))
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        outcomes, self._outcomes = self._outcomes, []
+        return outcomes
+
+    def close(self) -> None:
+        """Nothing runs outside `submit`."""
+
+    def __enter__(self) -> InlinePool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    job: Job | None = None
+
+
+class WorkerPool:
+    """`size` worker processes, started as jobs come and replaced when they die; each trains
+    one job at a time. `wait` hands each epoch report to `on_epoch` as it arrives and returns
+    the jobs that ended, a dead worker's job failed as infrastructure."""
+
+    def __init__(self, size: int, threads: int, on_epoch: Callable[[EpochReport], None]) -> None:
+        self.size, self.threads, self.on_epoch = size, threads, on_epoch
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+
+    @property
+    def free(self) -> bool:
+        busy = sum(w.job is not None for w in self._workers)
+        return busy < self.size
+
+    @property
+    def idle(self) -> bool:
+        return all(w.job is None for w in self._workers)
+
+    def submit(self, job: Job) -> None:
+        for worker in [w for w in self._workers if w.job is None]:
+            try:
+                worker.conn.send(job)
+            except OSError:  # it died idle
+                self._bury(worker)
+                continue
+            worker.job = job
+            return
+        worker = self._start()
+        worker.conn.send(job)
+        worker.job = job
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        """Outcomes of the jobs that ended within `timeout` seconds (possibly none)."""
+        wait([h for w in self._workers for h in (w.conn, w.process.sentinel)], timeout)
+        outcomes: list[Outcome] = []
+        for worker in list(self._workers):
+            gone = False
+            while worker.conn.poll():  # its messages first: a worker may answer, then die
+                try:
+                    kind, payload = worker.conn.recv()
+                except (EOFError, OSError):
+                    gone = True
+                    break
+                if kind == "epoch":
+                    self.on_epoch(payload)
+                elif worker.job is not None:
+                    result = (payload, None) if kind == "done" else (None, payload)
+                    outcomes.append((worker.job, *result))
+                    worker.job = None
+            if gone or not worker.process.is_alive():
+                worker.process.join()
+                if worker.job is not None:
+                    failure = (Failure.INFRASTRUCTURE, _death(worker.process.exitcode))
+                    outcomes.append((worker.job, None, failure))
+                self._bury(worker)
+        return outcomes
+
+    def close(self) -> None:
+        """Kill the workers: a Ctrl-C must not wait for populations to finish."""
+        for worker in self._workers:
+            worker.process.kill()
+        for worker in self._workers:
+            worker.process.join()
+            worker.conn.close()
+        self._workers.clear()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> _Worker:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(theirs, self.threads), daemon=True)
+        with _children_ignore_sigint():
+            process.start()
+        theirs.close()
+        worker = _Worker(process, ours)
+        self._workers.append(worker)
+        return worker
+
+    def _bury(self, worker: _Worker) -> None:
+        worker.conn.close()
+        self._workers.remove(worker)
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint}"
+    return f"worker exited with status {exitcode}"
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started meanwhile ignore SIGINT from their first instruction (a spawned
+    child keeps an ignored signal ignored), where a Ctrl-C would otherwise print a
+    traceback per worker as it imports torch. SIGINT is blocked here meanwhile, so that a
+    Ctrl-C in this moment reaches the coordinator just after, not never."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread handles signals, and may set their handlers
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _serve(conn: Connection, threads: int) -> None:
+    """A worker process: train the jobs sent down `conn`, answering with each epoch and then
+    the results, or the error."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    torch.set_num_threads(threads)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the coordinator closed the pool
+            return
+        try:
+            results = train_job(job, lambda report: conn.send(("epoch", report)))
+        except Exception as err:
+            conn.send(("failed", classify(err)))
+        else:
+            conn.send(("done", results))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once its coordinator is gone (even SIGKILLed): it is then reparented."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)

@@ -1,0 +1,632 @@
+"""The runner under faults: exactly once under kills, failures transient until proven, no
+orphans, prompt detection, storage outages, read-only reads, foreign studies and files,
+and one line for every way a run can end badly.
+
+A kill is simulated in two ways: in this process, a storage call that raises `Crash` (a
+BaseException no handler of the runner takes, so nothing after it reaches the storage); or
+a real SIGKILL/SIGINT of an `odyssey run` subprocess.
+"""
+
+import errno
+import json
+import os
+import pickle
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.distributions import FloatDistribution
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState, create_trial
+from runs import (
+    ODYSSEY,
+    POSTGRES,
+    alive,
+    assert_exact,
+    fresh_postgres,
+    run_args,
+    wait_for,
+    workers_of,
+    write_tiny_jsb,
+)
+
+from study import workers
+from study.cli import build_parser, main
+from study.coordinator import Coordinator
+from study.errors import UserError
+from study.locks import exclusive_sqlite
+from study.options import RunOptions
+from study.retries import state_counts
+from study.search import SEARCH_SPACE
+from study.train import PROTOCOLS, PopulationTrainer
+from study.train import TrialState as TrainState
+from synthetic_study import fill
+
+LINUX = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
+NAME = "jsb-original/V"
+
+
+@pytest.fixture(scope="module")
+def tiny_jsb(tmp_path_factory):
+    return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
+
+
+class Crash(BaseException):
+    """The process dies here."""
+
+
+def crash_at(patch, method, nth, when=None, after=True):
+    """Make the main thread's `nth` call of RDBStorage.`method` (among those `when` accepts)
+    die just after it is committed (or just before, with `after=False`)."""
+    real = getattr(RDBStorage, method)
+    calls = []
+
+    def dying(self, *args, **kwargs):
+        counted = threading.current_thread() is threading.main_thread() and (
+            when is None or when(*args, **kwargs)
+        )
+        if counted:
+            calls.append(1)
+            if len(calls) == nth and not after:
+                raise Crash
+        out = real(self, *args, **kwargs)
+        if counted and len(calls) == nth:
+            raise Crash
+        return out
+
+    patch.setattr(RDBStorage, method, dying)
+
+
+def _state(state):
+    return lambda trial_id, to, values=None: to == state
+
+
+def _a_copy(study_id, template_trial=None):
+    return template_trial is not None and "failed_trial" in template_trial.system_attrs
+
+
+def ctrl_c_at_second_epoch(patch):
+    epoch, calls = PopulationTrainer.train_epoch, []
+
+    def interrupted(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        epoch(self)
+
+    patch.setattr(PopulationTrainer, "train_epoch", interrupted)
+
+
+def trials_of(storage, name=NAME, states=None):
+    return optuna.load_study(study_name=name, storage=storage).get_trials(states=states)
+
+
+KILLS = [
+    pytest.param("_create_new_trial", 1, None, False, id="while-queueing-the-sample"),
+    pytest.param("record_heartbeat", 1, None, False, id="between-heartbeat-and-running"),
+    pytest.param("set_trial_state_values", 1, _state(TrialState.RUNNING), False, id="taken"),
+    pytest.param("set_trial_intermediate_value", 3, None, False, id="writing-curves"),
+    pytest.param("set_trial_user_attr", 5, None, False, id="writing-a-result"),
+    pytest.param("set_trial_state_values", 1, _state(TrialState.COMPLETE), False, id="told"),
+    # Ctrl-C, and a kill (or a second Ctrl-C) while the running trials go back to the queue
+    pytest.param("set_trial_state_values", 1, _state(TrialState.FAIL), True, id="ctrl-c-failed"),
+    pytest.param("_create_new_trial", 1, _a_copy, True, id="ctrl-c-copied"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("method, nth, when, interrupt", KILLS)
+def test_a_kill_at_any_step_leaves_each_configuration_complete_exactly_once(
+    method, nth, when, interrupt, tmp_path, tiny_jsb, monkeypatch
+):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")
+    with monkeypatch.context() as patch:
+        crash_at(patch, method, nth, when)
+        if interrupt:
+            ctrl_c_at_second_epoch(patch)
+        with pytest.raises(Crash):
+            main(args)
+    assert main(args) == 0
+    assert_exact(storage, [NAME], 2)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)")
+@pytest.mark.timeout(180)
+def test_a_kill_while_trials_go_back_to_the_queue_on_postgres(tmp_path, tiny_jsb, monkeypatch):
+    args = run_args(fresh_postgres(), tiny_jsb, tmp_path, trials=2, variants="V")
+    with monkeypatch.context() as patch:
+        crash_at(patch, "_create_new_trial", 1, _a_copy)
+        ctrl_c_at_second_epoch(patch)
+        with pytest.raises(Crash):
+            main(args)
+    assert main(args) == 0
+    assert_exact(POSTGRES, [NAME], 2)
+
+
+@pytest.mark.timeout(120)
+def test_a_trial_left_running_without_a_heartbeat_goes_stale(tmp_path, tiny_jsb, monkeypatch):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")
+    with monkeypatch.context() as patch:
+        crash_at(patch, "record_heartbeat", 1, after=False)
+        with pytest.raises(Crash):
+            main(args)
+    # What a process killed between taking a trial and its first heartbeat leaves behind.
+    rdb = RDBStorage(storage)
+    study_id = rdb.get_study_id_from_name(NAME)
+    for trial in trials_of(storage, states=(TrialState.WAITING,)):
+        rdb.set_trial_state_values(
+            rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number),
+            TrialState.RUNNING,
+        )
+    assert main(args) == 0
+    assert_exact(storage, [NAME], 2)
+
+
+# --- failures are transient until proven ---------------------------------------------------
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_a_rerun_resumes(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")
+    save = TrainState.save
+
+    def full(self, path):
+        if self.epoch >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        save(self, path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TrainState, "save", full)
+        assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("odyssey run: 2 trials failed: OSError: [Errno 28] No space"), err
+    failed = trials_of(storage, states=(TrialState.FAIL,))
+    assert Counter(t.user_attrs["config_index"] for t in failed) == {0: 3, 1: 3}  # 3 attempts
+
+    resumed = []
+    add_state = PopulationTrainer.add_state
+    monkeypatch.setattr(
+        PopulationTrainer,
+        "add_state",
+        lambda self, s: resumed.append(s.epoch) or add_state(self, s),
+    )
+    assert main(args) == 0  # a rerun retries them, from their checkpoints of epoch 1
+    assert_exact(storage, [NAME], 2)
+    assert resumed == [1, 1]
+
+
+def test_a_trial_whose_training_raises_the_same_error_three_times_stays_failed(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(
+        storage, tiny_jsb, tmp_path, trials=2, variants="V", extra=("--population", "1")
+    )
+    real = workers.train_job
+
+    def broken(job, report=None):  # configuration 0 always raises
+        if any(Path(checkpoint).name.startswith("0-") for *_, checkpoint in job.trials):
+            raise RuntimeError("boom")
+        return real(job, report)
+
+    monkeypatch.setattr(workers, "train_job", broken)
+    for _ in range(2):  # a rerun does not try it again
+        assert main(args) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("odyssey run: 1 trial failed: RuntimeError: boom (1)."), err
+        trials = trials_of(storage)
+        assert len(trials) == 4 and state_counts(trials) == {
+            "complete": 1,
+            "running": 0,
+            "waiting": 0,
+            "failed": 1,
+            "requeued": 2,
+        }
+    assert main(["status", "--storage", storage, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["failed"] == 1 and row["errors"] == {"RuntimeError: boom": 1}
+    assert main(["status", "--storage", storage]) == 0
+    assert f"{NAME}: 1 failed: RuntimeError: boom" in capsys.readouterr().out
+
+
+@LINUX
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_dead_worker_is_seen_at_once_and_fails_only_its_own_population(tmp_path, tiny_jsb):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    extra = ("--workers", "2", "--max-epochs", "30", "--patience", "30")
+    args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V", extra=extra)
+    proc = subprocess.Popen(
+        ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        assert wait_for(lambda: len(list((tmp_path / "ckpt").rglob("*.pt"))) == 4), "no training"
+        victim = workers_of(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        assert wait_for(lambda: trials_of(storage, states=(TrialState.FAIL,)))
+        # seen while the other worker's population still trains
+        failed = trials_of(storage, states=(TrialState.FAIL,))
+        running = trials_of(storage, states=(TrialState.RUNNING,))
+        others = [t for t in running if "failed_trial" not in t.system_attrs]  # not copies
+        assert len(failed) == 2 and len(others) == 2, (failed, running)
+        assert all(t.user_attrs["error"].startswith("worker killed by SIGKILL") for t in failed)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert_exact(storage, [NAME], 4)
+    assert len(trials_of(storage, states=(TrialState.FAIL,))) == 2  # only its population
+
+
+@LINUX
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_workers_exit_when_their_coordinator_is_killed(tmp_path, tiny_jsb):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    extra = ("--workers", "2", "--max-epochs", "100", "--patience", "100")
+    args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V", extra=extra)
+    proc = subprocess.Popen(
+        ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    pids = []
+    try:
+        assert wait_for(lambda: len(list((tmp_path / "ckpt").rglob("*.pt"))) == 4), "no training"
+        pids = workers_of(proc.pid)
+        assert len(pids) == 2
+        os.kill(proc.pid, signal.SIGKILL)  # the coordinator alone
+        proc.wait()
+        assert wait_for(lambda: not any(alive(pid) for pid in pids), timeout=60), "orphans"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.timeout(120)
+def test_with_one_worker_stale_trials_fail_while_it_trains(tmp_path, tiny_jsb, monkeypatch):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")
+    with monkeypatch.context() as patch:
+        crash_at(patch, "record_heartbeat", 1, after=False)
+        with pytest.raises(Crash):
+            main(args)
+    # a trial another coordinator took (heartbeat, RUNNING) and then died with
+    rdb = RDBStorage(storage)
+    other = rdb.get_trial_id_from_study_id_trial_number(rdb.get_study_id_from_name(NAME), 2)
+    rdb.record_heartbeat(other)
+    rdb.set_trial_state_values(other, TrialState.RUNNING)
+    epoch, seen = PopulationTrainer.train_epoch, []
+
+    def watch(self):
+        if not seen:  # its heartbeat now goes stale while this run trains
+            with sqlalchemy.create_engine(storage).begin() as db:
+                db.execute(
+                    sqlalchemy.text(
+                        "UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00' "
+                        "WHERE trial_id = :id"
+                    ),
+                    {"id": other},
+                )
+            seen.append(wait_for(lambda: rdb.get_trial(other).state == TrialState.FAIL, 30))
+        epoch(self)
+
+    monkeypatch.setattr(PopulationTrainer, "train_epoch", watch)
+    assert main(args) == 0
+    assert seen == [True]
+    assert_exact(storage, [NAME], 3)
+
+
+# --- storage outages ---------------------------------------------------------------------
+
+
+def outage(*_args, **_kwargs):
+    return sqlalchemy.exc.OperationalError(
+        "UPDATE trials", {}, Exception("server closed the connection unexpectedly")
+    )
+
+
+def flaky(patch, method, failing):
+    """RDBStorage.`method` fails (as a lost connection) on the calls numbered in `failing`."""
+    real, calls = getattr(RDBStorage, method), []
+
+    def call(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) in failing:
+            raise outage()
+        return real(self, *args, **kwargs)
+
+    patch.setattr(RDBStorage, method, call)
+
+
+@pytest.mark.timeout(180)
+def test_transient_storage_errors_are_retried(tmp_path, tiny_jsb, monkeypatch):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    for method in (
+        "_create_new_trial",
+        "get_trial_id_from_study_id_trial_number",
+        "record_heartbeat",
+        "set_trial_intermediate_value",
+        "set_trial_user_attr",
+        "set_trial_state_values",
+    ):
+        flaky(monkeypatch, method, failing={2, 3})
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")) == 0
+    assert_exact(storage, [NAME], 3)
+
+
+@pytest.mark.timeout(180)
+def test_a_lasting_outage_ends_the_run_with_one_line_and_keeps_what_was_told(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")
+    with monkeypatch.context() as patch:
+        flaky(patch, "set_trial_state_values", failing=range(4, 10_000))  # after 1 COMPLETE
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"odyssey run: error: lost the storage {storage} for 3 s ("), last
+    assert "server closed the connection unexpectedly); every result told" in last
+    assert len(trials_of(storage, states=(TrialState.COMPLETE,))) == 1
+    assert main(args) == 0
+    assert_exact(storage, [NAME], 2)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)")
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_postgres_restart_is_survived(tmp_path, tiny_jsb):
+    storage = fresh_postgres()
+    extra = ("--max-epochs", "10", "--patience", "10")
+    args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V", extra=extra)
+    proc = subprocess.Popen(ODYSSEY + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    engine = sqlalchemy.create_engine(storage)
+    kill = sqlalchemy.text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    try:
+        assert wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no training"
+        for _ in range(3):  # the server drops every connection, thrice in a row
+            with engine.begin() as db:
+                assert db.execute(kill).scalar() >= 1
+            time.sleep(0.5)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+        proc.wait()
+        engine.dispose()
+    assert proc.returncode == 0, err.decode()
+    assert_exact(storage, [NAME], 4)
+
+
+# --- read-only, foreign ------------------------------------------------------------------
+
+
+def test_reads_write_nothing_and_another_applications_database_is_refused(
+    tmp_path, tiny_jsb, capsys
+):
+    app = tmp_path / "app.db"
+    with sqlite3.connect(app) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    ours = tmp_path / "ours.db"
+    fill(f"sqlite:///{ours}", "jsb", {"V": 0.0}, 3)
+    files = {path: path.read_bytes() for path in (app, empty, ours)}
+    for path, message in (
+        (app, "another application's database (tables users)"),
+        (empty, "holds no Optuna storage"),
+    ):
+        url = f"sqlite:///{path}"
+        for argv in (
+            ["status", "--storage", url],
+            ["report", "--storage", url, "--out", str(tmp_path / "out")],
+            run_args(url, tiny_jsb, tmp_path, trials=1, variants="V"),
+        ):
+            if path == empty and argv[0] == "run":
+                continue  # an empty database is for `run` to fill
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert message in err[-1] and err[-1].startswith(f"odyssey {argv[0]}: error:"), err
+    assert main(["status", "--storage", f"sqlite:///{ours}"]) == 0
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_foreign_studies_are_refused_by_run_and_skipped_by_status(tmp_path, tiny_jsb, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    other = optuna.create_study(storage=storage, study_name=NAME)
+    other.add_trial(
+        create_trial(params={"x": 1.0}, distributions={"x": FloatDistribution(0, 2)}, value=1.0)
+    )
+    both = optuna.create_study(
+        storage=storage, study_name="jsb-original/CIFG", directions=["minimize", "minimize"]
+    )
+    params = {"hidden_size": 20, "learning_rate": 1e-3, "one_minus_momentum": 0.1, "input_noise": 0}
+    both.add_trial(create_trial(params=params, distributions=SEARCH_SPACE, values=[1.0, 2.0]))
+    for variant, reason in (("V", "its parameters are x"), ("CIFG", "objectives are minimize, m")):
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants=variant)) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"odyssey run: error: study jsb-original/{variant} in this storage")
+        assert reason in err
+    assert len(other.trials) == 1 and len(both.trials) == 1
+    assert main(["status", "--storage", storage, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "[]"
+    assert sorted(captured.err.strip().splitlines()) == [
+        "odyssey status: skipped study jsb-original/CIFG: not this tool's (its objectives are "
+        "minimize, minimize, not one value to minimize)",
+        "odyssey status: skipped study jsb-original/V: not this tool's (its parameters are x, "
+        "not hidden_size, learning_rate, one_minus_momentum, input_noise)",
+    ]
+
+
+# --- the SQLite lock, URLs -----------------------------------------------------------------
+
+
+def test_the_sqlite_lock_is_the_files_however_the_url_names_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with exclusive_sqlite("sqlite:///s.db"):
+        for other in (f"sqlite:///{tmp_path}/s.db?timeout=60", "sqlite:///./s.db"):
+            with pytest.raises(UserError, match="another `odyssey run`"), exclusive_sqlite(other):
+                pass
+
+
+def test_a_timeout_in_the_url_works_for_every_command(tmp_path, tiny_jsb, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db?timeout=30"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 0
+    capsys.readouterr()
+    assert main(["status", "--storage", storage, "--json"]) == 0
+    assert [row["complete"] for row in json.loads(capsys.readouterr().out)] == [1]
+    report = f"sqlite:///{tmp_path}/report.db?timeout=30"
+    fill(report.split("?")[0], "jsb", {"V": 0.0, "NP": 0.0}, 6)
+    assert main(["report", "--storage", report, "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "REPORT.md").is_file()
+    assert sorted(p.name for p in tmp_path.glob("*.db*")) == [
+        "report.db",
+        "study.db",
+        "study.db.lock",
+    ]
+
+
+# --- clean edges -----------------------------------------------------------------------------
+
+
+def test_malformed_user_files_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
+    strings = tmp_path / "strings.pkl"
+    strings.write_bytes(pickle.dumps({s: ["abc"] for s in ("train", "valid", "test")}))
+    iam = tmp_path / "iam"
+    for folder in ("lineStrokes", "ascii"):
+        (iam / folder).mkdir(parents=True)
+    for name in ("trainset", "testset_v", "testset_t", "testset_f"):
+        (iam / f"{name}.txt").write_bytes(bytes(range(128, 256)))
+    for benchmark, data, message in (
+        ("jsb-original", strings, "train[0] is not a list of time steps"),
+        ("iam-ondb", iam, "trainset.txt is not a text file of form ids"),
+    ):
+        args = run_args(f"sqlite:///{tmp_path}/s.db", str(data), tmp_path, trials=1, variants="V")
+        args[args.index("jsb-original")] = benchmark
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+
+
+@LINUX
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("moment", ["workers-starting", "training"])
+def test_ctrl_c_is_one_line_and_exit_130_at_any_moment(moment, tmp_path, tiny_jsb):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    extra = ("--workers", "2", "--max-epochs", "100", "--patience", "100")
+    args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V", extra=extra)
+    proc = subprocess.Popen(
+        ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        if moment == "workers-starting":
+            assert wait_for(lambda: workers_of(proc.pid), timeout=120)
+        else:
+            assert wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no training"
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        _, err = proc.communicate(timeout=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 130, lines
+    assert lines[-1].startswith("odyssey run: interrupted"), lines
+    assert not [line for line in lines if "Traceback" in line or "KeyboardInterrupt" in line]
+    assert len(lines) == 2, lines  # the run's first line, then the interruption's
+
+
+def _options(parser, command):
+    sub = next(a for a in parser._actions if isinstance(a.choices, dict)).choices[command]
+    return {o for a in sub._actions for o in a.option_strings}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--benchmark", "jsb", "--forget-bias", "nan"],
+        ["run", "--benchmark", "jsb", "--max-epochs", "0"],
+        ["run", "--benchmark", "jsb", "--time-limit", "-1"],
+        ["run", "--benchmark", "jsb", "--sampler", "grid"],
+        ["run", "--benchmark", "jsb", "--heartbeat", "0"],
+        ["train", "--benchmark", "jsb", "--hidden-size", "5", "--learning-rate", "0.1"]
+        + ["--momentum", "0.9", "--patience", "0"],
+        ["bench", "--training", "jsb", "--sequences", "0"],
+    ],
+)
+def test_messages_name_only_options_that_exist(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    named = set(re.findall(r"--[a-z][a-z-]*", err))
+    assert named <= _options(build_parser(), argv[0]), err
+
+
+# --- races with another coordinator --------------------------------------------------------
+
+
+def coordinator_options(tmp_path, tiny_jsb, trials=2):
+    return RunOptions(
+        benchmark="jsb-original",
+        variants=("V",),
+        protocol=PROTOCOLS["smoke"],
+        preset="smoke",
+        trials=trials,
+        storage=f"sqlite:///{tmp_path}/study.db",
+        population=2,
+        heartbeat=1,
+        data=tiny_jsb,
+        checkpoints=str(tmp_path / "ckpt"),
+    )
+
+
+def test_take_job_passes_over_a_trial_another_coordinator_finished(tmp_path, tiny_jsb, monkeypatch):
+    real = RDBStorage.set_trial_state_values
+    raced = []
+
+    def racing(self, trial_id, state, values=None):
+        if state == TrialState.RUNNING and not raced:  # the other one was faster
+            raced.append(trial_id)
+            real(self, trial_id, TrialState.RUNNING)
+            real(self, trial_id, TrialState.COMPLETE, [1.0])
+        return real(self, trial_id, state, values)
+
+    with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
+        monkeypatch.setattr(RDBStorage, "set_trial_state_values", racing)
+        job = coordinator.take_job()
+        finished = coordinator.storage.get_trial(raced[0]).number
+    assert [number for number, *_ in job.trials] == [1 - finished]
+
+
+def test_requeue_running_passes_over_a_trial_failed_elsewhere(tmp_path, tiny_jsb):
+    with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
+        job = coordinator.take_job()
+        assert len(job.trials) == 2
+        # another coordinator failed trial 0 as stale meanwhile
+        first = next(iter(coordinator.running))
+        coordinator.storage.set_trial_state_values(first, TrialState.FAIL)
+        assert coordinator.requeue_running() == 1
+        counts = coordinator.counts()[NAME]
+    assert counts == {"complete": 0, "running": 0, "waiting": 2, "failed": 0, "requeued": 2}
