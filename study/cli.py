@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except OptionError as err:  # the library names a field; the user gave an option
         option = f"--{err.field.replace('_', '-')}" if err.field in vars(args) else err.field
-        print(f"odyssey {args.command}: error: {option} {err.problem}", file=sys.stderr)
+        print(f"odyssey {args.command}: error: {option}: {err.problem}", file=sys.stderr)
         return 2
     except UserError as err:
         print(f"odyssey {args.command}: error: {err}", file=sys.stderr)

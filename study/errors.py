@@ -11,7 +11,7 @@ class OptionError(UserError, ValueError):
     knows fields, the CLI names the option that set the field instead."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field} {problem}")
+        super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
 

@@ -80,7 +80,7 @@ def resolve_variants(text: str) -> tuple[str, ...]:
         try:
             variants.resolve(item)
         except ValueError as err:
-            raise OptionError("variants", f"lists an {err}") from None
+            raise OptionError("variants", str(err)) from None
         name = "+".join(spelling[part.strip().upper()] for part in item.split("+"))
         if name not in names:
             names.append(name)

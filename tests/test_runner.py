@@ -152,15 +152,15 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
     [
         (["run", "--benchmark", "nope", "--trials", "1"], "unknown benchmark"),
         (["run", "--benchmark", "jsb", "--variants", "V,XYZ"], "unknown variant 'XYZ'"),
-        (["run", "--benchmark", "jsb", "--trials", "0"], "--trials must be at least 1"),
+        (["run", "--benchmark", "jsb", "--trials", "0"], "--trials: must be at least 1"),
         (["run", "--benchmark", "jsb", "--preset", "fast"], "unknown preset 'fast'"),
-        (["run", "--benchmark", "jsb", "--device", "tpu"], "--device must be one of auto, cpu"),
+        (["run", "--benchmark", "jsb", "--device", "tpu"], "--device: must be one of auto, cpu"),
         (
             ["status", "--storage", "postgresql+psycopg2://nobody@127.0.0.1:9/none"],
             "cannot open storage",
         ),
         (["status", "--storage", "results.db"], "SQLAlchemy URL"),
-        (["run", "--benchmark", "jsb", "--population", "0"], "--population must be at least 1"),
+        (["run", "--benchmark", "jsb", "--population", "0"], "--population: must be at least 1"),
         (["report", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
         (["status", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
     ],
