@@ -266,14 +266,14 @@ class PopulationTrainer:
             return
         start = time.perf_counter()
         population = self.pack(states)
-        diverged = torch.zeros(len(states), dtype=torch.bool)
+        diverged = torch.zeros(len(states), dtype=torch.bool, device=self.device)
         total = torch.zeros(len(states), dtype=torch.float64, device=self.device)
         n = len(self.train_batches)
         for i in np.random.default_rng([self.order_seed, self.epoch]).permutation(n):
             bad, loss = population.step(self.train_batches[i])
             diverged |= bad
             total += loss
-        diverged |= ~_finite_per_trial(population.optimizer.params).cpu()
+        diverged = (diverged | ~_finite_per_trial(population.optimizer.params)).cpu()
         # A diverged trial's weights are those of its last finite update (the optimizer
         # freezes it), so its last epoch is evaluated like any other.
         valid = population.evaluate(self.valid_batches)
@@ -376,7 +376,7 @@ class Population:
 
     def step(self, batch: tasks.Batch) -> tuple[Tensor, Tensor]:
         """One update of every trial on one batch; returns which trials' loss was not finite
-        (on the CPU) and every trial's loss (on the device)."""
+        and every trial's loss (both on the device)."""
         trainer, opt = self.trainer, self.optimizer
         T, B, M = batch.inputs.shape
         x = batch.inputs[:, None].expand(T, len(self.states), B, M)
@@ -393,9 +393,8 @@ class Population:
         opt.lookahead()
         logits = self.model(x, batch.lengths)
         loss = tasks.loss(trainer.benchmark.task, logits, batch, trainer.protocol.loss_reduction)
-        bad = ~torch.isfinite(loss.detach()).cpu() & opt.active.cpu()
-        if bad.any():
-            opt.active &= ~bad.to(opt.active.device)
+        bad = ~torch.isfinite(loss.detach()) & opt.active  # on the device: no sync per step
+        opt.active &= ~bad
         loss.sum().backward()
         if trainer.protocol.clip_norm is not None:
             _clip_per_trial(opt.params, trainer.protocol.clip_norm)
