@@ -94,6 +94,27 @@ def transient(err: BaseException) -> bool:
     return False
 
 
+def in_taking_order(waiting: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Waiting trials in the order a population takes them: first the one sampled earliest
+    (lowest configuration index), then the others by closeness of hidden size to it.
+
+    Trials of similar size share a population (padding costs compute), and a study that is
+    stopped part-way has completed configurations in about the order they were sampled, so
+    its trials so far are a random subsample of the search, not its smallest networks.
+    """
+    if not waiting:
+        return []
+
+    def index(trial: FrozenTrial) -> int:
+        return trial.user_attrs.get("config_index", trial.number)
+
+    def log_size(trial: FrozenTrial) -> float:
+        return math.log(trial.params.get("hidden_size", 1))
+
+    anchor = log_size(min(waiting, key=index))
+    return sorted(waiting, key=lambda t: (abs(log_size(t) - anchor), index(t)))
+
+
 class Coordinator:
     """The storage side of a run: prepares the studies, takes jobs, tells results. Use it as
     a context manager, or `close()` it: that stops its heartbeats."""
@@ -164,7 +185,7 @@ class Coordinator:
         ]
         for study, trials in sorted(waiting, key=lambda sw: -len(sw[1])):
             taken = []
-            for trial in sorted(trials, key=lambda t: t.params.get("hidden_size", 0)):
+            for trial in in_taking_order(trials):
                 trial_id = self._patient(
                     self.storage.get_trial_id_from_study_id_trial_number,
                     self.study_ids[study.study_name],

@@ -371,3 +371,21 @@ def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
         assert len(got["test_curve"]) == got["epochs"] and got["best_epoch"] >= 1
     assert main([*argv, "--momentum", "0.9,0.5,0.1"]) == 2
     assert "--hidden-size has 2 values; expected 1 or 3" in capsys.readouterr().err
+
+
+def test_populations_follow_the_sampling_order_with_similar_sizes_together():
+    from study.coordinator import in_taking_order
+
+    def waiting(index, hidden):
+        return optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params={"hidden_size": hidden},
+            distributions={"hidden_size": optuna.distributions.IntDistribution(20, 200, log=True)},
+            user_attrs={"config_index": index},
+        )
+
+    trials = [waiting(3, 20), waiting(1, 120), waiting(5, 200), waiting(2, 21), waiting(4, 100)]
+    order = [t.user_attrs["config_index"] for t in in_taking_order(trials)]
+    # sampled first: index 1 (120 units); then by |log ratio| to 120: 100, 200, 21, 20
+    assert order == [1, 4, 5, 2, 3]
+    assert in_taking_order([]) == []
