@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import time
 from collections import Counter
@@ -96,6 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
+    # A batch system ends a job with SIGTERM (and `kill` sends it): stop as on Ctrl-C,
+    # trials in flight back to the queue, instead of leaving them to go stale.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     options = run_options(args)
     device, population = placement(options)
     console = Console(stderr=True)

@@ -534,6 +534,20 @@ def test_malformed_user_files_are_one_line(tmp_path, capsys, monkeypatch):
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("moment", ["workers-starting", "training"])
 def test_ctrl_c_is_one_line_and_exit_130_at_any_moment(moment, tmp_path, tiny_jsb):
+    stop_like_ctrl_c(moment, signal.SIGINT, tmp_path, tiny_jsb)
+
+
+@LINUX
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sigterm_stops_like_ctrl_c(tmp_path, tiny_jsb):
+    """What a batch system sends at its wall-time limit; the trials go back to the queue."""
+    storage = stop_like_ctrl_c("training", signal.SIGTERM, tmp_path, tiny_jsb)
+    counts = state_counts(optuna.load_study(study_name="jsb-original/V", storage=storage).trials)
+    assert counts["running"] == 0 and counts["failed"] == 0 and counts["requeued"] >= 1
+
+
+def stop_like_ctrl_c(moment, signum, tmp_path, tiny_jsb) -> str:
     storage = f"sqlite:///{tmp_path}/study.db"
     extra = ("--workers", "2", "--max-epochs", "100", "--patience", "100")
     args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V", extra=extra)
@@ -545,7 +559,7 @@ def test_ctrl_c_is_one_line_and_exit_130_at_any_moment(moment, tmp_path, tiny_js
             assert wait_for(lambda: workers_of(proc.pid), timeout=120)
         else:
             assert wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no training"
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        os.killpg(proc.pid, signum)  # as a terminal does: the whole process group
         _, err = proc.communicate(timeout=120)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -555,6 +569,7 @@ def test_ctrl_c_is_one_line_and_exit_130_at_any_moment(moment, tmp_path, tiny_js
     assert lines[-1].startswith("odyssey run: interrupted"), lines
     assert not [line for line in lines if "Traceback" in line or "KeyboardInterrupt" in line]
     assert len(lines) == 2, lines  # the run's first line, then the interruption's
+    return storage
 
 
 def _options(parser, command):
