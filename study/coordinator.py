@@ -443,7 +443,7 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
 def _loop(
     coordinator: Coordinator, options: RunOptions, monitor: Monitor, deadline: float
 ) -> dict[str, dict[str, int]]:
-    counts = coordinator.counts()
+    counts, counted = coordinator.counts(), time.monotonic()
 
     def on_epoch(report: EpochReport) -> None:
         coordinator.record_epoch(report)
@@ -475,8 +475,10 @@ def _loop(
                 name = study_name(options.benchmark, job.variant)
                 for result in results or []:
                     monitor.trial(name, result["number"], result)
-            if outcomes or pool.idle:
-                counts = coordinator.counts()
+            # Others change the counts too (stale trials failed and queued again, other
+            # machines), so they are read again at the heartbeat's pace.
+            if outcomes or pool.idle or time.monotonic() - counted > options.heartbeat:
+                counts, counted = coordinator.counts(), time.monotonic()
             monitor.studies(counts, coordinator.live_detail())
             if not pool.idle:
                 continue
