@@ -11,6 +11,7 @@ refused, never adopted.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -73,7 +74,8 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
 @dataclass(frozen=True)
 class TrialRecord:
     """What a COMPLETE trial stores as user attributes, beside its value (the best validation
-    metric) and its validation curve (intermediate values at epochs 1, 2, ...)."""
+    metric) and its validation curve (intermediate values at epochs 1, 2, ...). Its one-value
+    fields are columns of the trials table; the README lists them all."""
 
     test_metric: float  # of the best validation epoch's weights
     best_epoch: int
@@ -122,14 +124,14 @@ def check_protocol(name: str, stored: dict, wanted: dict) -> None:
         )
 
 
-def foreign_reason(study: optuna.Study) -> str | None:
+def foreign_reason(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> str | None:
     """Why a study is not this tool's, or None: one objective to minimise, and every trial
-    over the paper's parameters."""
+    over the paper's parameters. `trials`: the study's, where the caller has read them."""
     directions = study.directions
     if directions != [StudyDirection.MINIMIZE]:
         shown = ", ".join(d.name.lower() for d in directions)
         return f"its objectives are {shown}, not one value to minimize"
-    for trial in study.get_trials(deepcopy=False):
+    for trial in study.get_trials(deepcopy=False) if trials is None else trials:
         if set(trial.distributions) != set(SEARCH_SPACE):
             shown = ", ".join(sorted(trial.distributions)) or "none"
             return f"its parameters are {shown}, not {', '.join(SEARCH_SPACE)}"

@@ -1,21 +1,19 @@
 """Synthetic `<benchmark>/<variant>` studies with known effects, written with Optuna directly
 (no training): the analysis tests and notebooks run on them. Trials carry what the runner
-stores: parameters, the result attributes, the protocol and preset, and per-epoch curves
-(validation as intermediate values, test as `test_curve`)."""
+stores: parameters over its search space, a `TrialRecord` and per-epoch validation metrics
+as intermediate values."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import optuna
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-DISTRIBUTIONS = {
-    "hidden_size": IntDistribution(20, 200, log=True),
-    "learning_rate": FloatDistribution(1e-6, 1e-2, log=True),
-    "one_minus_momentum": FloatDistribution(0.01, 1.0, log=True),
-    "input_noise": FloatDistribution(0.0, 1.0),
-}
+from study.search import SEARCH_SPACE, TrialRecord
+
 PROTOCOL = {"max_epochs": 20, "patience": 5, "batch_size": 1, "loss_reduction": "sum"}
 POPULATION = 4
 
@@ -28,13 +26,15 @@ def metric(params: dict) -> float:
 
 
 def sample(rng: np.random.Generator) -> dict:
-    """Parameters drawn as the runner draws them."""
-    return {
-        "hidden_size": int(round(10 ** rng.uniform(np.log10(20), np.log10(200)))),
-        "learning_rate": float(10 ** rng.uniform(-6, -2)),
-        "one_minus_momentum": float(10 ** rng.uniform(-2, 0)),
-        "input_noise": float(rng.uniform()),
-    }
+    """Parameters drawn from the runner's search space (log-uniform where it is)."""
+    params = {}
+    for name, dist in SEARCH_SPACE.items():
+        if dist.log:
+            value = 10 ** rng.uniform(np.log10(dist.low), np.log10(dist.high))
+        else:
+            value = rng.uniform(dist.low, dist.high)
+        params[name] = int(round(value)) if isinstance(dist, IntDistribution) else float(value)
+    return params
 
 
 def trial(
@@ -54,25 +54,29 @@ def trial(
     best_epoch = epochs if best_epoch is None else best_epoch
     epoch = np.arange(1, epochs + 1)
     shape = 1 + 2 * np.clip(1 - epoch / best_epoch, 0, None) ** 2
-    attrs = {
-        "test_metric": test,
-        "best_epoch": best_epoch,
-        "epochs": epochs,
-        "diverged": diverged,
-        "n_params": 1000 + 10 * params["hidden_size"],
-        "seconds": float(POPULATION * 0.01 * params["hidden_size"] ** 1.5),
-        "population": POPULATION,
-        "device": "cpu",
-        "preset": preset,
-        "protocol": protocol or PROTOCOL,
-    }
-    intermediate = {}
-    if curves:
-        attrs["test_curve"] = [float(x) for x in test * shape]
-        intermediate = {int(e): float(v) for e, v in zip(epoch, value * shape)}
+    record = TrialRecord(
+        test_metric=test,
+        best_epoch=best_epoch,
+        epochs=epochs,
+        diverged=diverged,
+        n_params=1000 + 10 * params["hidden_size"],
+        seconds=float(POPULATION * 0.01 * params["hidden_size"] ** 1.5),
+        population=POPULATION,
+        test_curve=[float(x) for x in test * shape],
+        train_curve=[float(x) for x in 2 * value * shape],
+        device="cpu",
+        preset=preset,
+        protocol=protocol or PROTOCOL,
+        versions={"optuna": optuna.__version__},
+    )
+    attrs = asdict(record)
+    intermediate = {int(e): float(v) for e, v in zip(epoch, value * shape)}
+    if not curves:  # as stored before trials kept their curves
+        del attrs["test_curve"], attrs["train_curve"]
+        intermediate = {}
     return create_trial(
         params=params,
-        distributions=DISTRIBUTIONS,
+        distributions=SEARCH_SPACE,
         value=value,
         user_attrs=attrs,
         intermediate_values=intermediate,
@@ -94,10 +98,11 @@ def fill(
     """One study per variant; each variant's metric is `metric` + its shift + Gaussian noise
     (only the noise, independent of the parameters, with `pure_noise`). The first
     `n_diverged` trials of each study are diverged (metric 3.0, flagged; learning rate above
-    6e-3) and `n_failed` FAIL
-    trials without values are added. Every third trial stops early (best epoch 8 of 13)."""
+    6e-3) and `n_failed` FAIL trials without values (configurations of their own) are added.
+    Every third trial stops early (best epoch 8 of 13)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
+    failing = np.random.default_rng([seed, 1])  # leaves the complete trials' draws as they were
     for variant, shift in shifts.items():
         study = optuna.create_study(storage=storage, study_name=f"{benchmark}/{variant}")
         trials = []
@@ -112,7 +117,7 @@ def fill(
             epochs, best = (13, 8) if i % 3 == 2 else (20, 20)
             trials.append(trial(params, value, test, epochs, best, diverged, curves))
         trials += [
-            create_trial(params={}, distributions={}, state=TrialState.FAIL)
+            create_trial(params=sample(failing), distributions=SEARCH_SPACE, state=TrialState.FAIL)
             for _ in range(n_failed)
         ]
         study.add_trials(trials)

@@ -4,7 +4,10 @@ tests/test_report.py checks what the report says (criteria, forest fit, checks, 
 curves, figures, defaults)."""
 
 import math
+import re
 import warnings
+from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -24,8 +27,10 @@ from study.analysis import (
     top_trials,
     welch,
 )
+from study.analysis.trials import SkippedStudy
 from study.cli import main
 from study.errors import UserError
+from study.search import SEARCH_SPACE, TrialRecord
 from synthetic_study import fill
 
 SHIFTS = {"V": 0.0, "NFG": 0.3, "NP": -0.3, "CIFG": 0.0}
@@ -107,7 +112,8 @@ def test_trials_table_counts_failed_and_diverged(trials):
     assert (per_variant.COMPLETE == 40).all() and (per_variant.FAIL == 3).all()
     assert trials.groupby("variant").diverged.sum().eq(2).all()
     failed = trials[trials.state == "FAIL"]
-    assert failed.value.isna().all() and failed.learning_rate.isna().all()
+    assert failed.value.isna().all() and failed.test_metric.isna().all()
+    assert failed.learning_rate.notna().all()  # a FAIL row keeps its configuration
     complete = trials[trials.state == "COMPLETE"]
     assert complete.momentum.between(0, 0.99 + 1e-12).all()  # 1 − U_log(0.01, 1)
     assert complete.momentum.min() < 0.3 and complete.momentum.max() > 0.9
@@ -162,19 +168,23 @@ def test_verdicts_worse_better_and_identical(trials):
 def test_foreign_storage_with_missing_attributes(tmp_path):
     url = f"sqlite:///{tmp_path / 'foreign.db'}"
     study = optuna.create_study(storage=url, study_name="mnist/V")
+    params = {"hidden_size": 50, "learning_rate": 1e-3, "one_minus_momentum": 0.1, "input_noise": 0}
     study.add_trial(
         create_trial(
-            params={"learning_rate": 1e-3},
-            distributions={"learning_rate": FloatDistribution(1e-6, 1e-2, log=True)},
+            params=params,
+            distributions=SEARCH_SPACE,
             value=0.5,
             user_attrs={"diverged": "no idea"},
         )
     )
-    study.add_trial(create_trial(state=TrialState.RUNNING))
+    study.add_trial(
+        create_trial(state=TrialState.RUNNING, params=params, distributions=SEARCH_SPACE)
+    )
     trials = load_trials(url)
     assert len(trials) == 2 and trials.state.tolist() == ["COMPLETE", "RUNNING"]
-    assert trials[["test_metric", "hidden_size", "momentum", "seconds"]].isna().all().all()
-    assert trials.diverged.isna().all()
+    assert trials[["test_metric", "epochs", "seconds", "max_epochs"]].isna().all().all()
+    assert trials[["device", "preset", "loss_reduction"]].isna().all().all()
+    assert trials.diverged.isna().all() and trials.momentum.tolist() == [0.9, 0.9]
     summary = summarize(trials)
     assert summary.n_top.tolist() == [1] and np.isnan(summary.top_mean.iloc[0])
     # The report still writes every table and says what it could not do.
@@ -183,6 +193,54 @@ def test_foreign_storage_with_missing_attributes(tmp_path):
     assert "Too few complete trials with a test metric for fANOVA" in text
     assert (tmp_path / "report" / "figures" / "mnist-top.png").stat().st_size > 0
     assert "no verdict" not in text and "Protocol: not recorded" in text
+
+
+def test_foreign_studies_are_skipped_with_one_line_each(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'mixed.db'}"
+    fill(url, "jsb", {"V": 0.0}, n_trials=12)
+    params = {"hidden_size": 50, "learning_rate": 1e-3, "one_minus_momentum": 0.1, "input_noise": 0}
+    two = optuna.create_study(storage=url, study_name="jsb/NFG", directions=["minimize"] * 2)
+    two.add_trial(create_trial(params=params, distributions=SEARCH_SPACE, values=[1.0, 2.0]))
+    other = optuna.create_study(storage=url, study_name="jsb/CIFG")
+    other.add_trial(
+        create_trial(params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, value=1.0)
+    )
+    with pytest.warns(SkippedStudy) as skipped:
+        assert load_trials(url).variant.unique().tolist() == ["V"]
+    assert len(skipped) == 2
+    capsys.readouterr()
+    assert main(["report", "--storage", url, "--out", str(tmp_path / "report")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "odyssey report: skipped study jsb/NFG: not one of this tool's (its objectives are "
+        "minimize, minimize, not one value to minimize)",
+        "odyssey report: skipped study jsb/CIFG: not one of this tool's (its parameters are x, "
+        "not hidden_size, learning_rate, one_minus_momentum, input_noise)",
+    ]
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_names(marker: str) -> list[str]:
+    """The names in backquotes between `<!-- marker -->` and `<!-- /marker -->`."""
+    text = README.read_text()
+    start = text.index(f"<!-- {marker} -->")
+    return re.findall(r"`(\w+)`", text[start : text.index(f"<!-- /{marker} -->", start)])
+
+
+def test_one_trial_record_in_storage_table_and_readme(storage, report):
+    record = [f.name for f in fields(TrialRecord)]
+    assert readme_names("trial-record") == record
+    assert readme_names("trials-columns") == COLUMNS
+    assert (report / "trials.csv").read_text().splitlines()[0].split(",") == COLUMNS
+    # A trial stores its parameters and the record; the table has every parameter, momentum
+    # beside them, and every attribute that is one value (not a curve, not a dictionary).
+    stored = optuna.load_study(study_name="jsb/V", storage=storage).trials[0]
+    assert set(stored.params) == set(SEARCH_SPACE) and set(stored.user_attrs) == set(record)
+    one_value = [k for k, v in stored.user_attrs.items() if not isinstance(v, (list, dict))]
+    assert sorted(c for c in COLUMNS if c in stored.user_attrs) == sorted(one_value)
+    params = [c for c in COLUMNS if c in SEARCH_SPACE or c == "momentum"]
+    assert params == [*SEARCH_SPACE, "momentum"]
 
 
 def test_unusable_storages_are_user_errors(tmp_path, storage):
@@ -260,7 +318,7 @@ def test_importance_table_per_variant_then_pooled(report):
     }  # fmt: skip
     pooled = table[table.variant == "all"].set_index("term")
     assert len(pooled) == 10 and (pooled.order == 2).sum() == 6
-    assert "learning_rate:hidden_size" in pooled.index
+    assert "hidden_size:learning_rate" in pooled.index  # pairs in the search space's order
     # The synthetic metric has a strong learning-rate basin.
     assert pooled.importance.idxmax() == "learning_rate"
     assert (pooled.importance > 0).all() and (pooled["std"] > 0).all()

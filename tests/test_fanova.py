@@ -10,8 +10,15 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 from study.analysis.fanova import SPACE, Fanova, Param
+from study.search import SEARCH_SPACE
 
 UNIT3 = [Param(f"x{i}", 0.0, 1.0, log=False) for i in range(3)]
+
+
+def sampled(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """n configurations drawn as the runner draws them (hidden sizes whole)."""
+    frame = pd.DataFrame({p.name: p.from_unit(rng.uniform(size=n)) for p in SPACE})
+    return frame.assign(hidden_size=frame.hidden_size.round())
 
 
 def uniform_frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -95,14 +102,7 @@ def test_log_parameters_are_decomposed_in_log_space():
     # log10(lr) ~ U(-6, -2) has variance 16/12; 4·noise with noise ~ U(0, 1) also 16/12.
     rng = np.random.default_rng(3)
     n = 2000
-    frame = pd.DataFrame(
-        {
-            "learning_rate": 10 ** rng.uniform(-6, -2, n),
-            "hidden_size": np.round(10 ** rng.uniform(np.log10(20), np.log10(200), n)),
-            "one_minus_momentum": 10 ** rng.uniform(-2, 0, n),
-            "input_noise": rng.uniform(0, 1, n),
-        }
-    )
+    frame = sampled(rng, n)
     y = np.log10(frame.learning_rate) + 4 * frame.input_noise
     got = shares(Fanova(frame, y, SPACE, n_trees=16))
     assert got["learning_rate"] == pytest.approx(0.5, abs=0.03)
@@ -113,14 +113,7 @@ def test_log_parameters_are_decomposed_in_log_space():
 def test_main_effects_agree_with_optuna_on_log_transformed_params():
     rng = np.random.default_rng(4)
     n = 200
-    frame = pd.DataFrame(
-        {
-            "learning_rate": 10 ** rng.uniform(-6, -2, n),
-            "hidden_size": np.round(10 ** rng.uniform(np.log10(20), np.log10(200), n)),
-            "one_minus_momentum": 10 ** rng.uniform(-2, 0, n),
-            "input_noise": rng.uniform(0, 1, n),
-        }
-    )
+    frame = sampled(rng, n)
     logs = np.log10(frame[["learning_rate", "hidden_size", "one_minus_momentum"]])
     y = 0.1 * (logs.learning_rate + 3.5) ** 2 - 0.8 * logs.hidden_size + 0.3 * frame.input_noise
     y = y + 0.02 * rng.normal(size=n)
@@ -131,12 +124,8 @@ def test_main_effects_agree_with_optuna_on_log_transformed_params():
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
-    distributions = {
-        "learning_rate": FloatDistribution(-6, -2),
-        "hidden_size": FloatDistribution(np.log10(20), np.log10(200)),
-        "one_minus_momentum": FloatDistribution(-2, 0),
-        "input_noise": FloatDistribution(0, 1),
-    }
+    bounds = {p.name: np.log10([p.low, p.high]) if p.log else (p.low, p.high) for p in SPACE}
+    distributions = {name: FloatDistribution(*bounds[name]) for name in bounds}
     transformed = logs.assign(input_noise=frame.input_noise)
     study.add_trials(
         [
@@ -155,21 +144,14 @@ def test_main_effects_agree_with_optuna_on_log_transformed_params():
 def test_marginals_follow_the_function():
     rng = np.random.default_rng(5)
     n = 1000
-    frame = pd.DataFrame(
-        {
-            "learning_rate": 10 ** rng.uniform(-6, -2, n),
-            "hidden_size": np.round(10 ** rng.uniform(np.log10(20), np.log10(200), n)),
-            "one_minus_momentum": 10 ** rng.uniform(-2, 0, n),
-            "input_noise": rng.uniform(0, 1, n),
-        }
-    )
+    frame = sampled(rng, n)
     y = (np.log10(frame.learning_rate) + 4) ** 2 + frame.input_noise
     model = Fanova(frame, y, SPACE, n_trees=16)
     curve = model.marginal("learning_rate", n_points=41)
     assert list(curve.columns) == ["value", "mean", "std"]
-    assert curve.value.iloc[0] == pytest.approx(1e-6) and curve.value.iloc[-1] == pytest.approx(
-        1e-2
-    )
+    rate = SEARCH_SPACE["learning_rate"]  # the grid spans the sampled range
+    assert curve.value.iloc[0] == pytest.approx(rate.low)
+    assert curve.value.iloc[-1] == pytest.approx(rate.high)
     assert curve.value[curve["mean"].idxmin()] == pytest.approx(1e-4, rel=0.5)
     # Averaging over the other parameters leaves (log lr + 4)² + E[noise] = ... + 0.5.
     expected = (np.log10(curve.value) + 4) ** 2 + 0.5

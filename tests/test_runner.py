@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from study.errors import UserError
 from study.locks import exclusive_sqlite
 from study.options import RunOptions, resolve_variants
 from study.retries import reconcile, state_counts
-from study.search import prepare_study, sample_configs
+from study.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.storage import open_storage
 from study.train import PROTOCOLS
 from synthetic_study import fill
@@ -36,15 +37,14 @@ def tiny_jsb(tmp_path_factory):
     return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
 
 
-def test_search_space_is_the_papers():
+def test_configurations_are_drawn_from_the_search_space():
     configs = sample_configs(400, "random", seed=1)
-    hidden = [c["hidden_size"] for c in configs]
-    lr = [c["learning_rate"] for c in configs]
-    assert 20 <= min(hidden) and max(hidden) <= 200
-    assert 1e-6 <= min(lr) and max(lr) <= 1e-2
-    # log-uniform: about half the learning rates below the geometric middle 1e-4
-    assert 0.4 < sum(x < 1e-4 for x in lr) / len(lr) < 0.6
-    assert all(0.01 <= c["one_minus_momentum"] <= 1 for c in configs)
+    for name, dist in SEARCH_SPACE.items():
+        values = [c[name] for c in configs]
+        assert dist.low <= min(values) and max(values) <= dist.high, name
+        # log-uniform: about half below the geometric middle, uniform: the arithmetic one
+        middle = math.sqrt(dist.low * dist.high) if dist.log else (dist.low + dist.high) / 2
+        assert 0.4 < sum(x < middle for x in values) / len(values) < 0.6, name
     assert sample_configs(5, "random", seed=1) == configs[:5]
     assert sample_configs(5, "qmc", seed=1) != configs[:5]
 
@@ -213,18 +213,19 @@ def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
     )
     stranger.epoch, stranger.best_value, stranger.done = 2, 1.234, True
     stranger.save(tmp_path / "0.pt")
-    job = workers.Job(
-        "jsb-original",
-        tiny_jsb,
-        "V",
-        variants.resolve("V"),
-        PROTOCOLS["smoke"],
-        "cpu",
-        0,
-        ((0, mine, str(tmp_path / "0.pt")),),
-    )
-    (result,) = workers.train_job(job)
-    assert result["value"] != 1.234 and result["epochs"] >= 1
+
+    def job(checkpoint: str) -> workers.Job:
+        spec = variants.resolve("V")
+        trials = ((0, mine, str(tmp_path / checkpoint)),)
+        return workers.Job(
+            "jsb-original", tiny_jsb, "V", spec, PROTOCOLS["smoke"], "cpu", 0, trials
+        )
+
+    (result,) = workers.train_job(job("0.pt"))
+    (fresh,) = workers.train_job(job("fresh.pt"))  # no file: starts afresh
+    for run in (result, fresh):
+        del run["seconds"]  # wall time
+    assert result == fresh and result["epochs"] >= 1
 
 
 def test_variant_names_are_spelt_as_registered():

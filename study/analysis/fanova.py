@@ -23,7 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from optuna.distributions import FloatDistribution, IntDistribution
 from sklearn.ensemble import RandomForestRegressor
+
+from ..search import SEARCH_SPACE
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class Param:
     low: float
     high: float
     log: bool
+
+    @classmethod
+    def of(cls, name: str, distribution: FloatDistribution | IntDistribution) -> Param:
+        """The parameter as Optuna sampled it (the distribution every trial stores)."""
+        return cls(name, float(distribution.low), float(distribution.high), distribution.log)
 
     def to_unit(self, values: np.ndarray) -> np.ndarray:
         lo, hi, x = self.low, self.high, np.asarray(values, dtype=np.float64)
@@ -47,13 +55,8 @@ class Param:
         return 10.0**x if self.log else x
 
 
-# The paper's search space (PAPER.md §5), in the runner's parameter names.
-SPACE: tuple[Param, ...] = (
-    Param("learning_rate", 1e-6, 1e-2, log=True),
-    Param("hidden_size", 20, 200, log=True),
-    Param("one_minus_momentum", 0.01, 1.0, log=True),
-    Param("input_noise", 0.0, 1.0, log=False),
-)
+# The space the runner samples, with its names: one_minus_momentum, not momentum.
+SPACE: tuple[Param, ...] = tuple(Param.of(name, dist) for name, dist in SEARCH_SPACE.items())
 
 
 def cover(space: Sequence[Param], frame: pd.DataFrame) -> tuple[Param, ...]:
@@ -256,5 +259,4 @@ def fit_trials(trials: pd.DataFrame, n_trees: int = 64, seed: int = 0) -> Fanova
     """fANOVA of the test metric over the COMPLETE trials of a trials table (see trials.py),
     as the paper did; diverged trials are results of the search and stay in."""
     complete = trials[trials.state == "COMPLETE"]
-    params = complete.assign(one_minus_momentum=1.0 - complete.momentum)
-    return Fanova(params, complete.test_metric.to_numpy(float), n_trees=n_trees, seed=seed)
+    return Fanova(complete, complete.test_metric.to_numpy(float), n_trees=n_trees, seed=seed)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from .results import (
     Results,
 )
 from .stats import ALPHA, REFERENCE, TOP_FRACTION, summarize
-from .trials import EPOCH_COLUMNS, load_storage, trial_seconds, variant_order
+from .trials import EPOCH_COLUMNS, SkippedStudy, load_storage, trial_seconds, variant_order
 
 # The paper's Figure 3 verdicts against V (Greff et al. 2017): "worse" or "" (not different).
 # NFG and NOAF are worse on all three datasets; NIG, NOG and NIAF on TIMIT and IAM only;
@@ -195,7 +197,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     start = time.perf_counter()
-    trials, epochs = load_storage(args.storage, args.benchmark)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedStudy)
+            trials, epochs = load_storage(args.storage, args.benchmark)
+    finally:  # one line per skipped study, also when none is left; others as Python shows them
+        for warning in caught:
+            if issubclass(warning.category, SkippedStudy):
+                print(f"odyssey report: {warning.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
     out = Path(args.out) if args.out else default_out(args.storage)
     path = write(analyse(trials, epochs), out, args.storage)
     print(

@@ -1,11 +1,15 @@
 """Load every `<benchmark>/<variant>` study of a storage into one table of trials.
 
-Works on any Optuna storage whose study names follow that convention, including ones this
-tool did not write: a missing parameter or user attribute becomes NaN, not an error.
+The columns are the trial's key and value, the parameters of `study.search.SEARCH_SPACE` and
+the one-value fields of `study.search.TrialRecord` and of its protocol. Works on studies this
+tool did not write if they have its parameters and one objective: a missing user attribute
+becomes NaN, not an error. Other studies are skipped with a `SkippedStudy` warning each.
 """
 
 from __future__ import annotations
 
+import types
+import typing
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,57 +17,60 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.distributions import IntDistribution
 
 import variants
 
 from ..errors import UserError
+from ..search import SEARCH_SPACE, TrialRecord, foreign_reason
 from ..storage import open_storage
+from ..train import Protocol
 
-COLUMNS = [
-    "benchmark",
-    "variant",
-    "trial",
-    "state",
-    "requeued",
-    "value",
-    "test_metric",
-    "hidden_size",
-    "learning_rate",
-    "one_minus_momentum",
-    "momentum",
-    "input_noise",
-    "epochs",
-    "best_epoch",
-    "diverged",
-    "seconds",
-    "population",
-    "n_params",
-    "preset",
-    "max_epochs",
-    "patience",
-    "batch_size",
-    "loss_reduction",
-]
+
+class SkippedStudy(UserWarning):
+    """A study of the storage left out of the table, with why (one line)."""
+
+
+def _columns(hints: dict) -> dict[str, str]:
+    """The one-value fields of `hints` (name: type) as nullable column types, since a foreign
+    study may lack any of them; lists and dicts are not columns."""
+    kinds = {bool: "boolean", int: "Int64", float: "float64", str: "object"}
+    columns = {}
+    for name, hint in hints.items():
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        kind = [kinds[t] for t in (typing.get_args(hint) if union else (hint,)) if t in kinds]
+        if kind:
+            columns[name] = kind[0]
+    return columns
+
+
+KEYS = {
+    "benchmark": "str",
+    "variant": "str",
+    "trial": "int64",
+    "state": "str",
+    "requeued": "boolean",
+    "value": "float64",
+}
+# As sampled; `momentum` (1 - one_minus_momentum) is shown beside them for reading only.
+PARAMS = {
+    name: "Int64" if isinstance(dist, IntDistribution) else "float64"
+    for name, dist in SEARCH_SPACE.items()
+}
+RECORD = _columns(typing.get_type_hints(TrialRecord))
+# The fields of a trial's `protocol` attribute that change its result.
+PROTOCOL = {
+    name: kind
+    for name, kind in _columns(typing.get_type_hints(Protocol)).items()
+    if name in Protocol().results_fields()
+}
+_DTYPES = KEYS | PARAMS | {"momentum": "float64"} | RECORD | PROTOCOL
+COLUMNS = list(_DTYPES)
 # Per epoch of every COMPLETE trial that stored them: validation (Optuna's intermediate values)
 # and test metric (the `test_curve` user attribute, index 0 = epoch 1).
 EPOCH_COLUMNS = ["benchmark", "variant", "trial", "epoch", "valid", "test"]
-_ATTRS = ["test_metric", "epochs", "best_epoch", "diverged", "seconds", "population", "n_params"]
-_PARAMS = ["hidden_size", "learning_rate", "one_minus_momentum", "input_noise"]
-_PROTOCOL = ["max_epochs", "patience", "batch_size"]
-# Nullable types: a foreign study may lack any attribute.
-_DTYPES = {
-    "hidden_size": "Int64",
-    "epochs": "Int64",
-    "best_epoch": "Int64",
-    "population": "Int64",
-    "n_params": "Int64",
-    "max_epochs": "Int64",
-    "patience": "Int64",
-    "batch_size": "Int64",
-    "diverged": "boolean",
-    "requeued": "boolean",
-}
-_TEXT = {"benchmark": str, "variant": str, "state": str, "preset": str, "loss_reduction": str}
+_INTEGERS = [name for name, kind in _DTYPES.items() if kind == "Int64"]
+_OPTIONAL_TEXTS = [name for name, kind in (RECORD | PROTOCOL).items() if kind == "object"]
 
 
 def split_study_name(name: str) -> tuple[str, str] | None:
@@ -103,14 +110,16 @@ def load_storage(
     for name in optuna.get_all_study_names(storage):
         parts = split_study_name(name)
         if parts is None:
-            warnings.warn(
-                f"ignoring study {name!r}: name is not <benchmark>/<variant>", stacklevel=2
-            )
+            _skip(name, "name is not <benchmark>/<variant>")
             continue
         if wanted is not None and parts[0] not in wanted:
             continue
         study = optuna.load_study(study_name=name, storage=storage)
         trials = study.get_trials(deepcopy=False)
+        reason = foreign_reason(study, trials)
+        if reason is not None:
+            _skip(name, f"not one of this tool's ({reason})")
+            continue
         # A FAIL row an interrupt or a lost worker sent back to the queue: its copy carries
         # the configuration on (Optuna records the numbers a copy replaces).
         retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
@@ -122,11 +131,14 @@ def load_storage(
         which = f" for benchmark(s) {', '.join(sorted(wanted))}" if wanted else ""
         raise UserError(f"no <benchmark>/<variant> study with trials in the storage{which}")
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    integers = [c for c, kind in _DTYPES.items() if kind == "Int64"]
-    frame[integers] = frame[integers].round()  # a foreign study may have sampled them as floats
+    frame[_INTEGERS] = frame[_INTEGERS].round()  # a foreign study may have stored floats
     frame = _in_order(_optional_texts(frame.astype(_DTYPES)))
     curves = pd.DataFrame(epochs, columns=EPOCH_COLUMNS).astype({"trial": int, "epoch": int})
     return frame, _in_order(curves, ["benchmark", "variant", "trial", "epoch"])
+
+
+def _skip(name: str, why: str) -> None:
+    warnings.warn(f"skipped study {name}: {why}", SkippedStudy, stacklevel=3)
 
 
 def _in_order(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
@@ -145,14 +157,12 @@ def _row(benchmark: str, variant: str, trial: optuna.trial.FrozenTrial) -> dict:
     row = {"benchmark": benchmark, "variant": variant, "trial": trial.number}
     row["state"] = trial.state.name
     row["value"] = trial.value if trial.value is not None else np.nan
-    row |= {name: _number(params.get(name)) for name in _PARAMS}
+    row |= {name: _number(params.get(name)) for name in PARAMS}
     row["momentum"] = 1.0 - row["one_minus_momentum"]
-    row |= {name: _number(attrs.get(name)) for name in _ATTRS}
     protocol = attrs.get("protocol")
     protocol = protocol if isinstance(protocol, dict) else {}
-    row |= {name: _number(protocol.get(name)) for name in _PROTOCOL}
-    row["preset"] = _text(attrs.get("preset"))
-    row["loss_reduction"] = _text(protocol.get("loss_reduction"))
+    row |= {name: _value(attrs.get(name), kind) for name, kind in RECORD.items()}
+    row |= {name: _value(protocol.get(name), kind) for name, kind in PROTOCOL.items()}
     return row
 
 
@@ -173,6 +183,10 @@ def _epochs(benchmark: str, variant: str, trial: optuna.trial.FrozenTrial) -> li
     ]
 
 
+def _value(value, kind: str) -> float | str | None:
+    return _text(value) if kind == "object" else _number(value)
+
+
 def _number(value) -> float:
     """A float from a stored value; NaN for a missing or non-numeric one (foreign storages)."""
     try:
@@ -187,19 +201,19 @@ def _text(value) -> str | None:
 
 def read_trials(path: str | Path) -> pd.DataFrame:
     """A trials.csv written by `odyssey report`, with the types `load_trials` gives."""
-    dtype = _TEXT | {"diverged": "boolean", "requeued": "boolean"}
-    frame = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
+    texts = {name: str for name, kind in _DTYPES.items() if kind in ("str", "object")}
+    flags = {name: kind for name, kind in _DTYPES.items() if kind == "boolean"}
+    frame = pd.read_csv(path, dtype=texts | flags, keep_default_na=False, na_values=[""])
     frame = frame.reindex(columns=COLUMNS)  # older tables lack newer columns
-    if "one_minus_momentum" in frame and frame.one_minus_momentum.isna().all():
+    if frame.one_minus_momentum.isna().all():  # tables written before it was a column
         frame["one_minus_momentum"] = 1.0 - frame.momentum
-    integers = [c for c, kind in _DTYPES.items() if kind == "Int64"]
-    frame[integers] = frame[integers].apply(pd.to_numeric).round()  # older tables: 33.0
+    frame[_INTEGERS] = frame[_INTEGERS].apply(pd.to_numeric).round()  # older tables: 33.0
     return _optional_texts(frame.astype(_DTYPES))
 
 
 def _optional_texts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Texts a foreign storage may lack (preset, loss reduction) as objects, None if absent."""
-    for column in ("preset", "loss_reduction"):
+    """Texts a foreign storage may lack (preset, device, ...) as objects, None if absent."""
+    for column in _OPTIONAL_TEXTS:
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
 

@@ -4,9 +4,10 @@ Expected layout under the root: lineStrokes/<a01>/<a01-000>/<form>-<NN>.xml (the
 trajectories), ascii/<a01>/<a01-000>/<form>.txt (transcriptions after 'CSR:', line NN is the
 NN-th line), and the task split lists trainset.txt, testset_v.txt, testset_t.txt,
 testset_f.txt (one form id per line). Splits: train = trainset, valid = testset_v + testset_t,
-test = testset_f. Four features per pen point, as in docs/paper.md §3: dx, dy from the previous point,
-time since the stroke began, pen-up flag (1 on a stroke's last point); z-normalised with
-training statistics. Labels: the characters of the training transcriptions, 1..C (0 = blank).
+test = testset_f. Four features per pen point, as in docs/paper.md §3: dx, dy from the
+previous point, time since the stroke began, pen-up flag (1 on a stroke's last point);
+z-normalised with training statistics. Labels: the characters of the training
+transcriptions, 1..C (0 = blank).
 """
 
 from __future__ import annotations
