@@ -46,8 +46,9 @@ def outputs_and_grads(recurrence, spec, inputs, seed):
     inputs = [t.detach().clone().requires_grad_() if t is not None else None for t in inputs]
     out, c_T = recurrence(spec, *inputs)
     gen = torch.Generator().manual_seed(seed)
-    probe = torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device)
-    probe_c = torch.randn(c_T.shape, generator=gen, dtype=out.dtype).to(out.device)
+    # Drawn in float64 whatever the dtype: the same probes for a float32 run and its reference.
+    probe = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out)
+    probe_c = torch.randn(c_T.shape, generator=gen, dtype=torch.float64).to(out)
     ((out * probe).sum() + (c_T * probe_c).sum()).backward()
     return out, c_T, [t.grad if t is not None else None for t in inputs]
 
