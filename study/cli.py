@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--backend",
         default="auto",
-        help="recurrence of our rows: auto (default), compiled, fused or plain",
+        help="recurrence of our rows: auto (default), compiled, fused, triton or plain",
     )
     bench.add_argument(
         "--population", help="comma-separated trial counts K (default 1,16,64; GPU also 256)"
