@@ -98,8 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
     # A batch system ends a job with SIGTERM (and `kill` sends it): stop as on Ctrl-C,
-    # trials in flight back to the queue, instead of leaving them to go stale.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # trials in flight back to the queue, instead of leaving them to go stale. A shell
+    # starts background jobs with SIGINT ignored; `kill -INT` should still stop the run.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     options = run_options(args)
     device, population = placement(options)
     console = Console(stderr=True)
