@@ -223,8 +223,8 @@ def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
 
     (result,) = workers.train_job(job("0.pt"))
     (fresh,) = workers.train_job(job("fresh.pt"))  # no file: starts afresh
-    for run in (result, fresh):
-        del run["seconds"]  # wall time
+    for outcome in (result, fresh):
+        del outcome["seconds"]  # wall time
     assert result == fresh and result["epochs"] >= 1
 
 
