@@ -434,3 +434,28 @@ def test_an_older_report_folder_reads_with_empty_new_tables(tops_report, tmp_pat
         (tmp_path / f"{name}.csv").write_bytes((tops_report / f"{name}.csv").read_bytes())
     results = read_results(tmp_path)
     assert results.marginals.empty and list(results.checks.columns)[:2] == ["benchmark", "variant"]
+
+
+def test_no_verdict_against_the_paper_from_a_handful_of_top_trials():
+    from study.analysis.report import MIN_TOP_FOR_VERDICT, _variant_findings
+
+    def summary(n_top):
+        return pd.DataFrame(
+            {
+                "variant": ["V", "NFG"],
+                "n_top": [n_top, n_top],
+                "top_mean": [9.0, 9.5],
+                "p_value": [np.nan, 0.3],
+                "p_holm": [np.nan, 0.3],
+                "direction": ["", ""],
+                "significant_holm": [False, False],
+            }
+        )
+
+    (few,) = _variant_findings(summary(2), "jsb-original")
+    assert few.endswith(
+        f"Paper on JSB: significantly worse; no verdict from 2 top trials "
+        f"(at least {MIN_TOP_FOR_VERDICT} a side; the paper had 20)."
+    )
+    (enough,) = _variant_findings(summary(20), "jsb-original")
+    assert enough.endswith("Paper on JSB: significantly worse — differs.")

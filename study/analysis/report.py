@@ -467,6 +467,11 @@ def _protocol_sentence(pooled: pd.Series) -> str:
 # ---- findings -------------------------------------------------------------------------------
 
 
+# The paper compares 20 top trials a side; with fewer than this many, a test's outcome is
+# printed but not held against the paper's finding.
+MIN_TOP_FOR_VERDICT = 4
+
+
 def _variant_findings(summary: pd.DataFrame, benchmark: str) -> list[str]:
     reference = summary[summary.variant == REFERENCE]
     if reference.empty:
@@ -500,7 +505,13 @@ def _variant_findings(summary: pd.DataFrame, benchmark: str) -> list[str]:
         paper = PAPER_DIRECTION.get(dataset or stand_in or "", {}).get(row.variant)
         if paper is not None:
             said = "significantly worse" if paper else "not significantly different"
-            if dataset:
+            fewest = int(min(row.n_top, reference.n_top.iloc[0]))
+            if dataset and fewest < MIN_TOP_FOR_VERDICT:
+                sentence += (
+                    f". Paper on {dataset}: {said}; no verdict from {fewest} top trials "
+                    f"(at least {MIN_TOP_FOR_VERDICT} a side; the paper had 20)"
+                )
+            elif dataset:
                 agree = "agrees" if paper == row.direction else "differs"
                 sentence += f". Paper on {dataset}: {said} — {agree}"
             else:
