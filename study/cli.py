@@ -183,21 +183,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Deviations from a preset's protocol, the same for `run` and `train`: Protocol field,
+# type, help.
+PROTOCOL_OVERRIDES = (
+    ("max_epochs", int, "epochs at most"),
+    ("patience", int, "epochs without improvement before stopping"),
+    ("batch_size", int, "sequences per update (paper: 1)"),
+    ("forget_bias", float, "initial forget-gate bias"),
+    ("clip_norm", float, "per-trial gradient norm clipping"),
+)
+
+
 def _protocol_options(parser: argparse.ArgumentParser) -> None:
-    """Deviations from a preset's protocol, the same for `run` and `train`."""
-    for flag, kind, what in (
-        ("--max-epochs", int, "epochs at most"),
-        ("--patience", int, "epochs without improvement before stopping"),
-        ("--batch-size", int, "sequences per update (paper: 1)"),
-        ("--forget-bias", float, "initial forget-gate bias"),
-        ("--clip-norm", float, "per-trial gradient norm clipping"),
-    ):
+    for name, kind, what in PROTOCOL_OVERRIDES:
+        flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=kind, help=f"override the preset: {what}")
     parser.add_argument(
         "--loss-reduction",
         choices=("sum", "mean"),
         help="override the preset: the loss over a sequence's frames, sum (paper) or mean",
     )
+
+
+def protocol_of(args: argparse.Namespace):
+    """The protocol of `args.preset` with the deviations `_protocol_options` parsed."""
+    from .train import protocol
+
+    names = [name for name, _, _ in PROTOCOL_OVERRIDES] + ["loss_reduction"]
+    return protocol(args.preset, **{name: getattr(args, name) for name in names})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,13 +16,13 @@ import optuna
 from optuna.trial import TrialState
 
 from . import benchmarks
+from .cli import protocol_of
 from .coordinator import Monitor, TimeLimitReached, placement, run
 from .errors import UserError
 from .options import RunOptions, resolve_variants
 from .retries import failed_errors, state_counts
 from .search import foreign_reason, study_name
 from .storage import display_url, open_storage
-from .train import protocol
 
 
 class BarMonitor(Monitor):
@@ -75,15 +75,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     """The options of `odyssey run` (each field has the option's name)."""
     given = {f.name: getattr(args, f.name) for f in fields(RunOptions) if hasattr(args, f.name)}
     given["variants"] = resolve_variants(args.variants)
-    given["protocol"] = protocol(
-        args.preset,
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        batch_size=args.batch_size,
-        forget_bias=args.forget_bias,
-        clip_norm=args.clip_norm,
-        loss_reduction=args.loss_reduction,
-    )
+    given["protocol"] = protocol_of(args)
     return RunOptions(**given)
 
 

@@ -9,8 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import benchmarks
+from .cli import protocol_of
 from .errors import UserError
-from .train import PopulationTrainer, TrialConfig, protocol, resolve_device
+from .train import PopulationTrainer, TrialConfig, resolve_device
 
 
 def _values(option: str, text: str, kind: type) -> list:
@@ -55,15 +56,7 @@ def configs(args) -> list[TrialConfig]:
 
 def cmd_train(args) -> int:
     trials = configs(args)
-    proto = protocol(
-        args.preset,
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        batch_size=args.batch_size,
-        forget_bias=args.forget_bias,
-        clip_norm=args.clip_norm,
-        loss_reduction=args.loss_reduction,
-    )
+    proto = protocol_of(args)
     bench = benchmarks.load(args.benchmark, args.data)
     try:
         trainer = PopulationTrainer(
