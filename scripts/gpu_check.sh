@@ -9,10 +9,10 @@
 #
 # The python needs a CUDA torch and triton; optuna and its storage stack are needed only by
 # the test modules of the runner and the analysis. On a machine without a package index,
-# wheels in .whl/ (../shared/device/wheels.sh downloads them) are installed into .whl/site
+# wheels carried in .whl/ (optuna, sqlalchemy and what they need) are installed into .whl/site
 # first; the project itself is read from this checkout (PYTHONPATH), installed or not.
-# jsb-original is read from $ODYSSEY_JSB_ORIGINAL, else ../shared/data/jsb-original, else
-# .whl/jsb-original (a git-ignored place to carry the pickle to such a machine).
+# jsb-original is read from $ODYSSEY_JSB_ORIGINAL, else .whl/jsb-original (a git-ignored
+# place to carry the pickle to such a machine).
 #
 # Writes $OUT/bench-gpu.json (environment with versions, the grid rows, the training rows,
 # the layout rows) and the logs $OUT/gpu-check/{versions,cuda-tests,bench}.txt; exits 3
@@ -37,12 +37,9 @@ if compgen -G ".whl/*.whl" >/dev/null && ! "$PYTHON" -c "import optuna" 2>/dev/n
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if [ -z "${ODYSSEY_JSB_ORIGINAL:-}" ]; then
-    for candidate in ../shared/data/jsb-original .whl/jsb-original; do
-        if [ -e "$candidate" ]; then
-            export ODYSSEY_JSB_ORIGINAL="$(cd "$candidate" && pwd)"
-            break
-        fi
-    done
+    if [ -e .whl/jsb-original ]; then
+        export ODYSSEY_JSB_ORIGINAL="$(cd .whl/jsb-original && pwd)"
+    fi
 fi
 
 status=0
