@@ -43,9 +43,12 @@ class PopulationNesterov:
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
-            active = self.active.view(-1, *([1] * (p.dim() - 1)))
-            # where, not a product: a stopped trial's gradient may be NaN, and NaN * 0 is NaN.
-            d = torch.where(active, p.grad * self._per_trial(rate, p), 0.0)
+            # The gradient is spent here, so d is built in it: no temporaries (at large K
+            # these tensors outgrow the caches, and each pass over them costs).
+            d = p.grad.mul_(self._per_trial(rate, p))
+            # A mask, not the product alone: a stopped trial's gradient may be NaN, and
+            # NaN * 0 is NaN.
+            d.masked_fill_(~self.active.view(-1, *([1] * (p.dim() - 1))), 0.0)
             v.sub_(d)
             p.sub_(d)
 

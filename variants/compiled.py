@@ -3,8 +3,8 @@
 Computes exactly what `cell.recurrence` computes, with the same signature. The fused path
 still pays Python and dispatch for each of its ops at every step, and at large K streams
 all K recurrent matrices through memory at every step. Here each trial's whole time loop,
-forward and backward, runs in C++ (csrc/recurrence.cpp): threads take trials (with fewer
-trials than threads, parts of a trial's batch), so that a trial's R (160 kB at N = 100 in
+forward and backward, runs in C++ (csrc/recurrence.cpp): the threads of torch's own OpenMP
+pool take trials (with fewer trials than threads, parts of a trial's batch), so that a trial's R (160 kB at N = 100 in
 float32) stays in its core's cache for all T steps, and a step is a vector-matrix product
 plus the gate arithmetic in vectorised loops. The weight gradients are sums over all steps
 and stay batched GEMMs after the loop:
@@ -38,7 +38,7 @@ from torch.autograd.function import once_differentiable
 from .spec import Spec
 
 SOURCE = Path(__file__).with_name("csrc") / "recurrence.cpp"
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fopenmp")
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
