@@ -212,6 +212,27 @@ def _table(rows: list[Row], env: dict) -> Table:
     return table
 
 
+def step_flops(spec: variants.Spec, inputs: int, hidden: int, outputs: int, directions: int) -> int:
+    """Floating-point operations (2 per multiply-add) of one time step of one trial in its
+    matrix products, forward and backward; the gate arithmetic is left out. Per direction,
+    with G = (1 + gates) H rows of stacked blocks: forward W x, R y(t-1) and, with full gate
+    recurrence, R_gg gates(t-1); backward each weight's gradient plus R^T and R_gg^T times
+    the step's gradient (none for the data x). The head maps D H outputs to O: forward, its
+    weight gradient and its input gradient."""
+    G = (1 + len(spec.gates)) * hidden
+    gg = (len(spec.gates) * hidden) ** 2 if spec.full_gate_recurrence else 0
+    per_direction = 2 * (2 * G * inputs + 3 * G * hidden + 3 * gg)
+    return directions * per_direction + 3 * 2 * outputs * directions * hidden
+
+
+def matmul_ceiling(device: torch.device, size: int = 1024, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 size x size x size torch.mm here (same threads): what the BLAS
+    reaches on this hardware, the ceiling for any engine's matrix products."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    times = [_timed(lambda: torch.mm(a, b), device) for _ in range(repeats + 1)][1:]
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
 def training_throughput(
     name: str,
     populations: list[int],
@@ -219,11 +240,19 @@ def training_throughput(
     sequences: int,
     device: torch.device,
     backend: str = "auto",
-) -> list[dict]:
+) -> tuple[list[dict], float]:
     """Trial-sequences per second of the training engine on a real benchmark, for each K,
-    next to one torch.nn.LSTM (+ linear head) trained the same way on the same sequences."""
+    next to one torch.nn.LSTM (+ linear head) trained the same way on the same sequences,
+    each with the GFLOP/s its matrix products sustain; and those products' FLOPs per
+    trial-sequence (`step_flops` times the timed sequences' mean length)."""
     bench = benchmarks.load(name)
     protocol = Protocol(max_epochs=1, max_sequences=sequences)
+    timed = PopulationTrainer(bench, "V", protocol, device=str(device)).train_batches
+    mean_length = sum(int(b.lengths.sum()) for b in timed) / sum(len(b.lengths) for b in timed)
+    directions = 2 if bench.bidirectional else 1
+    sequence_flops = mean_length * step_flops(
+        variants.resolve("V"), bench.input_size, hidden, bench.output_size, directions
+    )
 
     def ours(K: int) -> float:
         trainer = PopulationTrainer(bench, "V", protocol, device=str(device))
@@ -246,7 +275,7 @@ def training_throughput(
         head = torch.nn.Linear(hidden * (1 + bench.bidirectional), bench.output_size, device=device)
         params = [*lstm.parameters(), *head.parameters()]
         opt = PopulationNesterov(params, torch.tensor([LEARNING_RATE]), torch.tensor([MOMENTUM]))
-        batches = PopulationTrainer(bench, "V", protocol, device=str(device)).train_batches
+        batches = timed
 
         def step(batch: tasks.Batch) -> None:
             opt.lookahead()
@@ -273,22 +302,27 @@ def training_throughput(
     for r in rows:
         r["vs_nn_lstm"] = r["trial_seq_per_s"] / base
         r["vs_K1"] = r["trial_seq_per_s"] / single if single else None
-    return rows
+        r["gflops"] = r["trial_seq_per_s"] * sequence_flops / 1e9
+    return rows, sequence_flops
 
 
 def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> int:
     populations = _positive_ints("--population", args.population or "1,4,16,64")
     hidden = _positive_ints("--hidden", args.hidden or "100")[0]
-    rows = training_throughput(
+    rows, sequence_flops = training_throughput(
         args.training, populations, hidden, args.sequences, device, args.backend
     )
+    ceiling = matmul_ceiling(device)
     table = Table(
         title=f"training throughput on {args.training}: V, hidden {hidden}, "
         f"first {args.sequences} training sequences, batch 1\n"
         f"{env['device']}: {env['device_name']}, {env['torch_threads']} threads",
-        caption="one update per sequence per trial (forward, backward, Nesterov step, input noise)",
+        caption="one update per sequence per trial (forward, backward, Nesterov step, input "
+        f"noise); GFLOP/s: of the {sequence_flops / 1e6:.1f} MFLOP of matrix products per "
+        f"trial-sequence. A 1024^3 float32 torch.mm runs at {ceiling:.1f} GFLOP/s here: at "
+        f"that rate throughout, at most {ceiling * 1e9 / sequence_flops:.0f} trial-seq/s",
     )
-    for col in ("model", "backend", "K", "trial-seq/s", "x nn.LSTM", "x K=1"):
+    for col in ("model", "backend", "K", "trial-seq/s", "GFLOP/s", "x nn.LSTM", "x K=1"):
         table.add_column(col, justify="left" if col in ("model", "backend") else "right")
     for r in rows:
         vs_k1 = f"{r['vs_K1']:.2f}" if r["vs_K1"] is not None and r["model"] == "V" else ""
@@ -297,6 +331,7 @@ def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> i
             r["backend"],
             str(r["K"]),
             f"{r['trial_seq_per_s']:.1f}",
+            f"{r['gflops']:.1f}",
             f"{r['vs_nn_lstm']:.2f}",
             vs_k1,
         )
@@ -304,7 +339,8 @@ def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> i
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+        ceilings = {"sequence_mflop": sequence_flops / 1e6, "matmul_gflops": ceiling}
+        path.write_text(json.dumps({"environment": env, "rows": rows, **ceilings}, indent=2) + "\n")
     return 0
 
 

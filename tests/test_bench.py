@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import variants
-from study.bench import Row, _grid, _training_step, measure
+from study.bench import Row, _grid, _training_step, measure, step_flops
 from study.cli import build_parser, main
 from study.optim import PopulationNesterov
 
@@ -99,3 +99,23 @@ def test_training_throughput_on_a_real_benchmark(tmp_path, capsys):
     assert rows[2]["vs_nn_lstm"] == pytest.approx(
         rows[2]["trial_seq_per_s"] / rows[0]["trial_seq_per_s"]
     )
+    report = json.loads(path.read_text())
+    assert report["matmul_gflops"] > 0
+    assert rows[2]["gflops"] == pytest.approx(
+        rows[2]["trial_seq_per_s"] * report["sequence_mflop"] / 1e3
+    )
+
+
+def test_step_flops_against_a_hand_count():
+    # V on JSB (input 88, 100 units, 88 outputs): G = 400. Forward W x 2*400*88, R y
+    # 2*400*100, head 2*88*100; backward dW 2*400*88, dR and R^T d 2*400*100 each, the
+    # head's weight and input gradients 2*88*100 each.
+    v = 3 * 2 * 400 * 100 + 2 * 2 * 400 * 88 + 3 * 2 * 88 * 100
+    assert v == 433_600 and step_flops(variants.resolve("V"), 88, 100, 88, 1) == v
+    # FGR, bidirectional, input 3, 2 units, 5 outputs: G = 8, R_gg 6 x 6 per direction
+    # (forward once, backward twice: its gradient and R_gg^T times the step's gradient).
+    per_direction = 2 * (2 * 8 * 3 + 3 * 8 * 2 + 3 * 36)
+    expected = 2 * per_direction + 3 * 2 * 5 * 4
+    assert step_flops(variants.resolve("FGR"), 3, 2, 5, 2) == expected
+    # CIFG has two gates and no full recurrence: G = 3 H.
+    assert step_flops(variants.resolve("CIFG"), 1, 1, 1, 1) == 2 * (2 * 3 + 3 * 3) + 6
