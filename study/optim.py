@@ -4,12 +4,18 @@ The authors' library does, per update:  v <- m v;  theta <- theta + v;  g = grad
 d <- (1 - m) lr g;  v <- v - d;  theta <- theta - d.  So `lookahead()` runs before the
 forward pass and `step()` after the backward pass. torch.optim cannot take per-trial
 hyperparameters, hence this small optimizer over parameters with a leading trial axis K.
+On CPU each half runs as one compiled pass per parameter (variants/csrc/update.cpp), the
+same arithmetic as the torch ops used elsewhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
+
+from variants import compiled
 
 
 class PopulationNesterov:
@@ -28,24 +34,30 @@ class PopulationNesterov:
         self.active = torch.ones_like(self.lr, dtype=torch.bool)
         self.velocity = velocity if velocity is not None else [torch.zeros_like(p) for p in params]
 
-    def _per_trial(self, values: Tensor, like: Tensor) -> Tensor:
-        return (values * self.active).view(-1, *([1] * (like.dim() - 1)))
-
     @torch.no_grad()
     def lookahead(self) -> None:
+        momentum = self.momentum * self.active
         for p, v in zip(self.params, self.velocity):
-            v.mul_(self._per_trial(self.momentum, p))
+            if kernel := _kernel("lookahead", momentum, p, v):
+                kernel(p.data_ptr(), v.data_ptr(), momentum.data_ptr(), *_shape(momentum, p))
+                continue
+            v.mul_(momentum.view(-1, *([1] * (p.dim() - 1))))
             p.add_(v)
 
     @torch.no_grad()
     def step(self) -> None:
-        rate = (1 - self.momentum) * self.lr
+        rate = (1 - self.momentum) * self.lr * self.active
+        active = self.active.to(torch.uint8)
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
+            if kernel := _kernel("step", rate, p, v, p.grad):
+                args = p.grad.data_ptr(), rate.data_ptr(), active.data_ptr()
+                kernel(p.data_ptr(), v.data_ptr(), *args, *_shape(rate, p))
+                continue
             # The gradient is spent here, so d is built in it: no temporaries (at large K
             # these tensors outgrow the caches, and each pass over them costs).
-            d = p.grad.mul_(self._per_trial(rate, p))
+            d = p.grad.mul_(rate.view(-1, *([1] * (p.dim() - 1))))
             # A mask, not the product alone: a stopped trial's gradient may be NaN, and
             # NaN * 0 is NaN.
             d.masked_fill_(~self.active.view(-1, *([1] * (p.dim() - 1))), 0.0)
@@ -55,3 +67,24 @@ class PopulationNesterov:
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+
+def _kernel(name: str, *tensors: Tensor) -> Callable[..., None] | None:
+    """The compiled half of the update for these tensors (per-trial coefficients first),
+    where it runs: CPU, one dtype of float32 or float64, contiguous, a library that builds."""
+    dtype = tensors[0].dtype
+    if tensors[0].device.type != "cpu" or dtype not in compiled.SUFFIX:
+        return None
+    if not all(t.is_contiguous() and t.dtype == dtype for t in tensors):
+        return None
+    K, p = tensors[0].numel(), tensors[1]
+    if K > 1 and (p.dim() == 0 or p.shape[0] != K):
+        return None  # not a leading trial axis: the torch ops say why
+    lib = compiled.library()
+    return getattr(lib, f"odyssey_{name}_{compiled.SUFFIX[dtype]}") if lib else None
+
+
+def _shape(coefficients: Tensor, p: Tensor) -> tuple[int, int, int]:
+    """(K, numbers per trial, threads) for the kernels."""
+    K = coefficients.numel()
+    return K, p.numel() // K, torch.get_num_threads()

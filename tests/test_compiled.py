@@ -143,9 +143,9 @@ def test_auto_runs_the_compiled_path(monkeypatch):
 @pytest.fixture
 def fresh_library():
     """Forget the loaded library before and after the test (the next call loads it again)."""
-    compiled._library.cache_clear()
+    compiled.library.cache_clear()
     yield
-    compiled._library.cache_clear()
+    compiled.library.cache_clear()
 
 
 def test_without_a_compiler_the_fused_path_runs_and_says_so_once(

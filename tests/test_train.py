@@ -6,12 +6,23 @@ import torch
 import torch.nn.functional as F
 
 from study import tasks
+from study import optim
 from study.optim import PopulationNesterov
 from study.train import Population, PopulationTrainer, Protocol, TrialConfig, TrialState
 from synthetic import make_benchmark
 
 
-def test_nesterov_matches_hand_computed_updates():
+@pytest.fixture(params=["compiled", "torch"])
+def update_path(request, monkeypatch):
+    """Each optimizer test runs the compiled CPU update and the torch ops (GPU's path)."""
+    if request.param == "torch":
+        monkeypatch.setattr(optim, "_kernel", lambda *args: None)
+    elif optim._kernel("step", torch.ones(1), torch.ones(1)) is None:
+        pytest.skip("no compiled CPU kernels here")
+    return request.param
+
+
+def test_nesterov_matches_hand_computed_updates(update_path):
     # loss = theta^2 / 2 per trial, so grad = theta. Trial 0: lr 0.1, m 0.9; trial 1: lr 0.2, m 0.5.
     theta = torch.nn.Parameter(torch.tensor([[1.0], [1.0]], dtype=torch.float64))
     opt = PopulationNesterov([theta], torch.tensor([0.1, 0.2]), torch.tensor([0.9, 0.5]))
@@ -32,7 +43,7 @@ def test_nesterov_matches_hand_computed_updates():
     )
 
 
-def test_stopped_trial_never_changes_even_with_nan_gradient():
+def test_stopped_trial_never_changes_even_with_nan_gradient(update_path):
     theta = torch.nn.Parameter(torch.ones(2, 3))
     opt = PopulationNesterov([theta], torch.tensor([0.1, 0.1]), torch.tensor([0.9, 0.9]))
     opt.active[1] = False
@@ -40,6 +51,38 @@ def test_stopped_trial_never_changes_even_with_nan_gradient():
     theta.grad = torch.tensor([[1.0, 1, 1], [math.nan, 1, 1]])
     opt.step()
     assert (theta[1] == 1).all() and (theta[0] < 1).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_update_matches_the_torch_ops(dtype, monkeypatch):
+    # Three trials, one stopped with a NaN gradient; parameters of several shapes, a
+    # single-trial population whose parameters have no trial axis (nn.LSTM in the bench).
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(3, 4, 5), (3, 7), (3,)]
+    runs = {}
+    for path in ("compiled", "torch"):
+        if path == "torch":
+            monkeypatch.setattr(optim, "_kernel", lambda *args: None)
+        elif optim._kernel("step", torch.ones(1, dtype=dtype), torch.ones(1, dtype=dtype)) is None:
+            pytest.skip("no compiled CPU kernels here")
+        gen.manual_seed(0)
+        params = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
+        lone = [torch.randn(6, 2, generator=gen, dtype=dtype)]
+        opt = PopulationNesterov(params, torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.9, 0.5, 0.7]))
+        single = PopulationNesterov(lone, torch.tensor([0.1]), torch.tensor([0.9]))
+        opt.active[1] = False
+        for _ in range(3):
+            for o in (opt, single):
+                o.lookahead()
+                for p in o.params:
+                    p.grad = torch.randn(p.shape, generator=gen, dtype=dtype)
+                    if o is opt:
+                        p.grad[1] = math.nan
+                o.step()
+                o.zero_grad()
+        runs[path] = [*params, *opt.velocity, *lone, *single.velocity]
+    for got, want in zip(runs["compiled"], runs["torch"]):
+        torch.testing.assert_close(got, want)
 
 
 def test_losses_and_metrics_against_hand_computed_values():

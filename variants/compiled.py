@@ -37,9 +37,11 @@ from torch.autograd.function import once_differentiable
 
 from .spec import Spec
 
-SOURCE = Path(__file__).with_name("csrc") / "recurrence.cpp"
+# One library of every compiled CPU kernel: the recurrence, and the optimizer's update
+# (csrc/update.cpp, used by study/optim.py).
+SOURCES = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.cpp")))
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fopenmp")
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
 class _Problem(ctypes.Structure):
@@ -103,15 +105,14 @@ def _cpu() -> str:
 def build() -> Path:
     """The shared library, compiled unless the cache holds it (atomic: workers may race)."""
     compiler = shlex.split(os.environ.get("CXX") or "c++")
-    key = hashlib.sha256(
-        b"\0".join([SOURCE.read_bytes(), " ".join([*compiler, *FLAGS]).encode(), _cpu().encode()])
-    ).hexdigest()[:16]
-    path = cache_dir() / f"recurrence-{key}.so"
+    parts = [s.read_bytes() for s in SOURCES] + [" ".join([*compiler, *FLAGS]).encode()]
+    key = hashlib.sha256(b"\0".join([*parts, _cpu().encode()])).hexdigest()[:16]
+    path = cache_dir() / f"kernels-{key}.so"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         subprocess.run(
-            [*compiler, *FLAGS, str(SOURCE), "-o", str(tmp)],
+            [*compiler, *FLAGS, *map(str, SOURCES), "-o", str(tmp)],
             check=True,
             capture_output=True,
             text=True,
@@ -120,8 +121,19 @@ def build() -> Path:
     return path
 
 
+_P, _I = ctypes.c_void_p, ctypes.c_int64
+_SIGNATURES = {
+    "forward": [ctypes.POINTER(_Problem)],
+    "backward": [ctypes.POINTER(_Problem)],
+    "lookahead": [_P, _P, _P, _I, _I, _I],  # p, v, momentum [K], K, n, threads
+    "step": [_P, _P, _P, _P, _P, _I, _I, _I],  # p, v, g, rate [K], active [K], K, n, threads
+}
+
+
 @functools.cache
-def _library() -> ctypes.CDLL | None:
+def library() -> ctypes.CDLL | None:
+    """The compiled CPU kernels (built on the first call), or None where they cannot be
+    built, said once on stderr."""
     try:
         lib = ctypes.CDLL(str(build()))
     except subprocess.CalledProcessError as err:
@@ -131,13 +143,13 @@ def _library() -> ctypes.CDLL | None:
     except OSError as err:
         reason = str(err)
     else:
-        for name in ("forward", "backward"):
-            for suffix in _SUFFIX.values():
+        for name, argtypes in _SIGNATURES.items():
+            for suffix in SUFFIX.values():
                 fn = getattr(lib, f"odyssey_{name}_{suffix}")
-                fn.argtypes, fn.restype = [ctypes.POINTER(_Problem)], None
+                fn.argtypes, fn.restype = argtypes, None
         return lib
     print(
-        f"variants: no compiled CPU recurrence ({reason.strip()}); using the fused path",
+        f"variants: no compiled CPU kernels ({reason.strip()}); using the fused path",
         file=sys.stderr,
     )
     return None
@@ -145,7 +157,7 @@ def _library() -> ctypes.CDLL | None:
 
 def runs(device: torch.device | str, dtype: torch.dtype) -> bool:
     """Whether the compiled recurrence runs for such tensors (builds it on the first call)."""
-    return torch.device(device).type == "cpu" and dtype in _SUFFIX and _library() is not None
+    return torch.device(device).type == "cpu" and dtype in SUFFIX and library() is not None
 
 
 def recurrence(
@@ -229,7 +241,7 @@ class _Recurrence(torch.autograd.Function):
             tanh_c=tanh_c,
             ys=ys,
         )
-        getattr(_library(), f"odyssey_forward_{_SUFFIX[x.dtype]}")(ctypes.byref(problem))
+        getattr(library(), f"odyssey_forward_{SUFFIX[x.dtype]}")(ctypes.byref(problem))
         ctx.spec = spec
         ctx.save_for_backward(acts, cells, tanh_c, ys, rt, peephole, ggt)
         return ys[:, 1:].transpose(0, 1), cells[:, T].clone()
@@ -267,7 +279,7 @@ class _Recurrence(torch.autograd.Function):
             d_y0=d_y0,
             d_c0=d_c0,
         )
-        getattr(_library(), f"odyssey_backward_{_SUFFIX[g.dtype]}")(ctypes.byref(problem))
+        getattr(library(), f"odyssey_backward_{SUFFIX[g.dtype]}")(ctypes.byref(problem))
 
         need = ctx.needs_input_grad
         d_w_hh = d_w_gg = None
