@@ -5,8 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from study import tasks
-from study import optim
+from study import optim, tasks
 from study.optim import PopulationNesterov
 from study.train import Population, PopulationTrainer, Protocol, TrialConfig, TrialState
 from synthetic import make_benchmark
@@ -68,7 +67,9 @@ def test_compiled_update_matches_the_torch_ops(dtype, monkeypatch):
         gen.manual_seed(0)
         params = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
         lone = [torch.randn(6, 2, generator=gen, dtype=dtype)]
-        opt = PopulationNesterov(params, torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.9, 0.5, 0.7]))
+        opt = PopulationNesterov(
+            params, torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0.9, 0.5, 0.7])
+        )
         single = PopulationNesterov(lone, torch.tensor([0.1]), torch.tensor([0.9]))
         opt.active[1] = False
         for _ in range(3):

@@ -3,20 +3,21 @@
 Computes exactly what `cell.recurrence` computes, with the same signature. The fused path
 still pays Python and dispatch for each of its ops at every step, and at large K streams
 all K recurrent matrices through memory at every step. Here each trial's whole time loop,
-forward and backward, runs in C++ (csrc/recurrence.cpp): the threads of torch's own OpenMP
-pool take trials (with fewer trials than threads, parts of a trial's batch), so that a trial's R (160 kB at N = 100 in
-float32) stays in its core's cache for all T steps, and a step is a vector-matrix product
-plus the gate arithmetic in vectorised loops. The weight gradients are sums over all steps
-and stay batched GEMMs after the loop:
+forward and backward, runs in C++ (csrc/recurrence.cpp): the threads of torch's own
+OpenMP pool take trials (with fewer trials than threads, parts of a trial's batch), so
+that a trial's R (160 kB at N = 100 in float32) stays in its core's cache for all T steps,
+and a step is a vector-matrix product plus the gate arithmetic in vectorised loops. The
+weight gradients are sums over all steps and stay batched GEMMs after the loop:
 
     dR = sum_t d_pre(t)^T y(t-1),    dR_gg = sum_{t>0} d_gates(t)^T gates(t-1).
 
-The library is plain C++ behind a C interface, loaded with ctypes, and does not depend on
-torch's C++ ABI: it builds on first use with the system's C++ compiler in 3.5 s of CPU on
-this project's 2-core machines (a torch.utils.cpp_extension module that only includes
-torch/extension.h takes 35 s there) and is cached under the user's cache folder, keyed by
-source, compiler and CPU. Where it cannot be built, the first call says so in one line on
-stderr, and layer.py uses the fused path.
+The library (this recurrence and study/optim.py's update, csrc/*.cpp) is plain C++ behind a
+C interface, loaded with ctypes, and does not depend on torch's C++ ABI: it builds on first
+use with the system's C++ compiler in about 4 s of CPU on this project's 2-core machines (a
+torch.utils.cpp_extension module that only includes torch/extension.h takes 35 s there) and
+is cached under the user's cache folder, keyed by sources, compiler and CPU. It uses
+OpenMP, and so shares the runtime that torch has loaded. Where it cannot be built, the first
+call says so in one line on stderr, layer.py uses the fused path and the optimizer torch ops.
 """
 
 from __future__ import annotations
