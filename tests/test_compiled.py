@@ -163,6 +163,26 @@ def test_without_a_compiler_the_fused_path_runs_and_says_so_once(
     assert len(err.splitlines()) == 1 and "using the fused path" in err, err
 
 
+def test_a_compiler_without_openmp_builds_the_kernels_for_one_thread(
+    fresh_library, monkeypatch, tmp_path
+):
+    compiler = tmp_path / "c++-without-openmp"
+    compiler.write_text(
+        '#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && '
+        "{ echo \"error: unsupported option '-fopenmp'\" >&2; exit 1; }; done\n"
+        'exec c++ "$@"\n'
+    )
+    compiler.chmod(0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CXX", str(compiler))
+    assert compiled.library() is not None
+    torch.manual_seed(0)
+    layers = {b: variants.build("V", 3, 4, population=3, backend=b) for b in ("compiled", "fused")}
+    layers["compiled"].load_state_dict(layers["fused"].state_dict())
+    x = torch.randn(5, 3, 2, 3)
+    torch.testing.assert_close(layers["compiled"](x)[0], layers["fused"](x)[0])
+
+
 def test_a_built_library_is_not_built_again(monkeypatch):
     path = compiled.build()  # built (or found) for this module's skipif
     monkeypatch.setattr(compiled.subprocess, "run", None)  # compiling now would raise
