@@ -152,6 +152,8 @@ def test_a_forest_fitted_to_noise_says_so(noise):
     assert "For V, NFG, NP, all the forest's out-of-bag R² is below 0.5" in text
     assert "agrees" not in text.split("### Hyperparameter importance")[1]
     assert "no verdict, the forest does not fit" in text
+    marginals = text.split("### Marginal performance")[1]
+    assert "V's forest does not fit (out-of-bag R²" in marginals and "no finding" in marginals
 
 
 def test_a_forest_fitted_to_signal_fits(tmp_path):
@@ -159,6 +161,11 @@ def test_a_forest_fitted_to_signal_fits(tmp_path):
     fill(url, "jsb", {"V": 0.0}, n_trials=80)
     model = fit_trials(load_trials(url))
     assert model.oob_r2 == pytest.approx(model.forest.oob_score_) and model.oob_r2 > 0.7
+    trials, epochs = quiet(load_storage, url)
+    quiet(write, analyse(trials, epochs), tmp_path / "report", url)
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "predicts held-out trials hardly better" not in text
+    assert "no finding" not in text.split("### Marginal performance")[1]
 
 
 # ---- 4. budget and search space -----------------------------------------------------------

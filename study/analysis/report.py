@@ -321,8 +321,17 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
         f"±1 standard deviation over the forest's trees: {headline}"
         + (", and the forest pooled over all variants (dashed)." if headline != "all" else "."),
         f"![marginals]({curves_png})",
-        "\n".join(f"- {s}" for s in _marginal_findings(marginals, headline, metric.name)),
     ]
+    r2 = importance[importance.variant == headline].oob_r2.iloc[0]
+    if r2 < figures.OOB_MEANINGFUL:
+        parts.append(
+            f"{headline}'s forest does not fit (out-of-bag R² {r2:.2f} < "
+            f"{figures.OOB_MEANINGFUL}): these curves describe the forest, not the variant, "
+            "and are no finding."
+        )
+    parts.append(
+        "\n".join(f"- {s}" for s in _marginal_findings(marginals, headline, metric.name))
+    )
     interactions = analysis.interactions[analysis.interactions.benchmark == benchmark]
     if not interactions.empty:
         heat = figure(figures.interaction_heatmaps(interactions, benchmark), "interactions")
