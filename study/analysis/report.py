@@ -329,9 +329,7 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
             f"{figures.OOB_MEANINGFUL}): these curves describe the forest, not the variant, "
             "and are no finding."
         )
-    parts.append(
-        "\n".join(f"- {s}" for s in _marginal_findings(marginals, headline, metric.name))
-    )
+    parts.append("\n".join(f"- {s}" for s in _marginal_findings(marginals, headline, metric.name)))
     interactions = analysis.interactions[analysis.interactions.benchmark == benchmark]
     if not interactions.empty:
         heat = figure(figures.interaction_heatmaps(interactions, benchmark), "interactions")
