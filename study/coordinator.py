@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TypeVar
@@ -115,12 +115,61 @@ def in_taking_order(waiting: list[FrozenTrial]) -> list[FrozenTrial]:
     return sorted(waiting, key=lambda t: (abs(log_size(t) - anchor), index(t)))
 
 
+class StopSignals:
+    """Ctrl-C and SIGTERM, as `run` handles them. Python raises KeyboardInterrupt in the main
+    thread wherever it is; inside a storage call that leaves the call's session
+    mid-transaction (Optuna rolls back on exceptions, and KeyboardInterrupt is none) and, on
+    SQLite, the file locked against the requeue that follows. So while a storage call is
+    `held`, a stop waits for it to end (it raises just after); a second stop meanwhile does
+    not wait."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.pending = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.depth and not self.pending:
+            self.pending = True
+            return
+        self.pending = False
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals interrupt the main thread only
+            return
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """SIGINT and SIGTERM go to `handle` meanwhile (from the main thread only, where
+        Python lets a handler be set)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
 class Coordinator:
     """The storage side of a run: prepares the studies, takes jobs, tells results. Use it as
     a context manager, or `close()` it: that stops its heartbeats."""
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
+        self.stops = StopSignals()
         device, self.population = placement(options)
         self.device = str(device)
         self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
@@ -303,7 +352,8 @@ class Coordinator:
         for number, trial_epoch, valid, _, _ in trained:
             try:
                 trial_id, _ = self._running_by_number(key[0], number)
-                self._write_curve(trial_id, [valid], first=trial_epoch)
+                with self.stops.held():
+                    self._write_curve(trial_id, [valid], first=trial_epoch)
             except (KeyError, optuna.exceptions.UpdateFinishedTrialError):
                 pass  # no longer ours: failed as stale by another coordinator
             except Exception as err:
@@ -400,7 +450,8 @@ class Coordinator:
         delay = 0.25
         while True:
             try:
-                return call(*args, **kwargs)
+                with self.stops.held():
+                    return call(*args, **kwargs)
             except Exception as err:
                 if not transient(err):
                     raise
@@ -424,7 +475,11 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
     the first epoch boundary after the limit.
     """
     monitor = monitor or Monitor()
-    with exclusive_sqlite(options.storage), Coordinator(options) as coordinator:
+    with (
+        exclusive_sqlite(options.storage),
+        Coordinator(options) as coordinator,
+        coordinator.stops.installed(),
+    ):
         limit = options.time_limit
         deadline = math.inf if limit is None else time.monotonic() + limit
         try:

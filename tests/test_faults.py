@@ -41,7 +41,7 @@ from runs import (
 
 from study import workers
 from study.cli import build_parser, main
-from study.coordinator import Coordinator
+from study.coordinator import Coordinator, StopSignals
 from study.errors import UserError
 from study.locks import exclusive_sqlite
 from study.options import RunOptions
@@ -645,3 +645,46 @@ def test_requeue_running_passes_over_a_trial_failed_elsewhere(tmp_path, tiny_jsb
         assert coordinator.requeue_running() == 1
         counts = coordinator.counts()[NAME]
     assert counts == {"complete": 0, "running": 0, "waiting": 2, "failed": 0, "requeued": 2}
+
+
+def test_a_stop_inside_a_storage_call_waits_for_the_call(tmp_path, tiny_jsb, monkeypatch):
+    # SIGTERM arrives while an epoch's point is being written: the write completes, the stop
+    # comes just after it, and the requeue that follows finds a clean storage.
+    real = RDBStorage.set_trial_intermediate_value
+    written = []
+
+    def signalled(self, trial_id, step, value):
+        signal.raise_signal(signal.SIGTERM)  # Python runs the handler right away
+        real(self, trial_id, step, value)
+        written.append(step)
+
+    with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
+        job = coordinator.take_job()
+        numbers = [number for number, *_ in job.trials]
+        report = ((job.variant, 0), 1, [(n, 1, 9.0, 9.0, False) for n in numbers])
+        monkeypatch.setattr(RDBStorage, "set_trial_intermediate_value", signalled)
+        with coordinator.stops.installed(), pytest.raises(KeyboardInterrupt):
+            coordinator.record_epoch(report)
+        assert written == [1]  # the first point, whole; the stop came before the second
+        monkeypatch.setattr(RDBStorage, "set_trial_intermediate_value", real)
+        assert coordinator.requeue_running() == 2
+        counts = coordinator.counts()[NAME]
+    assert counts == {"complete": 0, "running": 0, "waiting": 2, "failed": 0, "requeued": 2}
+
+
+def test_stop_signals_wait_for_a_held_call_but_not_twice():
+    stops = StopSignals()
+    with stops.installed():
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # nothing held: at once, like Ctrl-C
+        steps = []
+        with pytest.raises(KeyboardInterrupt), stops.held():
+            signal.raise_signal(signal.SIGTERM)
+            steps.append("after the first")  # held: the call goes on
+        assert steps == ["after the first"]
+        with pytest.raises(KeyboardInterrupt), stops.held():
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGINT)  # a second stop does not wait
+            steps.append("after the second")
+        assert steps == ["after the first"] and not stops.pending
+    assert signal.getsignal(signal.SIGTERM) is not stops.handle
