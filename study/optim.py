@@ -4,8 +4,8 @@ The authors' library does, per update:  v <- m v;  theta <- theta + v;  g = grad
 d <- (1 - m) lr g;  v <- v - d;  theta <- theta - d.  So `lookahead()` runs before the
 forward pass and `step()` after the backward pass. torch.optim cannot take per-trial
 hyperparameters, hence this small optimizer over parameters with a leading trial axis K.
-On CPU each half runs as one compiled pass per parameter (variants/csrc/update.cpp), the
-same arithmetic as the torch ops used elsewhere.
+On CPU each half runs as one compiled pass per parameter (variants/csrc/update.cpp): the
+arithmetic of the torch ops used elsewhere, up to the compiler's fused multiply-adds.
 """
 
 from __future__ import annotations
