@@ -99,8 +99,9 @@ def in_taking_order(waiting: list[FrozenTrial]) -> list[FrozenTrial]:
     (lowest configuration index), then the others by closeness of hidden size to it.
 
     Trials of similar size share a population (padding costs compute), and a study that is
-    stopped part-way has completed configurations in about the order they were sampled, so
-    its trials so far are a random subsample of the search, not its smallest networks.
+    stopped part-way has completed its anchors in about the order they were sampled: not its
+    smallest networks first, but each population a band of sizes around a random anchor, so
+    that a variant with few populations so far covers the size range in a few bands.
     """
     if not waiting:
         return []
