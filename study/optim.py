@@ -41,32 +41,37 @@ class PopulationNesterov:
             if kernel := _kernel("lookahead", momentum, p, v):
                 kernel(p.data_ptr(), v.data_ptr(), momentum.data_ptr(), *_shape(momentum, p))
                 continue
-            v.mul_(momentum.view(-1, *([1] * (p.dim() - 1))))
+            v.mul_(_per_trial(momentum, p))
             p.add_(v)
 
     @torch.no_grad()
     def step(self) -> None:
         rate = (1 - self.momentum) * self.lr * self.active
-        active = self.active.to(torch.uint8)
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
             if kernel := _kernel("step", rate, p, v, p.grad):
-                args = p.grad.data_ptr(), rate.data_ptr(), active.data_ptr()
+                # torch.bool is one byte of 0 or 1: the kernel reads it as uint8_t
+                args = p.grad.data_ptr(), rate.data_ptr(), self.active.data_ptr()
                 kernel(p.data_ptr(), v.data_ptr(), *args, *_shape(rate, p))
                 continue
             # The gradient is spent here, so d is built in it: no temporaries (at large K
             # these tensors outgrow the caches, and each pass over them costs).
-            d = p.grad.mul_(rate.view(-1, *([1] * (p.dim() - 1))))
+            d = p.grad.mul_(_per_trial(rate, p))
             # A mask, not the product alone: a stopped trial's gradient may be NaN, and
             # NaN * 0 is NaN.
-            d.masked_fill_(~self.active.view(-1, *([1] * (p.dim() - 1))), 0.0)
+            d.masked_fill_(~_per_trial(self.active, p), 0.0)
             v.sub_(d)
             p.sub_(d)
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+
+def _per_trial(values: Tensor, like: Tensor) -> Tensor:
+    """Values per trial [K], shaped to broadcast over a parameter with a leading trial axis."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _kernel(name: str, *tensors: Tensor) -> Callable[..., None] | None:

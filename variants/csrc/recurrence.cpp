@@ -283,8 +283,8 @@ int64_t splits(const Problem& p) {
 
 // OpenMP, not threads of our own: linked by soname, the library shares the OpenMP runtime
 // torch has loaded, whose workers spin for a while after each torch op. Threads of our own
-// would compete with them for the cores (measured: 12 % of a two-thread training step
-// spent spinning, the recurrence 1.35x faster on two threads instead of 1.8x).
+// would compete with them for the cores (measured: 12 % of `odyssey bench`'s two-thread
+// step spent spinning, the recurrence 1.35x faster on two threads instead of 1.8x).
 template <typename Work>
 void parallel_for(int64_t items, int64_t threads, Work work) {
     int64_t n = std::max<int64_t>(1, std::min(threads, items));
