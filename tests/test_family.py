@@ -6,8 +6,11 @@ import math
 import pytest
 import torch
 from reference_family import reference, slstm, slstm_unstabilised
+from runs import assert_exact, run_args, write_tiny_jsb
 
 import variants
+from study.analysis import read_results
+from study.cli import main
 from study.options import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig
 from synthetic import make_benchmark
@@ -233,14 +236,15 @@ def test_slstm_stabiliser_equals_the_unstabilised_cell_and_survives_large_gates(
     torch.testing.assert_close(out[:, 0], slstm(rnn.paper_weights(), x[:, 0]))
 
 
-def expected_params(cell, n):
-    """From docs/family.md, one direction, input 39."""
+def expected_params(cell, n, inputs=39):
+    """From docs/family.md, one direction."""
+    m = inputs
     return {
-        "gru": 3 * (n * 39 + n * n + 2 * n),
-        "mgu": 2 * (n * 39 + n * n + n),
-        "mingru": 2 * (n * 39 + n),
-        "minlstm": 3 * (n * 39 + n),
-        "slstm": 4 * (n * 39 + n * n + n),
+        "gru": 3 * (n * m + n * n + 2 * n),
+        "mgu": 2 * (n * m + n * n + n),
+        "mingru": 2 * (n * m + n),
+        "minlstm": 3 * (n * m + n),
+        "slstm": 4 * (n * m + n * n + n),
     }[cell]
 
 
@@ -323,3 +327,33 @@ def test_names_resolve_and_mix_with_the_paper_variants():
 def test_bad_hx_is_explained():
     with pytest.raises(ValueError, match="hx of slstm holds 4 states, got 2"):
         variants.build("sLSTM", 3, 4)(torch.randn(T, B, 3), (torch.zeros(1, B, 4),) * 2)
+
+
+def test_check_lists_the_family_with_parameter_counts(capsys):
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    for name, count in (("GRU", "42,300"), ("MGU", "28,000"), ("minGRU", "8,000")):
+        assert name in out and count in out
+    assert "minLSTM" in out and "12,000" in out and "sLSTM" in out
+
+
+def test_smoke_study_of_the_family_and_its_report(tmp_path):
+    data = write_tiny_jsb(tmp_path / "jsb.pkl")
+    storage = f"sqlite:///{tmp_path}/family.db"
+    assert main(run_args(storage, data, tmp_path, trials=2, variants="family")) == 0
+    names = [f"jsb-original/{v}" for v in variants.FAMILY]
+    assert_exact(storage, names, 2)
+    out = tmp_path / "report"
+    assert main(["report", "--storage", storage, "--out", str(out)]) == 0
+    summary = read_results(out).summary
+    assert list(summary.variant) == list(variants.FAMILY)
+    assert summary.set_index("variant").p_value.drop("V").notna().all()  # each against V
+    text = (out / "REPORT.md").read_text()
+    for name in variants.FAMILY[1:]:
+        assert f"- {name} is not significantly different from V" in text
+    assert (out / "figures" / "jsb-original-top.png").is_file()
+    for row in read_results(out).trials.itertuples():  # jsb: 88 keys in and out, one direction
+        cell = variants.resolve(row.variant).cell
+        head = row.hidden_size * 88 + 88
+        if cell != "lstm":
+            assert row.n_params == expected_params(cell, row.hidden_size, inputs=88) + head

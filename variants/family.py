@@ -31,7 +31,7 @@ class Cell:
     # --forget-bias f sets each named bias to coefficient * f: the gate that keeps the
     # state, signed so that f > 0 keeps more (docs/family.md).
     forget_bias: tuple[tuple[str, float], ...]
-    title: str  # what the cell is, with its source
+    title: str  # what the cell is, with its source, in a few words
 
 
 CELLS: dict[str, Cell] = {
@@ -41,7 +41,7 @@ CELLS: dict[str, Cell] = {
         True,
         ("h",),
         (("b_u", 1.0), ("c_u", 0.0)),
-        "gated recurrent unit in torch.nn.GRU's form (Cho et al. 2014)",
+        "GRU as torch.nn.GRU (Cho et al. 2014)",
     ),
     "mgu": Cell(
         ("f", "h"),
@@ -49,7 +49,7 @@ CELLS: dict[str, Cell] = {
         False,
         ("h",),
         (("b_f", -1.0),),
-        "minimal gated unit: one gate (Zhou et al. 2016)",
+        "one gate (Zhou et al. 2016)",
     ),
     "mingru": Cell(
         ("u", "h"),
@@ -57,7 +57,7 @@ CELLS: dict[str, Cell] = {
         False,
         ("h",),
         (("b_u", -1.0),),
-        "minimal GRU: gate and candidate from the input only (Feng et al. 2024)",
+        "GRU, gates from x only (Feng et al. 2024)",
     ),
     "minlstm": Cell(
         ("f", "i", "h"),
@@ -65,7 +65,7 @@ CELLS: dict[str, Cell] = {
         False,
         ("h",),
         (("b_f", 1.0),),
-        "minimal LSTM: gates and candidate from the input only (Feng et al. 2024)",
+        "LSTM, gates from x only (Feng et al. 2024)",
     ),
     "slstm": Cell(
         ("z", "i", "f", "o"),
@@ -73,7 +73,7 @@ CELLS: dict[str, Cell] = {
         False,
         ("h", "c", "n", "m"),
         (("b_f", 1.0),),
-        "xLSTM's sLSTM, one head: exponential gating, normaliser, stabiliser (Beck et al. 2024)",
+        "exponential gating (Beck et al. 2024)",
     ),
 }
 
