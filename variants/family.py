@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import compiled
 from .spec import Spec
 
 
@@ -77,6 +78,7 @@ CELLS: dict[str, Cell] = {
     ),
 }
 
+# auto and compiled: the compiled CPU path (family_compiled.py) where it runs, else plain
 PATHS = ("auto", "plain", "compiled")
 
 
@@ -360,9 +362,10 @@ class FamilyRNN(nn.Module):
         xk = x.permute(1, 0, 2, 3).reshape(K, T * B, M)
         pre_x = torch.baddbmm(params["bias"][:, None, :], xk, params["weight_ih"].transpose(1, 2))
         pre_x = pre_x.reshape(K, T, B, -1).permute(1, 0, 2, 3)
-        return plain_recurrence(
-            self.spec.cell, pre_x, params["weight_hh"], params["bias_hh"], states
-        )
+        run = plain_recurrence
+        if self.backend != "plain" and compiled.runs(x.device, x.dtype):
+            from .family_compiled import recurrence as run
+        return run(self.spec.cell, pre_x, params["weight_hh"], params["bias_hh"], states)
 
     def extra_repr(self) -> str:
         sizes = self.hidden_sizes[0] if len(set(self.hidden_sizes)) == 1 else self.hidden_sizes
