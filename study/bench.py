@@ -37,7 +37,7 @@ from study.errors import UserError
 from study.optim import PopulationNesterov
 from study.options import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
-from variants import compiled, family
+from variants import family
 from variants.layer import BACKENDS, resolve_backend
 
 INPUT_SIZE = 39
@@ -157,7 +157,7 @@ def measure(
     if variants.resolve(variant).cell == "lstm":
         path = resolve_backend(backend, device, dtype)
     else:
-        path = "plain" if backend == "plain" or not compiled.runs(device, dtype) else "compiled"
+        path = family.resolve_path(backend, device, dtype)
     name = "torch.nn.GRU" if gru else "torch.nn.LSTM"
     return Row(variant, path, K, H, T, per_trial, base, per_trial / base, repeats, name)
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import compiled
+from . import compiled, layer
 from .spec import Spec
 
 
@@ -78,8 +78,19 @@ CELLS: dict[str, Cell] = {
     ),
 }
 
-# auto and compiled: the compiled CPU path (family_compiled.py) where it runs, else plain
-PATHS = ("auto", "plain", "compiled")
+PATHS = ("auto", "plain", "compiled", "triton")
+
+
+def resolve_path(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The path `backend` runs for tensors of `dtype` on `device`: auto takes the Triton
+    kernels (triton_family.py) for float32 on CUDA where triton is installed; auto and
+    compiled take the compiled CPU path (family_compiled.py) where it runs, else plain."""
+    cuda = torch.device(device).type == "cuda"
+    if backend == "auto" and cuda and dtype == torch.float32 and layer._has_triton():
+        return "triton"
+    if backend in ("plain", "triton"):
+        return backend
+    return "compiled" if compiled.runs(device, dtype) else "plain"
 
 
 def forget_biases(spec: Spec) -> dict[str, float]:
@@ -306,8 +317,7 @@ class FamilyRNN(nn.Module):
         lengths: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
         """`lengths` [B] marks sequences padded at the end, as for VariantLSTM."""
-        from .layer import _reverse
-
+        _reverse = layer._reverse
         single = input.dim() == 3
         if single and self.population != 1:
             raise ValueError(
@@ -362,9 +372,13 @@ class FamilyRNN(nn.Module):
         xk = x.permute(1, 0, 2, 3).reshape(K, T * B, M)
         pre_x = torch.baddbmm(params["bias"][:, None, :], xk, params["weight_ih"].transpose(1, 2))
         pre_x = pre_x.reshape(K, T, B, -1).permute(1, 0, 2, 3)
-        run = plain_recurrence
-        if self.backend != "plain" and compiled.runs(x.device, x.dtype):
+        path = resolve_path(self.backend, x.device, x.dtype)
+        if path == "triton":  # imported on first use: CPU users never need triton
+            from .triton_family import recurrence as run
+        elif path == "compiled":
             from .family_compiled import recurrence as run
+        else:
+            run = plain_recurrence
         return run(self.spec.cell, pre_x, params["weight_hh"], params["bias_hh"], states)
 
     def extra_repr(self) -> str:
