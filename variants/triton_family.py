@@ -111,11 +111,10 @@ class _Recurrence(torch.autograd.Function):
         grads = [s if s is not None else hs.new_zeros(K, B, N) for s in grad_states]
         grads = [g.contiguous() for g in grads] or [d_h0] * 3
         d_more = [hs.new_empty(K, B, N) for _ in range(3)] if slstm else [d_h0] * 3
-        scratch = hs.new_empty(K, B, N)  # MGU's R_h^T d_candidate
         layout, constants = _launch(N, B)
         _backward_kernel[(triton.cdiv(K * B, layout.rows),)](
             grad_out, *grad_out.stride(), w_hh.transpose(1, 2).contiguous(), hs, acts,
-            cs if slstm else hs, ns if slstm else hs, *grads, d_pre, d_rec, scratch, d_h0,
+            cs if slstm else hs, ns if slstm else hs, *grads, d_pre, d_rec, d_h0,
             *d_more, T, K, B, N, CELL=CELL_CODE[name], A=SAVED[name], **constants,
         )  # fmt: skip
         need = ctx.needs_input_grad
@@ -284,7 +283,6 @@ def _backward_kernel(
     gc_ptr, gn_ptr, gm_ptr,  # sLSTM: dL/dc_T, dL/dn_T, dL/dm_T [K, B, N]
     dpre_ptr,  # out: [K, T + 1, B, G], step T zero
     drec_ptr,  # out: GRU's gradient of R h + c, like dpre (else dpre itself)
-    scratch_ptr,  # [K, B, N]: MGU's R_h^T d_candidate
     dh0_ptr, dc0_ptr, dn0_ptr, dm0_ptr,  # out: [K, B, N]
     T, K, B, N,
     CELL: tl.constexpr, A: tl.constexpr,
@@ -307,8 +305,6 @@ def _backward_kernel(
     drec = drec_ptr + (k * (T + 1) * B + b) * G
     row = (k * B + b) * N
     carry = tl.zeros([ROWS, NP], dtype=go_ptr.dtype.element_ty)
-    if CELL == 1:
-        scratch = scratch_ptr + row
     if CELL == 2:
         states = (k * (T + 1) * B + b) * N
         cs = (cs_ptr + states)[:, None] + on
