@@ -62,7 +62,8 @@ def _slstm_pre(w, x_t, h):
 
 def slstm(w, x, states=False):
     """The stabilised sLSTM from zero states; the first step sets m = ĩ (as the authors'
-    code does while n is zero). With states=True, also every step's (c, n, m)."""
+    code does while n is zero) and f = 0 (nothing to keep). With states=True, also every
+    step's (c, n, m)."""
     h, c, n, m = _zeros(w), _zeros(w), _zeros(w), _zeros(w)
     outputs, trace = [], []
     for t, x_t in enumerate(x):
@@ -70,7 +71,7 @@ def slstm(w, x, states=False):
         log_f = torch.nn.functional.logsigmoid(a["f"])
         m_new = a["i"] if t == 0 else torch.maximum(log_f + m, a["i"])
         i = torch.exp(a["i"] - m_new)
-        f = torch.exp(log_f + m - m_new)
+        f = torch.exp(log_f + m - m_new) if t else torch.zeros_like(m)
         c = f * c + i * torch.tanh(a["z"])
         n = f * n + i
         m = m_new

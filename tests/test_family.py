@@ -357,3 +357,16 @@ def test_smoke_study_of_the_family_and_its_report(tmp_path):
         head = row.hidden_size * 88 + 88
         if cell != "lstm":
             assert row.n_params == expected_params(cell, row.hidden_size, inputs=88) + head
+
+
+@pytest.mark.parametrize("bias, value", [("b_f", -800.0), ("b_f", 40.0), ("b_i", -800.0)])
+def test_slstm_extreme_gates_match_the_reference(bias, value, path):
+    # log sigma(f~) far below the float64 range of exp, and near 0; input gates that vanish.
+    rnn = build("slstm", 4, path)
+    randomize(rnn, scale=1.0)
+    with torch.no_grad():
+        rnn.paper_weights()[bias].fill_(value)
+    x = torch.randn(T, B, M, dtype=torch.float64)
+    out, _ = rnn(x)
+    for b in range(B):
+        torch.testing.assert_close(out[:, b], slstm(rnn.paper_weights(), x[:, b]))

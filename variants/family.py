@@ -145,10 +145,12 @@ def _slstm(
     z, i, f, o = (px + torch.bmm(h, rt)).chunk(4, -1)
     log_f = F.logsigmoid(f)
     # A unit with no state yet (n = 0: the zero initial state) starts its stabiliser at i,
-    # as the authors' code does at the first step.
-    m_new = torch.where(n == 0, i, torch.maximum(log_f + m, i))
+    # as the authors' code does at the first step, and keeps nothing (f = 0, where their
+    # exp(log f + 0 - i) overflows to inf, and inf * 0 = NaN, for i below about -700).
+    empty = n == 0
+    m_new = torch.where(empty, i, torch.maximum(log_f + m, i))
     i_gate = torch.exp(i - m_new)
-    f_gate = torch.exp(log_f + m - m_new)
+    f_gate = torch.exp(torch.where(empty, -torch.inf, log_f + m - m_new))
     c = f_gate * c + i_gate * torch.tanh(z)
     n = f_gate * n + i_gate
     return torch.sigmoid(o) * c / n, c, n, m_new

@@ -255,7 +255,7 @@ def _forward_kernel(
             took_i = (n == 0.0) | (a_i >= lf)  # no state yet, or i~ wins
             m = tl.where(took_i, a_i, lf)
             ig = tl.exp(a_i - m)
-            fg = tl.exp(lf - m)
+            fg = tl.exp(tl.where(n == 0.0, float("-inf"), lf - m))  # no state: keep none
             z = _tanh(a_z)
             o = _sigmoid(a_o)
             c = fg * c + ig * z

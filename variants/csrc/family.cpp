@@ -13,8 +13,6 @@
 //                 sLSTM tanh z~, i, f, sigma(o~), sigma(f~), [m = i~] (A = 6)
 // Backward writes d_pre [K, T, B, G] (the gradient of W x + b) and, for GRU, d_rec
 // [K, T, B, G] (of R h' + c, which differs in the n block: r multiplies R_n h' + c_n).
-#include <cmath>
-
 #include "simd.h"
 
 extern "C" {
@@ -64,17 +62,6 @@ void each_part(const FamilyProblem& p, Work work) {
 }
 
 template <typename S>
-S sigmoid(S x) {
-    return (S)1 / ((S)1 + std::exp(-x));
-}
-
-// log sigma(x) = -log(1 + e^-x), without overflow either way.
-template <typename S>
-S log_sigmoid(S x) {
-    return std::min(x, (S)0) - std::log1p(std::exp(-std::abs(x)));
-}
-
-template <typename S>
 void forward(const FamilyProblem& p) {
     const int64_t T = p.T, B = p.B, N = p.N, nb = blocks(p.cell), G = nb * N, A = saved(p.cell);
     parallel_for(p.K, p.threads, [&](int64_t k) {
@@ -91,7 +78,7 @@ void forward(const FamilyProblem& p) {
             ns = static_cast<S*>(p.ns) + k * (T + 1) * B * N;
             ms = static_cast<S*>(p.ms) + k * (T + 1) * B * N;
         }
-        std::vector<S> pre(G), fh(N);
+        std::vector<S> pre(G), fh(N);  // fh: MGU's f h(t-1), sLSTM's log f + m(t-1)
         const S* bias = p.c ? static_cast<const S*>(p.c) + k * G : nullptr;
         for (int64_t t = 0; t < T; ++t) {
             for (int64_t b = b0; b < b1; ++b) {
@@ -134,17 +121,22 @@ void forward(const FamilyProblem& p) {
                     S* c = cs + ((t + 1) * B + b) * N;
                     S* n = ns + ((t + 1) * B + b) * N;
                     S* m = ms + ((t + 1) * B + b) * N;
+                    std::memcpy(sf, ff, N * sizeof(S));
+                    activate<S, Act::sigmoid>(sf, N);
+                    S* lf = fh.data();
+                    std::memcpy(lf, ff, N * sizeof(S));
+                    activate<S, Act::log_sigmoid>(lf, N);
                     for (int64_t j = 0; j < N; ++j) {
-                        S lf = log_sigmoid(ff[j]) + mp[j];
-                        bool first = np[j] == 0 || ii[j] >= lf;  // no state yet, or i~ wins
-                        m[j] = first ? ii[j] : lf;
+                        lf[j] += mp[j];
+                        bool first = np[j] == 0 || ii[j] >= lf[j];  // no state yet, or i~ wins
+                        m[j] = first ? ii[j] : lf[j];
                         took_i[j] = first;
-                        sf[j] = sigmoid(ff[j]);
                         ig[j] = ii[j] - m[j];
-                        fg[j] = lf - m[j];
+                        fg[j] = lf[j] - m[j];
                     }
                     activate<S, Act::exp>(ig, N);
                     activate<S, Act::exp>(fg, N);
+                    for (int64_t j = 0; j < N; ++j) fg[j] = np[j] == 0 ? 0 : fg[j];  // no state
                     for (int64_t j = 0; j < N; ++j) {
                         c[j] = fg[j] * cp[j] + ig[j] * z[j];
                         n[j] = fg[j] * np[j] + ig[j];
