@@ -61,6 +61,98 @@ void each_part(const FamilyProblem& p, Work work) {
     });
 }
 
+// sig = sigma(x) and log_sig = log sigma(x) = min(x, 0) - log(1 + e) from one e = exp(-|x|),
+// without overflow either way.
+template <typename S>
+void sigmoid_and_log(const S* x, S* sig, S* log_sig, int64_t n) {
+    using V = typename Lanes<S>::V;
+    constexpr int W = Lanes<S>::W;
+    auto both = [](V v, V& s, V& l) {
+        V e = Math<S>::exp(v < (S)0 ? v : -v);
+        V one = (S)1 + e;
+        s = v < (S)0 ? e / one : (S)1 / one;
+        l = (v < (S)0 ? v : (S)0) - log1p_unit<S>(e);
+    };
+    int64_t i = 0;
+    for (; i + W <= n; i += W) {
+        V s, l;
+        both(load<V>(x + i), s, l);
+        store(sig + i, s);
+        store(log_sig + i, l);
+    }
+    if (i < n) {
+        S in[W] = {}, s_out[W], l_out[W];
+        std::memcpy(in, x + i, (n - i) * sizeof(S));
+        V s, l;
+        both(load<V>(in), s, l);
+        store(s_out, s);
+        store(l_out, l);
+        std::memcpy(sig + i, s_out, (n - i) * sizeof(S));
+        std::memcpy(log_sig + i, l_out, (n - i) * sizeof(S));
+    }
+}
+
+// sLSTM's stabiliser: m, whether it took i~, and the exponents of i and f (lf: log sigma(f~)
+// in, log sigma(f~) + m(t-1) out). Apart, with restrict, so that the loops vectorise.
+template <typename S>
+void slstm_stabilise(int64_t N, const S* __restrict__ ii, const S* __restrict__ np,
+                     const S* __restrict__ mp, S* __restrict__ lf, S* __restrict__ m,
+                     S* __restrict__ took_i, S* __restrict__ ig, S* __restrict__ fg) {
+    for (int64_t j = 0; j < N; ++j) {
+        S l = lf[j] + mp[j];
+        bool first = np[j] == 0 || ii[j] >= l;  // no state yet, or i~ wins
+        m[j] = first ? ii[j] : l;
+        took_i[j] = first;
+        ig[j] = ii[j] - m[j];
+        fg[j] = l - m[j];
+    }
+}
+
+// c, n and h of sLSTM's step; f = 0 for a unit with no state yet.
+template <typename S>
+void slstm_states(int64_t N, const S* __restrict__ z, const S* __restrict__ ig,
+                  const S* __restrict__ o, const S* __restrict__ cp, const S* __restrict__ np,
+                  S* __restrict__ fg, S* __restrict__ c, S* __restrict__ n, S* __restrict__ h) {
+    for (int64_t j = 0; j < N; ++j) {
+        fg[j] = np[j] == 0 ? 0 : fg[j];
+        c[j] = fg[j] * cp[j] + ig[j] * z[j];
+        n[j] = fg[j] * np[j] + ig[j];
+        h[j] = o[j] * c[j] / n[j];
+    }
+}
+
+// One backward step of sLSTM for one sequence: from dh(t) and the carried gradients of c, n
+// and m (updated in place to step t - 1's), the four blocks' pre-activation gradients d.
+// i = exp(i~ - m), f = exp(log sigma(f~) + m' - m): e_i, e_f are the gradients of their
+// exponents; m = i~ or log sigma(f~) + m', whichever was taken.
+template <typename S>
+void slstm_backward(int64_t N, const S* __restrict__ dh, const S* __restrict__ a,
+                    const S* __restrict__ cp, const S* __restrict__ c,
+                    const S* __restrict__ np, const S* __restrict__ n, S* __restrict__ dc,
+                    S* __restrict__ dn, S* __restrict__ dm, S* __restrict__ d) {
+    const S *z = a, *ig = a + N, *fg = a + 2 * N, *o = a + 3 * N, *sf = a + 4 * N;
+    const S* took_i = a + 5 * N;
+    for (int64_t j = 0; j < N; ++j) {
+        S inv_n = 1 / n[j];
+        S h_tilde = c[j] * inv_n;
+        S d_o = dh[j] * h_tilde * o[j] * (1 - o[j]);
+        S dct = dc[j] + dh[j] * o[j] * inv_n;
+        S dnt = dn[j] - dh[j] * o[j] * h_tilde * inv_n;
+        S e_i = (dct * z[j] + dnt) * ig[j];
+        S e_f = (dct * cp[j] + dnt * np[j]) * fg[j];
+        S d_m = dm[j] - e_i - e_f;
+        S d_i = e_i + (took_i[j] != 0 ? d_m : 0);
+        S d_lf = e_f + (took_i[j] != 0 ? 0 : d_m);
+        d[j] = dct * ig[j] * (1 - z[j] * z[j]);
+        d[N + j] = d_i;
+        d[2 * N + j] = d_lf * (1 - sf[j]);
+        d[3 * N + j] = d_o;
+        dc[j] = dct * fg[j];
+        dn[j] = dnt * fg[j];
+        dm[j] = d_lf;
+    }
+}
+
 template <typename S>
 void forward(const FamilyProblem& p) {
     const int64_t T = p.T, B = p.B, N = p.N, nb = blocks(p.cell), G = nb * N, A = saved(p.cell);
@@ -121,27 +213,12 @@ void forward(const FamilyProblem& p) {
                     S* c = cs + ((t + 1) * B + b) * N;
                     S* n = ns + ((t + 1) * B + b) * N;
                     S* m = ms + ((t + 1) * B + b) * N;
-                    std::memcpy(sf, ff, N * sizeof(S));
-                    activate<S, Act::sigmoid>(sf, N);
                     S* lf = fh.data();
-                    std::memcpy(lf, ff, N * sizeof(S));
-                    activate<S, Act::log_sigmoid>(lf, N);
-                    for (int64_t j = 0; j < N; ++j) {
-                        lf[j] += mp[j];
-                        bool first = np[j] == 0 || ii[j] >= lf[j];  // no state yet, or i~ wins
-                        m[j] = first ? ii[j] : lf[j];
-                        took_i[j] = first;
-                        ig[j] = ii[j] - m[j];
-                        fg[j] = lf[j] - m[j];
-                    }
+                    sigmoid_and_log(ff, sf, lf, N);
+                    slstm_stabilise(N, ii, np, mp, lf, m, took_i, ig, fg);
                     activate<S, Act::exp>(ig, N);
                     activate<S, Act::exp>(fg, N);
-                    for (int64_t j = 0; j < N; ++j) fg[j] = np[j] == 0 ? 0 : fg[j];  // no state
-                    for (int64_t j = 0; j < N; ++j) {
-                        c[j] = fg[j] * cp[j] + ig[j] * z[j];
-                        n[j] = fg[j] * np[j] + ig[j];
-                        h[j] = o[j] * c[j] / n[j];
-                    }
+                    slstm_states(N, z, ig, o, cp, np, fg, c, n, h);
                 }
             }
         }
@@ -207,38 +284,12 @@ void backward(const FamilyProblem& p) {
                     }
                     dots(d, N, rt, G, N, carry, carry);
                 } else {
-                    const S *z = a, *ig = a + N, *fg = a + 2 * N, *o = a + 3 * N, *sf = a + 4 * N;
-                    const S* took_i = a + 5 * N;
                     const S* cp = cs + (t * B + b) * N;
-                    const S* c = cp + B * N;
                     const S* np = ns + (t * B + b) * N;
-                    const S* n = np + B * N;
-                    S* dcb = dc.data() + (b - b0) * N;
-                    S* dnb = dn.data() + (b - b0) * N;
-                    S* dmb = dm.data() + (b - b0) * N;
-                    for (int64_t j = 0; j < N; ++j) {
-                        S dhj = carry[j];
-                        S h_tilde = c[j] / n[j];
-                        S d_o = dhj * h_tilde * o[j] * (1 - o[j]);
-                        S dct = dcb[j] + dhj * o[j] / n[j];
-                        S dnt = dnb[j] - dhj * o[j] * h_tilde / n[j];
-                        // i = exp(i~ - m), f = exp(log sigma(f~) + m' - m): gradients of the
-                        // exponents; m = i~ or log sigma(f~) + m', whichever was taken.
-                        S e_i = (dct * z[j] + dnt) * ig[j];
-                        S e_f = (dct * cp[j] + dnt * np[j]) * fg[j];
-                        S d_m = dmb[j] - e_i - e_f;
-                        S d_i = e_i + (took_i[j] != 0 ? d_m : 0);
-                        S d_lf = e_f + (took_i[j] != 0 ? 0 : d_m);
-                        d[j] = dct * ig[j] * (1 - z[j] * z[j]);
-                        d[N + j] = d_i;
-                        d[2 * N + j] = d_lf * (1 - sf[j]);
-                        d[3 * N + j] = d_o;
-                        dcb[j] = dct * fg[j];
-                        dnb[j] = dnt * fg[j];
-                        dmb[j] = d_lf;
-                        carry[j] = 0;
-                    }
-                    dots(d, G, rt, G, N, carry, carry);
+                    slstm_backward(N, carry, a, cp, cp + B * N, np, np + B * N,
+                                   dc.data() + (b - b0) * N, dn.data() + (b - b0) * N,
+                                   dm.data() + (b - b0) * N, d);
+                    dots(d, G, rt, G, N, zeros.data(), carry);  // h(t-1) reaches h(t) through R only
                 }
             }
         }

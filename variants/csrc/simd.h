@@ -135,24 +135,20 @@ struct Math<double> {
     }
 };
 
-// log sigma(x) = min(x, 0) - log(1 + e), e = exp(-|x|) in (0, 1], and log(1 + e) = 2 atanh(s)
-// with s = e / (2 + e) <= 1/3 by its series (8 terms for float, 18 for double: truncation
-// below half an ulp); no overflow either way.
+// log(1 + e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) <= 1/3, by its series (8 terms for
+// float, 18 for double: truncation below half an ulp).
 template <typename S>
-typename Lanes<S>::V log_sigmoid(typename Lanes<S>::V x) {
+typename Lanes<S>::V log1p_unit(typename Lanes<S>::V e) {
     using V = typename Lanes<S>::V;
     constexpr int terms = sizeof(S) == 4 ? 8 : 18;
-    V a = x < (S)0 ? -x : x;
-    V e = Math<S>::exp(-a);
     V s = e / (e + (S)2);
     V s2 = s * s;
     V p = splat<V>((S)1 / (2 * terms - 1));
     for (int k = terms - 2; k >= 0; --k) p = p * s2 + (S)1 / (2 * k + 1);
-    V low = x < (S)0 ? x : (S)0;
-    return low - (S)2 * s * p;
+    return (S)2 * s * p;
 }
 
-enum class Act { sigmoid, tanh, exp, log_sigmoid };
+enum class Act { sigmoid, tanh, exp };
 
 // x[0:n] = act(x[0:n]) in place, a vector at a time; the tail through a zero-padded vector.
 template <typename S, Act A>
@@ -161,7 +157,6 @@ void activate(S* x, int64_t n) {
     constexpr int W = Lanes<S>::W;
     auto f = [](V v) {
         if (A == Act::exp) return Math<S>::exp(v);
-        if (A == Act::log_sigmoid) return log_sigmoid<S>(v);
         return A == Act::tanh ? Math<S>::tanh(v) : (S)1 / ((S)1 + Math<S>::exp(-v));
     };
     int64_t i = 0;
