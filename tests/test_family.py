@@ -370,3 +370,22 @@ def test_slstm_extreme_gates_match_the_reference(bias, value, path):
     out, _ = rnn(x)
     for b in range(B):
         torch.testing.assert_close(out[:, b], slstm(rnn.paper_weights(), x[:, b]))
+
+
+@pytest.mark.parametrize("name", ["GRU", "sLSTM", "minLSTM"])
+def test_a_trial_in_a_population_equals_the_trial_alone(name):
+    # Bidirectional framewise task, lengths differ within the population's batches.
+    bench = make_benchmark("framewise")
+    proto = Protocol(max_epochs=2, patience=2, forget_bias=1.0)
+    configs = [TrialConfig(3, 0.05, 0.9, 0.0, 10), TrialConfig(6, 0.1, 0.5, 0.3, 11)]
+    pop = PopulationTrainer(bench, name, proto, dtype=torch.float64, order_seed=5)
+    for c in configs:
+        pop.add(c)
+    results = pop.run()
+    for c, res in zip(configs, results):
+        alone = PopulationTrainer(bench, name, proto, dtype=torch.float64, order_seed=5)
+        alone.add(c)
+        (ref,) = alone.run()
+        assert res.value == pytest.approx(ref.value, rel=1e-9)
+        assert res.test_metric == pytest.approx(ref.test_metric, rel=1e-9)
+        assert res.n_params == ref.n_params
