@@ -19,15 +19,6 @@ MUSIC21_BACH = Path(jsb.corpus_files()[0]).parent
 
 
 @pytest.fixture(scope="session")
-def data_home(tmp_path_factory):
-    """One data home for the session, so the full jsb build happens once."""
-    home = tmp_path_factory.mktemp("data-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ODYSSEY_DATA_HOME", str(home))
-        yield home
-
-
-@pytest.fixture(scope="session")
 def full_jsb(data_home):
     return benchmarks.load("jsb")
 
