@@ -865,7 +865,8 @@ def test_a_stop_inside_a_storage_call_waits_for_the_call(tmp_path, tiny_jsb, mon
     with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
         job = coordinator.take_job()
         numbers = [number for number, *_ in job.trials]
-        report = ((job.variant, 0), 1, [(n, 1, 9.0, 9.0, False) for n in numbers])
+        trained = [workers.TrialProgress(n, 1, 9.0, 9.0, False) for n in numbers]
+        report = workers.EpochReport(job.key, 1, trained, [])
         monkeypatch.setattr(RDBStorage, "set_trial_intermediate_value", signalled)
         with coordinator.stops.installed(), pytest.raises(KeyboardInterrupt):
             coordinator.record_epoch(report)
