@@ -787,6 +787,8 @@ def _options(parser, command):
         ["run", "--benchmark", "jsb", "--heartbeat", "0"],
         ["train", "--benchmark", "jsb", "--hidden-size", "5", "--learning-rate", "0.1"]
         + ["--momentum", "0.9", "--patience", "0"],
+        ["train", "--benchmark", "jsb", "--hidden-size", "5", "--learning-rate", "0.1"]
+        + ["--momentum", "0.9", "--variant", "XYZ"],
         ["bench", "--training", "jsb", "--sequences", "0"],
     ],
 )
