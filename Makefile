@@ -22,7 +22,7 @@ demo: venv
 	$(BIN)/odyssey run --benchmark jsb --variants all --trials 3 --preset smoke --workers 2 --storage sqlite:///results/demo/study.db
 	$(BIN)/odyssey report --storage sqlite:///results/demo/study.db --out results/demo
 
-# The suite without the `slow` group (under 5 minutes on 2 cores); CI runs both.
+# The suite without the `slow` group; CI runs both groups.
 test: venv
 	$(BIN)/python -m pytest -q -m "not slow"
 
