@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Override for another build, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test lint bench gpu-check clean
+.PHONY: venv demo test test-slow lint bench gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -22,8 +22,14 @@ demo: venv
 	$(BIN)/odyssey run --benchmark jsb --variants all --trials 3 --preset smoke --workers 2 --storage sqlite:///results/demo/study.db
 	$(BIN)/odyssey report --storage sqlite:///results/demo/study.db --out results/demo
 
+# The suite without the `slow` group; CI runs both groups.
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The slow group: real kills and signals of `odyssey run` and its workers, a kill at every
+# storage step, a PostgreSQL restart, the full JSB build from music21's corpus.
+test-slow: venv
+	$(BIN)/python -m pytest -q -m slow
 
 lint: venv
 	$(BIN)/ruff check .

@@ -387,6 +387,8 @@ def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> i
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.backend not in BACKENDS:
         raise UserError(f"--backend: expected one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    if args.sequences < 1:  # checked here, before the benchmark is built
+        raise UserError(f"--sequences: must be at least 1, got {args.sequences}")
     device = resolve_device(args.device)
     if args.training:
         return cmd_training(args, device, environment(device))

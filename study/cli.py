@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+from typing import NoReturn
 
 from . import __version__
 from .errors import Interrupted, OptionError, UserError
@@ -21,8 +24,16 @@ def _handler(path: str):
     return call
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line and exit status 2, as every other error a user can cause
+    (argparse would print the usage block first); `--help` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="odyssey",
         description="Which parts of an LSTM matter: train the variants of Greff et al. "
         "with random search and analyse them.",
@@ -123,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default=RunOptions.data, help="folder or file of a user-supplied benchmark"
     )
     run.add_argument(
-        "--checkpoints", default=RunOptions.checkpoints, help="per-trial epoch checkpoints"
+        "--checkpoints",
+        default=RunOptions.checkpoints,
+        help="folder of per-trial epoch checkpoints (default: beside a SQLite storage, "
+        "<file>.checkpoints; for a server, results/checkpoints)",
     )
     run.add_argument(
         "--heartbeat",
@@ -221,7 +235,17 @@ def protocol_of(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except BrokenPipeError:  # `odyssey datasets | head`: the reader has what it wanted
+        # Python flushes stdout once more at exit, into the same closed pipe.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1  # as rich's console does when the tables meet a closed pipe
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args) or 0
     except OptionError as err:  # the library names a field; the user gave an option
@@ -231,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"odyssey {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise
     except OSError as err:  # a folder or file given on the command line that cannot be used
         where = f"{err.filename}: " if err.filename else ""
         print(f"odyssey {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)

@@ -26,10 +26,22 @@ from .search import foreign_reason, own_seconds, study_name
 from .storage import display_url, open_storage
 
 
-class BarMonitor(Monitor):
+class AnnouncingMonitor(Monitor):
+    """Prints the run's first line once every check of its options and storage has passed,
+    so that a refused run prints its one error line alone."""
+
+    def __init__(self, console, banner: str) -> None:
+        self.console, self.banner = console, banner
+
+    def started(self) -> None:
+        self.console.print(self.banner, soft_wrap=True)
+
+
+class BarMonitor(AnnouncingMonitor):
     """A progress bar per study, on a terminal."""
 
-    def __init__(self, bar, n_trials: int) -> None:
+    def __init__(self, console, banner: str, bar, n_trials: int) -> None:
+        super().__init__(console, banner)
         self.bar, self.n_trials, self.tasks = bar, n_trials, {}
 
     def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
@@ -49,11 +61,12 @@ def _round_line(number: int, total: int, sizes: tuple[int, int]) -> str:
     return f"round {number} of {total}: hidden sizes {sizes[0]}-{sizes[1]}, every variant"
 
 
-class LogMonitor(Monitor):
+class LogMonitor(AnnouncingMonitor):
     """Timestamped lines for a log file (nohup, SLURM, CI): one per finished trial and at
     most one per study per `every` seconds."""
 
-    def __init__(self, n_trials: int, every: float = 60.0) -> None:
+    def __init__(self, console, banner: str, n_trials: int, every: float = 60.0) -> None:
+        super().__init__(console, banner)
         self.n_trials, self.every, self.last = n_trials, every, {}
 
     def _print(self, text: str) -> None:
@@ -109,11 +122,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     device, population = placement(options)
     console = Console(stderr=True)
     bench = benchmarks.load(options.benchmark, options.data)  # fails early; builds the cache
-    console.print(
+    banner = (
         f"[bold]{options.benchmark}[/]: {len(bench.train)} training sequences; "
         f"{len(options.variants)} variants x {options.trials} trials, preset {options.preset}, "
-        f"{options.workers} worker(s), population {population}, {device}",
-        soft_wrap=True,
+        f"{options.workers} worker(s), population {population}, {device}"
     )
     start = time.perf_counter()
     stopped = False
@@ -127,9 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 TimeRemainingColumn(),
                 console=console,
             ) as bar:
-                run(options, BarMonitor(bar, options.trials))
+                run(options, BarMonitor(console, banner, bar, options.trials))
         else:
-            run(options, LogMonitor(options.trials))
+            run(options, LogMonitor(console, banner, options.trials))
     except TimeLimitReached:
         stopped = True
     names = {study_name(options.benchmark, v) for v in options.variants}

@@ -12,7 +12,8 @@ heartbeat without RUNNING is never read; a RUNNING trial with a heartbeat goes s
 the grace period; a FAIL is queued again by the next `reconcile`; a COMPLETE is final. A
 step that meets a transient storage error (a server restart, a lock timeout, a full disk)
 is retried with backoff for up to the grace period, after which other coordinators take
-over this one's trials anyway; then the run ends with one line.
+over this one's trials anyway; then the run ends with one line. A permanent one (a read-only
+SQLite file) ends it at once. Either line quotes the database, not Optuna's wrapper.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import math
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +58,7 @@ from .search import (
     study_name,
     trial_config,
 )
-from .storage import display_url, open_storage
+from .storage import display_url, open_storage, sqlite_file, storage_identity, without_password
 from .train import resolve_device
 from .workers import EpochReport, InlinePool, Job, Outcome, WorkerPool
 
@@ -70,6 +72,10 @@ class TimeLimitReached(BaseException):
 
 class Monitor:
     """What a run tells the user; the CLI draws it, the library default is silent."""
+
+    def started(self) -> None:
+        """The storage is open and its studies are ready: training begins. Every check of
+        the run's options and storage has passed by now."""
 
     def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
         """Trial counts per study, and the epoch of its populations in training here."""
@@ -88,16 +94,74 @@ def placement(options: RunOptions) -> tuple[torch.device, int]:
     return device, options.population or (64 if device.type == "cuda" else 16)
 
 
+# SQLite errors no wait cures (sqlite3 gives their fixed texts): a read-only file or folder,
+# one that cannot be opened, or is no database.
+_PERMANENT_SQLITE = (
+    "attempt to write a readonly database",
+    "unable to open database file",
+    "file is not a database",
+    "database disk image is malformed",
+    "access permission denied",
+)
+
+
+def _database_error(err: BaseException | None) -> sqlalchemy.exc.DBAPIError | None:
+    """The driver's error behind `err` (Optuna wraps it in StorageInternalError), if any."""
+    while err is not None:
+        if isinstance(err, sqlalchemy.exc.DBAPIError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def transient(err: BaseException) -> bool:
     """Whether a storage error may pass by itself: a lost or refused connection, a lock
-    timeout, a full disk (Optuna wraps them in StorageInternalError)."""
-    while err is not None:
-        if isinstance(err, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return True
-        if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+    timeout, a full disk; not a read-only or unreadable SQLite file."""
+    cause = _database_error(err)
+    if cause is None:
+        return False
+    if cause.connection_invalidated:
+        return True
+    if not isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+        return False
+    return not str(cause.orig).startswith(_PERMANENT_SQLITE)
+
+
+def storage_reason(err: BaseException, url: str) -> str:
+    """The first line of what the database said (not the wrapper's words), password masked."""
+    cause = _database_error(err)
+    text = str(cause.orig if cause is not None and cause.orig is not None else err).strip()
+    return without_password(text, url).splitlines()[0] if text else type(err).__name__
+
+
+def checkpoint_folder(options: RunOptions) -> Path:
+    """Where a run keeps its trials' epoch checkpoints: one folder per database, whatever
+    the URL calls it, so that two storages never share one (a trial resumes from a file
+    named by its configuration index and seed, which another storage's study of the same
+    name has too). By default beside a SQLite file (`<file>.checkpoints`), and for a server
+    results/checkpoints/<key> in the current folder; with --checkpoints DIR, DIR/<key>. The
+    key is a hash of the database (SQLite: its resolved file; a server: backend, host, port,
+    database)."""
+    key = f"{stable_seed(storage_identity(options.storage)):08x}"
+    if options.checkpoints is not None:
+        return Path(options.checkpoints) / key
+    path = sqlite_file(options.storage)
+    if path is not None:
+        return path.with_name(path.name + ".checkpoints")
+    return Path("results", "checkpoints", key)
+
+
+def _writable_folder(folder: Path) -> None:
+    """Create `folder` and write a file into it, or say in one line why that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"checkpoint folder {folder}: {err.strerror or err}; give --checkpoints a folder "
+            "this run can write"
+        ) from None
 
 
 class StopSignals:
@@ -184,12 +248,10 @@ class Coordinator:
             self.reconcile(study, fresh_run=True)
         self.round_of: dict[str, dict[int, int]] = {}  # study -> configuration -> round
         self.current_round: int | None = None
-        # One folder per storage: two studies of the same name in two storages never share.
-        self.checkpoints = Path(options.checkpoints) / f"{stable_seed(options.storage):08x}"
-        try:
-            self.checkpoints.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"--checkpoints {options.checkpoints}: {err.strerror}") from None
+        # Made before any trial is taken: a folder that cannot be made strands none.
+        self.checkpoints = checkpoint_folder(options)
+        for variant in options.variants:
+            _writable_folder(self.checkpoints / options.benchmark / variant)
         self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
         self.curve_steps: dict[int, set[int]] = {}  # trial id -> epochs already in the storage
         self.live: dict[tuple[str, int], tuple[str, int, int, float]] = {}  # job key -> epoch
@@ -293,7 +355,6 @@ class Coordinator:
         """The trials' job. Every study of a shared sample gets the same sequence order, so
         that V and a variant trained on one configuration differ only in the cell."""
         variant = study.study_name.split("/", 1)[1]
-        self._checkpoint(variant, trials[0]).parent.mkdir(parents=True, exist_ok=True)
         source = sample_source(study.study_name, study.user_attrs)
         return Job(
             benchmark=self.options.benchmark,
@@ -406,7 +467,9 @@ class Coordinator:
                 pass  # no longer ours: failed as stale by another coordinator
             except Exception as err:
                 if not transient(err):
-                    raise
+                    if _database_error(err) is None:
+                        raise
+                    raise self._broken(err) from None
         told = [
             result
             for result in report.results
@@ -492,7 +555,7 @@ class Coordinator:
                     self.reconcile(study)
             except Exception as err:
                 if not transient(err):
-                    self._error = err
+                    self._error = self._broken(err) if _database_error(err) else err
                     return
 
     # --- outages ------------------------------------------------------------------------
@@ -509,16 +572,26 @@ class Coordinator:
                     return call(*args, **kwargs)
             except Exception as err:
                 if not transient(err):
-                    raise
+                    if _database_error(err) is None:
+                        raise
+                    raise self._broken(err) from None
                 if time.monotonic() + delay > deadline:
-                    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
                     raise UserError(
                         f"lost the storage {display_url(self.options.storage)} for "
-                        f"{self.options.grace} s ({first}); every result told before is "
-                        "kept: rerun the same command to continue"
+                        f"{self.options.grace} s ({storage_reason(err, self.options.storage)}); "
+                        "every result told before is kept: rerun the same command to continue"
                     ) from None
             time.sleep(delay)
             delay = min(2 * delay, 5.0)
+
+    def _broken(self, err: Exception) -> UserError:
+        """A storage error that waiting does not cure, as one line with the database's own
+        reason."""
+        return UserError(
+            f"the storage {display_url(self.options.storage)} failed: "
+            f"{storage_reason(err, self.options.storage)} (not an outage: not retried); "
+            "every result told before is kept"
+        )
 
 
 def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[str, int]]:
@@ -535,6 +608,7 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
         Coordinator(options) as coordinator,
         coordinator.stops.installed(),
     ):
+        monitor.started()
         limit = options.time_limit
         deadline = math.inf if limit is None else time.monotonic() + limit
         try:

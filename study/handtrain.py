@@ -8,6 +8,8 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+import variants
+
 from . import benchmarks
 from .cli import protocol_of
 from .errors import UserError
@@ -57,17 +59,13 @@ def configs(args) -> list[TrialConfig]:
 def cmd_train(args) -> int:
     trials = configs(args)
     proto = protocol_of(args)
-    bench = benchmarks.load(args.benchmark, args.data)
-    try:
-        trainer = PopulationTrainer(
-            bench,
-            args.variant,
-            proto,
-            device=str(resolve_device(args.device)),
-            order_seed=args.seed,
-        )
+    try:  # every option is checked before the benchmark is built
+        spec = variants.resolve(args.variant)
     except ValueError as err:
         raise UserError(f"--variant: {err}") from None
+    device = str(resolve_device(args.device))
+    bench = benchmarks.load(args.benchmark, args.data)
+    trainer = PopulationTrainer(bench, spec, proto, device=device, order_seed=args.seed)
     for config in trials:
         trainer.add(config)
     several = len(trials) > 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 from collections.abc import Iterator
 
 import optuna
@@ -19,22 +20,38 @@ from .storage import display_url, sqlite_file
 def exclusive_sqlite(url: str) -> Iterator[None]:
     """One coordinator per SQLite file: SQLite cannot hand out a waiting trial exactly once
     to two processes, so a second `odyssey run` on the same file is refused. The lock is
-    the file's, however the URL names it (relative, absolute, with a query string)."""
+    the file's, however the URL names it (relative, absolute, a query string, a `file:`
+    URI): a `<file>.lock` beside it, removed when the run ends, refused or not."""
     path = sqlite_file(url)
     if path is None:
         yield
         return
     lock_path = path.with_name(path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as lock:
+    while True:
+        lock = os.open(lock_path, os.O_CREAT | os.O_WRONLY, 0o644)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(lock)
             raise UserError(
                 f"another `odyssey run` is using {display_url(url)}; give that one more "
                 "--workers, or use PostgreSQL to run several coordinators on one study"
             ) from None
+        # The holder before us removes the file as it ends: a lock taken on a file no
+        # longer at the path locks nothing, so take the one there now.
+        try:
+            same = os.path.samestat(os.fstat(lock), os.stat(lock_path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(lock)
+    try:
         yield
+    finally:
+        os.remove(lock_path)  # while holding it: whoever locks the old file then retries
+        os.close(lock)
 
 
 @contextlib.contextmanager

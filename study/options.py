@@ -39,7 +39,7 @@ class RunOptions:
     sampler: str = "random"
     sample: str | None = None  # shared or independent; None: the storage's, shared if new
     data: str | None = None  # user data of the benchmark
-    checkpoints: str = "results/checkpoints"
+    checkpoints: str | None = None  # None: beside a SQLite file (study.coordinator)
     heartbeat: int = 30  # seconds; a trial silent for 2 x + 1 s is another's to retry
     time_limit: float | None = None  # seconds; then stop as on Ctrl-C
 
@@ -64,6 +64,9 @@ class RunOptions:
             raise OptionError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not self.variants:
             raise OptionError("variants", "must name at least one variant")
+        from .storage import parse_url  # imports optuna: only once options are checked
+
+        parse_url(self.storage)
 
     @property
     def grace(self) -> int:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.parse
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import sqlalchemy
+from optuna.storages._rdb import models
 
 from .errors import UserError
 
@@ -19,24 +22,30 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+# user:password@ after the scheme, as SQLAlchemy reads it (a password holds no @).
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
 
 
 def display_url(url: str) -> str:
-    """`url` with its password masked as ***, for anything printed or written to a file."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: mask what looks like user:password@
-        return _PASSWORD.sub(r"\1***\2", url)
+    """`url` as given with its password masked as ***, for anything printed or written."""
+    return _PASSWORD.sub(r"\1***\2", url, count=1)
 
 
-def _without_password(text: str, url: str) -> str:
-    """`text` (a driver's error) with the password of `url` masked, should it echo it."""
+def without_password(text: str, url: str) -> str:
+    """`text` (a driver's error) with the password of `url` masked where it stands in the
+    URL (`user:password@`), as given or decoded, should the text echo the URL; the same
+    letters elsewhere in the text are left alone."""
     try:
-        password = sqlalchemy.engine.make_url(url).password
+        parsed = sqlalchemy.engine.make_url(url)
     except Exception:
-        password = None
-    return text.replace(str(password), "***") if password else text
+        return text
+    if not parsed.password:
+        return text
+    userinfo = url.split("://", 1)[-1].split("@", 1)[0]  # as given, percent-encoded or not
+    user, _, password = userinfo.partition(":")
+    for name, secret in {(user, password), (parsed.username or "", str(parsed.password))}:
+        text = text.replace(f"{name}:{secret}@", f"{name}:***@")
+    return text
 
 
 def _driver_hint(url: str, err: Exception) -> str:
@@ -49,27 +58,129 @@ def _driver_hint(url: str, err: Exception) -> str:
     return ""
 
 
-# Tables every Optuna RDB storage has; a database with tables but none of these is another
-# application's.
-_OPTUNA_TABLES = {"studies", "trials", "version_info"}
+def parse_url(url: str) -> sqlalchemy.engine.URL:
+    """`url` parsed, or one line saying what is wrong with it: not a SQLAlchemy URL, a port
+    that is not a number, or an in-memory SQLite database (it would vanish with the process
+    that made it, results and all). Reads nothing, so options are checked before any work."""
+    shown = display_url(url)
+    try:
+        parsed = sqlalchemy.engine.make_url(url) if "://" in url else None
+    except sqlalchemy.exc.ArgumentError:
+        parsed = None
+    except ValueError:  # SQLAlchemy reads the port with int()
+        raise UserError(f"storage {shown}: the port must be a number") from None
+    if parsed is None:
+        raise UserError(
+            f"storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, got {shown!r}"
+        )
+    if parsed.get_backend_name() == "sqlite" and _sqlite_name(parsed) is None:
+        raise UserError(
+            f"storage {shown} is an in-memory SQLite database, which vanishes with the process; "
+            "give a file, e.g. sqlite:///results/odyssey.db"
+        )
+    return parsed
+
+
+def _sqlite_name(parsed: sqlalchemy.engine.URL) -> str | None:
+    """The file name SQLite opens for a URL, or None for a database that lives in memory
+    (or in a temporary file dropped on close). With `?uri=true` the name is a SQLite URI
+    (`file:/tmp/x.db`, `file:///tmp/x.db?mode=ro`): its path, percent-decoded."""
+    name = parsed.database or ""
+    if sqlalchemy.util.asbool(parsed.query.get("uri", False)) and name.startswith("file:"):
+        if parsed.query.get("mode") == "memory":
+            return None
+        name = urllib.parse.unquote(urllib.parse.urlsplit(name).path)
+    return None if name in ("", ":memory:") else name
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL, resolved; None for other databases. A query string
-    (`?timeout=60`) holds connection options, never part of the file name."""
+    """The file of a SQLite URL, resolved (links followed): the same for every spelling of
+    it (relative, absolute, a query string of connection options, a `file:` URI); None for
+    other databases and for URLs that `parse_url` refuses."""
     try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+        parsed = parse_url(url)
+    except UserError:
         return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite":
         return None
-    return Path(parsed.database).resolve()
+    return Path(_sqlite_name(parsed)).resolve()
 
 
-def _tables(url: str) -> set[str]:
+def storage_identity(url: str) -> str:
+    """What names the database of `url`, however the URL spells it: the resolved file of
+    SQLite; else its backend, host, port and database (not its driver, user or options)."""
+    path = sqlite_file(url)
+    if path is not None:
+        return str(path)
+    parsed = parse_url(url)
+    host, port = parsed.host or "", parsed.port or ""
+    return f"{parsed.get_backend_name()}://{host}:{port}/{parsed.database}"
+
+
+# The tables Optuna creates (alembic, its migration tool, adds alembic_version): a database
+# that has some of them but not all is only adopted if it is a creation cut short.
+_OPTUNA_TABLES = models.BaseModel.metadata.tables
+_VERSION_TABLES = ("version_info", "alembic_version")
+
+
+@dataclass(frozen=True)
+class _Schema:
+    columns: dict[str, set[str]]  # table -> its column names
+    versioned: bool  # its version rows are written: Optuna opens it without writing
+
+    def refusal(self, shown: str, create: bool) -> str | None:
+        """Why the storage cannot be used, or None. A complete Optuna schema is adopted; an
+        empty database gets one (with `create`); a partial one, only where each of its
+        tables is Optuna's with Optuna's columns (a `run` killed while creating them), and
+        only to be completed."""
+        tables = set(self.columns)
+        if not tables:
+            return None if create else f"storage {shown} holds no Optuna storage: it has no studies"
+        missing = sorted(set(_OPTUNA_TABLES) - tables)
+        if not missing:
+            if create or self.versioned:
+                return None
+            return (
+                f"storage {shown} lacks Optuna's version records, which reading it would "
+                "write; complete it once with `optuna storage upgrade --storage URL`"
+            )
+        strangers = [t for t in sorted(tables) if not self._optunas(t)]
+        if strangers:
+            return (
+                f"storage {shown} is another application's database (tables "
+                f"{', '.join(strangers[:5])}), not an Optuna storage; "
+                "give --storage a database of its own"
+            )
+        if create:
+            return None
+        return (
+            f"storage {shown} is not a complete Optuna storage: it lacks the tables "
+            f"{', '.join(missing[:5])}"
+        )
+
+    def _optunas(self, table: str) -> bool:
+        """Whether `table` is one of Optuna's, with (at least) Optuna's columns."""
+        if table == "alembic_version":
+            return True
+        model = _OPTUNA_TABLES.get(table)
+        return model is not None and {c.name for c in model.columns} <= self.columns[table]
+
+
+def _schema(url: str) -> _Schema:
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
-        return set(sqlalchemy.inspect(engine).get_table_names())
+        with engine.connect() as connection:
+            inspector = sqlalchemy.inspect(connection)
+            columns = {
+                table: {c["name"] for c in inspector.get_columns(table)}
+                for table in inspector.get_table_names()
+            }
+            versioned = all(
+                table in columns
+                and connection.execute(sqlalchemy.text(f"SELECT count(*) FROM {table}")).scalar()
+                for table in _VERSION_TABLES
+            )
+        return _Schema(columns, versioned)
     finally:
         engine.dispose()
 
@@ -77,16 +188,13 @@ def _tables(url: str) -> set[str]:
 def open_storage(
     url: str, *, create: bool = False, heartbeat: int | None = None
 ) -> optuna.storages.RDBStorage:
-    """The storage at `url`. Without `create` it is only read: it must exist and be an Optuna
-    storage, and opening it writes nothing (Optuna would create its tables in any database,
-    or an empty SQLite file). With `create`, a new or empty database gets Optuna's tables.
-    Another application's database is refused either way. With `heartbeat` seconds, a
-    running trial silent for 2 x + 1 s is failed by the next process that looks."""
-    if "://" not in url:
-        raise UserError(
-            "storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, "
-            f"got {display_url(url)!r}"
-        )
+    """The storage at `url`. Without `create` it is only read: it must exist and be a
+    complete Optuna storage, and opening it writes nothing (Optuna would create its tables
+    in any database, or an empty SQLite file, and its version records where they lack).
+    With `create`, a new or empty database gets Optuna's tables. Another application's
+    database is refused either way. With `heartbeat` seconds, a running trial silent for
+    2 x + 1 s is failed by the next process that looks."""
+    parse_url(url)
     shown = display_url(url)
     path = sqlite_file(url)
     if path is not None:
@@ -104,15 +212,9 @@ def open_storage(
         kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1}
     for attempt in range(5):
         try:
-            tables = _tables(url)
-            if tables and not tables & _OPTUNA_TABLES:
-                raise UserError(
-                    f"storage {shown} is another application's database (tables "
-                    f"{', '.join(sorted(tables)[:5])}), not an Optuna storage; "
-                    "give --storage a database of its own"
-                )
-            if not create and not _OPTUNA_TABLES <= tables:
-                raise UserError(f"storage {shown} holds no Optuna storage: it has no studies")
+            refusal = _schema(url).refusal(shown, create)
+            if refusal is not None:
+                raise UserError(refusal)
             return optuna.storages.RDBStorage(url, skip_table_creation=not create, **kwargs)
         except UserError:
             raise
@@ -120,7 +222,7 @@ def open_storage(
             # Several machines creating the tables of a new database at once: one wins.
             time.sleep(0.5 + attempt)
         except Exception as err:  # SQLAlchemy and driver errors: unreachable server, bad URL
-            text = _without_password(str(err).strip(), url)
+            text = without_password(str(err).strip(), url)
             first_line = text.splitlines()[0] if text else type(err).__name__
             raise UserError(
                 f"cannot open storage {shown}: {first_line}{_driver_hint(url, err)}"

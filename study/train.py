@@ -121,9 +121,12 @@ class TrialState:
     n_params: int = 0
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: a crash while saving leaves the previous checkpoint intact."""
+        """Write atomically: a crash while saving leaves the previous checkpoint intact.
+        Through a Python file, so that a full disk or a read-only folder raises OSError,
+        saying so (torch.save given a path raises a RuntimeError that does not)."""
         tmp = f"{path}.tmp"
-        torch.save({**asdict(self), "config": asdict(self.config)}, tmp)
+        with open(tmp, "wb") as file:
+            torch.save({**asdict(self), "config": asdict(self.config)}, file)
         os.replace(tmp, path)
 
     @classmethod

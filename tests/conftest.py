@@ -19,6 +19,17 @@ DEVICES = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_home(tmp_path_factory):
+    """Built benchmarks go into a temporary data home, never into the checkout: one for the
+    session, so that each is built once (the full JSB from music21 takes about a minute).
+    Subprocesses (`odyssey run`, its workers) inherit it."""
+    home = tmp_path_factory.mktemp("data-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ODYSSEY_DATA_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(params=PATHS)
 def backend(request):
     return request.param

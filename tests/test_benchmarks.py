@@ -19,15 +19,6 @@ MUSIC21_BACH = Path(jsb.corpus_files()[0]).parent
 
 
 @pytest.fixture(scope="session")
-def data_home(tmp_path_factory):
-    """One data home for the session, so the full jsb build happens once."""
-    home = tmp_path_factory.mktemp("data-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ODYSSEY_DATA_HOME", str(home))
-        yield home
-
-
-@pytest.fixture(scope="session")
 def full_jsb(data_home):
     return benchmarks.load("jsb")
 
@@ -96,6 +87,7 @@ def test_split_ids_is_disjoint_deterministic_and_sixty_twenty_twenty():
     assert sorted(sum(split.values(), [])) == sorted(ids)
 
 
+@pytest.mark.slow  # builds the full JSB from music21 (about a minute)
 def test_full_jsb_build(full_jsb, data_home):
     bench = full_jsb
     assert (bench.task, bench.input_size, bench.output_size) == ("next_step", 88, 88)
@@ -117,6 +109,7 @@ def test_full_jsb_build(full_jsb, data_home):
     assert list((data_home / ".cache").glob("jsb-*.npz"))
 
 
+@pytest.mark.slow  # builds the full JSB from music21 (about a minute)
 def test_cached_load_does_not_rebuild(full_jsb, monkeypatch):
     monkeypatch.setattr(jsb, "build", lambda: pytest.fail("rebuilt a cached benchmark"))
     assert same(benchmarks.load("jsb"), full_jsb)
@@ -263,6 +256,7 @@ def test_user_data_from_env_that_does_not_exist(monkeypatch, tmp_path):
         benchmarks.load("timit")
 
 
+@pytest.mark.slow  # builds the full JSB from music21 (about a minute)
 def test_odyssey_datasets_json(full_jsb, tmp_path, capsys):
     pickle_path = tmp_path / "tiny.pkl"
     import pickle

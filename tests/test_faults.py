@@ -7,7 +7,6 @@ BaseException no handler of the runner takes, so nothing after it reaches the st
 a real SIGKILL/SIGINT of an `odyssey run` subprocess.
 """
 
-import errno
 import json
 import os
 import pickle
@@ -47,9 +46,9 @@ from study.locks import exclusive_sqlite
 from study.options import RunOptions
 from study.retries import state_counts
 from study.search import SEARCH_SPACE
+from study.storage import open_storage, sqlite_file, without_password
 from study.train import PROTOCOLS, PopulationTrainer
 from study.train import TrialState as TrainState
-from study.workers import EpochReport, TrialProgress
 from synthetic_study import fill
 
 LINUX = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
@@ -179,17 +178,24 @@ def test_a_trial_left_running_without_a_heartbeat_goes_stale(tmp_path, tiny_jsb,
 # --- failures are transient until proven ---------------------------------------------------
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_a_full_disk_ends_the_run_with_one_line_and_a_rerun_resumes(
     tmp_path, tiny_jsb, monkeypatch, capsys
 ):
+    """From epoch 2 on, checkpoints go to /dev/full, where every write fails as on a full
+    disk: torch.save's own error, which must count as the infrastructure's, not the
+    trial's, so that a rerun with space retries the trials."""
     storage = f"sqlite:///{tmp_path}/study.db"
     args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")
     save = TrainState.save
 
     def full(self, path):
         if self.epoch >= 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        save(self, path)
+            os.symlink("/dev/full", f"{path}.tmp")  # the file save writes before renaming
+        try:
+            save(self, path)
+        finally:
+            Path(f"{path}.tmp").unlink(missing_ok=True)
 
     with monkeypatch.context() as patch:
         patch.setattr(TrainState, "save", full)
@@ -336,9 +342,16 @@ def test_with_one_worker_stale_trials_fail_while_it_trains(tmp_path, tiny_jsb, m
 
 
 def outage(*_args, **_kwargs):
-    return sqlalchemy.exc.OperationalError(
+    """What Optuna raises when the server drops the connection: its own words, the driver's
+    error behind them."""
+    wrapped = optuna.exceptions.StorageInternalError(
+        "An exception is raised during the commit. This typically happens due to invalid data "
+        "in the commit, e.g. exceeding max length. "
+    )
+    wrapped.__cause__ = sqlalchemy.exc.OperationalError(
         "UPDATE trials", {}, Exception("server closed the connection unexpectedly")
     )
+    return wrapped
 
 
 def flaky(patch, method, failing):
@@ -389,6 +402,53 @@ def test_a_lasting_outage_ends_the_run_with_one_line_and_keeps_what_was_told(
     assert_exact(storage, [NAME], 2)
 
 
+def retry_waits(patch) -> list[float]:
+    """The waits of the coordinator's retries from now on."""
+    waits, sleep = [], time.sleep
+    patch.setattr("study.coordinator.time.sleep", lambda s: waits.append(s) or sleep(s))
+    return waits
+
+
+@pytest.mark.timeout(120)
+def test_a_locked_database_is_an_outage_quoted_in_the_databases_words(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """Another process holds SQLite's write lock for longer than the grace period: the run
+    retries, then ends with one line quoting SQLite, not Optuna's wrapper."""
+    path = tmp_path / "study.db"
+    open_storage(f"sqlite:///{path}", create=True)
+    storage = f"sqlite:///{path}?timeout=0.05"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # readers may read; no one else may write
+    try:
+        waits = retry_waits(monkeypatch)
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 2
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and waits, err
+    assert err[0].startswith(f"odyssey run: error: lost the storage {storage} for 3 s ("), err
+    assert "(database is locked); every result told before is kept" in err[0], err
+
+
+def test_a_read_only_storage_fails_at_once_with_the_databases_reason(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """A permanent error is no outage: no retries, and SQLite's own reason."""
+    path = tmp_path / "study.db"
+    open_storage(f"sqlite:///{path}", create=True)
+    before = path.read_bytes()
+    storage = f"sqlite:///file:{path}?mode=ro&uri=true"  # opened read-only, even by root
+    waits = retry_waits(monkeypatch)
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and not waits, (err, waits)
+    assert err[0].startswith(f"odyssey run: error: the storage {storage} failed: attempt to "), err
+    assert "write a readonly database (not an outage: not retried)" in err[0], err
+    assert path.read_bytes() == before
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)")
 @pytest.mark.slow
@@ -427,14 +487,26 @@ def test_reads_write_nothing_and_another_applications_database_is_refused(
     app = tmp_path / "app.db"
     with sqlite3.connect(app) as db:
         db.execute("CREATE TABLE users (name TEXT)")
+    # another application's file whose table has one of Optuna's names
+    trials = tmp_path / "trials.db"
+    with sqlite3.connect(trials) as db:
+        db.execute("CREATE TABLE trials (id INTEGER PRIMARY KEY, owner TEXT)")
+        db.execute("INSERT INTO trials (owner) VALUES ('someone')")
     empty = tmp_path / "empty.db"
     empty.touch()
     ours = tmp_path / "ours.db"
     fill(f"sqlite:///{ours}", "jsb", {"V": 0.0}, 3)
-    files = {path: path.read_bytes() for path in (app, empty, ours)}
+    # an Optuna storage without its version records: opening it the usual way writes them
+    unversioned = tmp_path / "unversioned.db"
+    fill(f"sqlite:///{unversioned}", "jsb", {"V": 0.0}, 3)
+    with sqlite3.connect(unversioned) as db:
+        db.execute("DROP TABLE alembic_version")
+    files = {path: path.read_bytes() for path in (app, trials, empty, ours, unversioned)}
     for path, message in (
         (app, "another application's database (tables users)"),
+        (trials, "another application's database (tables trials)"),
         (empty, "holds no Optuna storage"),
+        (unversioned, "lacks Optuna's version records, which reading it would write"),
     ):
         url = f"sqlite:///{path}"
         for argv in (
@@ -442,13 +514,17 @@ def test_reads_write_nothing_and_another_applications_database_is_refused(
             ["report", "--storage", url, "--out", str(tmp_path / "out")],
             run_args(url, tiny_jsb, tmp_path, trials=1, variants="V"),
         ):
-            if path == empty and argv[0] == "run":
-                continue  # an empty database is for `run` to fill
+            if path in (empty, unversioned) and argv[0] == "run":
+                continue  # for `run` to fill
             assert main(argv) == 2
             err = capsys.readouterr().err.strip().splitlines()
-            assert message in err[-1] and err[-1].startswith(f"odyssey {argv[0]}: error:"), err
+            assert len(err) == 1 and message in err[0], err
+            assert err[0].startswith(f"odyssey {argv[0]}: error: storage {url} "), err
     assert main(["status", "--storage", f"sqlite:///{ours}"]) == 0
     assert {path: path.read_bytes() for path in files} == files
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".pkl") == sorted(
+        p.name for p in files
+    )  # no lock, checkpoint or report folder left beside them
 
 
 def test_foreign_studies_are_refused_by_run_and_skipped_by_status(tmp_path, tiny_jsb, capsys):
@@ -484,10 +560,32 @@ def test_foreign_studies_are_refused_by_run_and_skipped_by_status(tmp_path, tiny
 
 def test_the_sqlite_lock_is_the_files_however_the_url_names_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.db").symlink_to(tmp_path / "s.db")
     with exclusive_sqlite("sqlite:///s.db"):
-        for other in (f"sqlite:///{tmp_path}/s.db?timeout=60", "sqlite:///./s.db"):
+        for other in (
+            f"sqlite:///{tmp_path}/s.db?timeout=60",
+            "sqlite:///./sub/../s.db",
+            "sqlite:///link.db",
+            f"sqlite:///file:{tmp_path}/s.db?uri=true",  # SQLite URIs, as pysqlite opens them
+            f"sqlite:///file://localhost{tmp_path}/s.db?mode=rwc&uri=true",
+            "sqlite:///file:s.db?uri=1",
+            f"sqlite:///file:{str(tmp_path).replace('/', '%2F')}%2Fs.db?uri=true",
+        ):
             with pytest.raises(UserError, match="another `odyssey run`"), exclusive_sqlite(other):
                 pass
+        assert (tmp_path / "s.db.lock").exists()
+    assert not (tmp_path / "s.db.lock").exists()  # removed when the run ends
+
+
+def test_a_uri_filename_opens_the_file_the_lock_is_keyed_on(tmp_path):
+    """The lock's reading of a `file:` URI is SQLite's: what one URL writes, the other reads."""
+    uri = f"sqlite:///file:{tmp_path}/s.db?uri=true"
+    fill(uri, "jsb", {"V": 0.0}, 3)
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{tmp_path}/s.db")] == [
+        "jsb/V"
+    ]
+    assert sqlite_file(uri) == tmp_path / "s.db"
 
 
 def test_a_timeout_in_the_url_works_for_every_command(tmp_path, tiny_jsb, capsys):
@@ -500,11 +598,112 @@ def test_a_timeout_in_the_url_works_for_every_command(tmp_path, tiny_jsb, capsys
     fill(report.split("?")[0], "jsb", {"V": 0.0, "NP": 0.0}, 6)
     assert main(["report", "--storage", report, "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "REPORT.md").is_file()
-    assert sorted(p.name for p in tmp_path.glob("*.db*")) == [
-        "report.db",
-        "study.db",
-        "study.db.lock",
+    assert sorted(p.name for p in tmp_path.glob("*.db*")) == ["report.db", "study.db"]
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:x.db?mode=memory&cache=shared&uri=true",
+    ],
+)
+def test_an_in_memory_storage_is_refused_before_any_work(storage, tmp_path, tiny_jsb, capsys):
+    """Its results would vanish with the process."""
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"odyssey run: error: storage {storage} is an in-memory SQLite database, which "
+        "vanishes with the process; give a file, e.g. sqlite:///results/odyssey.db"
     ]
+    assert not (tmp_path / "ckpt").exists()
+
+
+def without_checkpoints_option(args: list[str]) -> list[str]:
+    at = args.index("--checkpoints")
+    return args[:at] + args[at + 2 :]
+
+
+def test_checkpoints_live_beside_the_storage_and_are_found_whatever_the_url_calls_it(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """Stopped after one epoch, then resumed through another spelling of the same file,
+    from another folder: the trials go on from their checkpoints, which lie beside the
+    storage file, and nothing is written into the current folder."""
+    (tmp_path / "data").mkdir()
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    first = f"sqlite:///{tmp_path}/data/study.db"
+    args = without_checkpoints_option(run_args(first, tiny_jsb, tmp_path, trials=2, variants="V"))
+    epoch = PopulationTrainer.train_epoch
+
+    def slow_epoch(self):
+        time.sleep(1.0)
+        epoch(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PopulationTrainer, "train_epoch", slow_epoch)
+        assert main([*args, "--time-limit", "0.5"]) == 0  # stops after the first epoch
+    folder = tmp_path / "data" / "study.db.checkpoints" / "jsb-original" / "V"
+    assert len(list(folder.glob("*.pt"))) == 2
+    resumed = []
+    add_state = PopulationTrainer.add_state
+    monkeypatch.setattr(
+        PopulationTrainer,
+        "add_state",
+        lambda self, s: resumed.append(s.epoch) or add_state(self, s),
+    )
+    again = "sqlite:///../data/./study.db?timeout=60"
+    args = without_checkpoints_option(run_args(again, tiny_jsb, tmp_path, trials=2, variants="V"))
+    assert main(args) == 0
+    assert resumed == [1, 1]
+    assert_exact(first, [NAME], 2)
+    assert not list(here.iterdir())
+    assert not list(folder.glob("*.pt"))  # dropped once told
+
+
+def test_a_checkpoint_folder_that_cannot_be_made_is_refused_before_any_trial_is_taken(
+    tmp_path, tiny_jsb, capsys
+):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    (tmp_path / "study.db.checkpoints").mkdir()
+    (tmp_path / "study.db.checkpoints" / "jsb-original").write_text("")  # a file in the way
+    args = without_checkpoints_option(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V"))
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("odyssey run: error: checkpoint folder "), err
+    assert "jsb-original/V: Not a directory; give --checkpoints a folder" in err[0], err
+    assert {t.state for t in trials_of(storage)} == {TrialState.WAITING}  # none taken
+
+
+def test_passwords_are_masked_where_they_stand_in_the_url():
+    url = "postgresql+psycopg2://me:p@host/db"
+    text = "(psycopg2.OperationalError) at postgresql+psycopg2://me:p@host/db, port 5432"
+    assert without_password(text, url) == (
+        "(psycopg2.OperationalError) at postgresql+psycopg2://me:***@host/db, port 5432"
+    )
+    encoded = "postgresql://me:p%40ss@host/db"  # a password with @, as a URL must spell it
+    for shown in (encoded, "postgresql://me:p@ss@host/db"):
+        assert without_password(f"cannot reach {shown}", encoded) == (
+            "cannot reach postgresql://me:***@host/db"
+        )
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path, monkeypatch, capsys):
+    """`odyssey status --json | head -0`: the reader went away; no error line, and exit
+    status 1 as where rich prints the tables."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    fill(storage, "jsb", {"V": 0.0}, 3)
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w", buffering=1) as pipe:
+        monkeypatch.setattr(sys, "stdout", pipe)
+        assert main(["status", "--storage", storage, "--json"]) == 1
+        monkeypatch.undo()
+    assert capsys.readouterr().err == ""
 
 
 # --- clean edges -----------------------------------------------------------------------------
@@ -588,16 +787,22 @@ def _options(parser, command):
         ["run", "--benchmark", "jsb", "--heartbeat", "0"],
         ["train", "--benchmark", "jsb", "--hidden-size", "5", "--learning-rate", "0.1"]
         + ["--momentum", "0.9", "--patience", "0"],
+        ["train", "--benchmark", "jsb", "--hidden-size", "5", "--learning-rate", "0.1"]
+        + ["--momentum", "0.9", "--variant", "XYZ"],
         ["bench", "--training", "jsb", "--sequences", "0"],
     ],
 )
 def test_messages_name_only_options_that_exist(argv, capsys, tmp_path, monkeypatch):
+    """Each bad value is named by the option that set it, and refused before any data is
+    built."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     named = set(re.findall(r"--[a-z][a-z-]*", err))
-    assert named <= _options(build_parser(), argv[0]), err
+    assert named and named <= _options(build_parser(), argv[0]), err
+    assert not (tmp_path / "home").exists()
 
 
 # --- races with another coordinator --------------------------------------------------------
@@ -662,8 +867,8 @@ def test_a_stop_inside_a_storage_call_waits_for_the_call(tmp_path, tiny_jsb, mon
     with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
         job = coordinator.take_job()
         numbers = [number for number, *_ in job.trials]
-        progress = [TrialProgress(n, 1, 9.0, 9.0, False) for n in numbers]
-        report = EpochReport((job.variant, 0), 1, progress, [])
+        trained = [workers.TrialProgress(n, 1, 9.0, 9.0, False) for n in numbers]
+        report = workers.EpochReport(job.key, 1, trained, [])
         monkeypatch.setattr(RDBStorage, "set_trial_intermediate_value", signalled)
         with coordinator.stops.installed(), pytest.raises(KeyboardInterrupt):
             coordinator.record_epoch(report)

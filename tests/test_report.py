@@ -64,9 +64,17 @@ def tops_storage(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def tops_report(tops_storage, tmp_path_factory) -> Path:
+def tops_analysis(tops_storage):
+    """What `odyssey report` computes for tops_storage; its forests are fitted once for the
+    module (test_identical_runs_give_identical_files checks the command writes the same)."""
+    trials, epochs = quiet(load_storage, tops_storage)
+    return quiet(analyse, trials, epochs)
+
+
+@pytest.fixture(scope="module")
+def tops_report(tops_storage, tops_analysis, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tops-report")
-    assert quiet(main, ["report", "--storage", tops_storage, "--out", str(out)]) == 0
+    quiet(write, tops_analysis, out, tops_storage)
     return out
 
 
@@ -317,7 +325,7 @@ def test_axes_name_the_metric_and_its_unit(tops):
 def test_training_time_is_per_trial(tops, tops_report):
     fig = figures.time_vs_size(tops.trials, "jsb")
     x, y = np.asarray(fig.axes[0].collections[0].get_offsets()).T
-    # The synthetic population of 4 trains for 4 × 0.01 · hidden^1.5 s: 0.01 · hidden^1.5 each.
+    # Each synthetic trial's own share of its population's time is 0.01 · hidden^1.5 s.
     np.testing.assert_allclose(y, 0.01 * x**1.5)
     runs = tops.trials[tops.trials.benchmark == "jsb"]
     median = np.median(0.01 * runs.hidden_size.to_numpy(float) ** 1.5)
@@ -420,9 +428,8 @@ def test_postgres_password_appears_in_no_output(tmp_path, capsys):
 # ---- 9. tables for the notebooks ------------------------------------------------------------
 
 
-def test_read_results_gives_what_the_report_computed(tops_storage, tops):
-    trials, epochs = quiet(load_storage, tops_storage)
-    analysis = analyse(trials, epochs)
+def test_read_results_gives_what_the_report_computed(tops_analysis, tops):
+    analysis = tops_analysis
     pd.testing.assert_frame_equal(tops.trials, analysis.trials)
     for name in ["summary", "importance", "checks", "marginals", "interactions", "curves"]:
         ours, theirs = getattr(analysis, name), getattr(tops, name)

@@ -165,14 +165,34 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         (["run", "--benchmark", "jsb", "--population", "0"], "--population: must be at least 1"),
         (["report", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
         (["status", "--storage", "sqlite:///missing.db"], "no such SQLite file"),
+        (
+            ["status", "--storage", "postgresql+psycopg2://me:pw@host:fivefour/db"],
+            "storage postgresql+psycopg2://me:***@host:fivefour/db: the port must be a number",
+        ),
+        # the password "p" is masked in the URL, not wherever the letter stands
+        (
+            ["status", "--storage", "postgresql+psycopg2://nobody:p@127.0.0.1:9/none"],
+            "nobody:***@127.0.0.1:9/none: (psycopg2.OperationalError) connection to server at",
+        ),
+        (["run", "--benchmark", "jsb", "--storage", "sqlite//x"], "a SQLAlchemy URL like"),
+        (["run", "--benchmark", "jsb", "--trials", "x"], "argument --trials: invalid int value"),
+        (["run", "--trials", "1"], "odyssey run: error: the following arguments are required"),
+        (["status", "--json", "--nope"], "odyssey: error: unrecognized arguments: --nope"),
+        (["nope"], "odyssey: error: argument COMMAND: invalid choice: 'nope'"),
     ],
 )
 def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    """One line and exit status 2, before any data is built or file written."""
     monkeypatch.chdir(tmp_path)
-    assert main(argv) == 2
+    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
+    try:
+        status = main(argv)
+    except SystemExit as exit:  # argparse's errors
+        status = exit.code
+    assert status == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "missing.db").exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_presets_are_ordered_by_budget():
