@@ -212,12 +212,17 @@ def test_population_equals_training_alone(task):
 
 
 def test_training_lowers_the_loss():
+    """A learnable task (the class counts the positive inputs among two) at a step size in
+    the smooth regime: the training loss falls fivefold in 8 epochs (7.4 to 1.3-1.5 in
+    float32 and float64, on every path), the validation error to 6-11 %. The bounds sit
+    twice as far, so that rounding (AVX2 or AVX-512, any path) cannot move the verdict;
+    at lr 0.5 the validation curve jumped by 5 points from epoch to epoch."""
     bench = make_benchmark("framewise", n=(40, 10, 10))
     trainer = PopulationTrainer(bench, "V", Protocol(max_epochs=8, patience=8))
-    trainer.add(TrialConfig(8, 0.5, 0.9, 0.0, seed=0))
+    trainer.add(TrialConfig(8, 0.1, 0.9, 0.0, seed=0))
     (res,) = trainer.run()
-    first = trainer.trials[0].history[0][0]
-    assert res.value < 0.7 * first and res.best_epoch > 1
+    assert res.train_curve[-1] < 0.4 * res.train_curve[0], res.train_curve
+    assert res.value < 0.25, res.valid_curve  # half the error of always guessing class 1
 
 
 def test_early_stopping_picks_best_epoch(monkeypatch):

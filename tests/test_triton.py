@@ -184,6 +184,7 @@ def test_float32_error_is_that_of_the_plain_path(name, one_program):
 
 @pytest.mark.skipif(DEVICE != "cuda", reason="auto picks triton on CUDA only")
 def test_auto_is_triton_on_cuda(monkeypatch):
+    monkeypatch.delenv("ODYSSEY_BACKEND", raising=False)
     calls = []
     monkeypatch.setattr(
         triton_lstm, "recurrence", lambda *a: calls.append(1) or cell.recurrence(*a)

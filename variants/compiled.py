@@ -15,7 +15,7 @@ The library (this recurrence and study/optim.py's update, csrc/*.cpp) is plain C
 C interface, loaded with ctypes, and does not depend on torch's C++ ABI: it builds on first
 use with the system's C++ compiler in about 4 s of CPU on this project's 2-core machines (a
 torch.utils.cpp_extension module that only includes torch/extension.h takes 35 s there) and
-is cached under the user's cache folder, keyed by sources, compiler and CPU. It uses
+is cached under the user's cache folder, keyed by sources, compiler, flags and CPU. It uses
 OpenMP, and so shares the runtime that torch has loaded. Where it cannot be built, the first
 call says so in one line on stderr, layer.py uses the fused path and the optimizer torch ops.
 """
@@ -41,7 +41,10 @@ from .spec import Spec
 # One library of every compiled CPU kernel: the recurrence, and the optimizer's update
 # (csrc/update.cpp, used by study/optim.py).
 SOURCES = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.cpp")))
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
+# Code generation: ODYSSEY_CXXFLAGS replaces these (e.g. "-O3" for a build that runs on any
+# x86-64 and rounds alike on every one of them); the flags a shared library needs stay.
+TUNING = ("-O3", "-march=native")
+FLAGS = ("-std=c++17", "-shared", "-fPIC")
 OPENMP = "-fopenmp"  # where the compiler lacks it (Apple's clang), the kernels run on one thread
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -104,16 +107,22 @@ def _cpu() -> str:
     return f"{platform.machine()} {platform.processor()} {features}"
 
 
+def flags() -> list[str]:
+    """The compiler's flags: $ODYSSEY_CXXFLAGS (else TUNING), then FLAGS."""
+    tuning = os.environ.get("ODYSSEY_CXXFLAGS")
+    return [*(shlex.split(tuning) if tuning is not None else TUNING), *FLAGS]
+
+
 def build() -> Path:
     """The shared library, compiled unless the cache holds it (atomic: workers may race)."""
     compiler = shlex.split(os.environ.get("CXX") or "c++")
-    parts = [s.read_bytes() for s in SOURCES] + [" ".join([*compiler, *FLAGS]).encode()]
+    parts = [s.read_bytes() for s in SOURCES] + [" ".join([*compiler, *flags()]).encode()]
     key = hashlib.sha256(b"\0".join([*parts, _cpu().encode()])).hexdigest()[:16]
     path = cache_dir() / f"kernels-{key}.so"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        command = [*compiler, *FLAGS, *map(str, SOURCES), "-o", str(tmp)]
+        command = [*compiler, *flags(), *map(str, SOURCES), "-o", str(tmp)]
         try:
             subprocess.run([*command, OPENMP], check=True, capture_output=True, text=True)
         except subprocess.CalledProcessError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from collections.abc import Sequence
 
 import torch
@@ -19,13 +20,24 @@ BACKENDS = ("auto", "plain", "fused", "compiled", "triton")
 def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
     """The path `backend` runs for tensors of `dtype` on `device`: auto takes the triton
     kernels for float32 on CUDA (where triton is installed); auto and compiled take the
-    compiled path where it runs (CPU, float32 or float64, a library that builds), else fused."""
+    compiled path where it runs (CPU, float32 or float64, a library that builds), else fused.
+    $ODYSSEY_BACKEND, when set, is what auto means: a whole program or test suite then runs
+    as if every layer had been built with that backend."""
+    if backend == "auto":
+        backend = _auto_override() or backend
     cuda = torch.device(device).type == "cuda"
     if backend == "auto" and cuda and dtype == torch.float32 and _has_triton():
         return "triton"
     if backend not in ("auto", "compiled"):
         return backend
     return "compiled" if compiled.runs(device, dtype) else "fused"
+
+
+def _auto_override() -> str | None:
+    chosen = os.environ.get("ODYSSEY_BACKEND")
+    if chosen and chosen not in BACKENDS:
+        raise ValueError(f"ODYSSEY_BACKEND must be one of {BACKENDS}, got {chosen!r}")
+    return chosen or None
 
 
 @functools.cache
