@@ -10,8 +10,6 @@ arithmetic of the torch ops used elsewhere, up to the compiler's fused multiply-
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
@@ -38,8 +36,8 @@ class PopulationNesterov:
     def lookahead(self) -> None:
         momentum = self.momentum * self.active
         for p, v in zip(self.params, self.velocity):
-            if kernel := _kernel("lookahead", momentum, p, v):
-                kernel(p.data_ptr(), v.data_ptr(), momentum.data_ptr(), *_shape(momentum, p))
+            if _compiled("lookahead", momentum, p, v):
+                compiled.call("lookahead", p.dtype, *_sized(p, v, momentum), *_shape(momentum, p))
                 continue
             v.mul_(_per_trial(momentum, p))
             p.add_(v)
@@ -50,10 +48,10 @@ class PopulationNesterov:
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
-            if kernel := _kernel("step", rate, p, v, p.grad):
+            if _compiled("step", rate, p, v, p.grad):
                 # torch.bool is one byte of 0 or 1: the kernel reads it as uint8_t
-                args = p.grad.data_ptr(), rate.data_ptr(), self.active.data_ptr()
-                kernel(p.data_ptr(), v.data_ptr(), *args, *_shape(rate, p))
+                args = _sized(p, v, p.grad, rate, self.active)
+                compiled.call("step", p.dtype, *args, *_shape(rate, p))
                 continue
             # The gradient is spent here, so d is built in it: no temporaries (at large K
             # these tensors outgrow the caches, and each pass over them costs).
@@ -74,19 +72,24 @@ def _per_trial(values: Tensor, like: Tensor) -> Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
-def _kernel(name: str, *tensors: Tensor) -> Callable[..., None] | None:
-    """The compiled half of the update for these tensors (per-trial coefficients first),
-    where it runs: CPU, one dtype of float32 or float64, contiguous, a library that builds."""
+def _compiled(name: str, *tensors: Tensor) -> bool:
+    """Whether the compiled half of the update runs for these tensors (per-trial
+    coefficients first): CPU, one dtype of float32 or float64, contiguous, a library that
+    builds."""
     dtype = tensors[0].dtype
     if tensors[0].device.type != "cpu" or dtype not in compiled.SUFFIX:
-        return None
+        return False
     if not all(t.is_contiguous() and t.dtype == dtype for t in tensors):
-        return None
+        return False
     K, p = tensors[0].numel(), tensors[1]
     if K > 1 and (p.dim() == 0 or p.shape[0] != K):
-        return None  # not a leading trial axis: the torch ops say why
-    lib = compiled.library()
-    return getattr(lib, f"odyssey_{name}_{compiled.SUFFIX[dtype]}") if lib else None
+        return False  # not a leading trial axis: the torch ops say why
+    return compiled.library() is not None
+
+
+def _sized(*tensors: Tensor) -> list[int]:
+    """Each (contiguous) tensor's pointer and number of elements, for the kernels' checks."""
+    return [n for t in tensors for n in (t.data_ptr(), t.numel())]
 
 
 def _shape(coefficients: Tensor, p: Tensor) -> tuple[int, int, int]:

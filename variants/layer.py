@@ -219,21 +219,23 @@ class VariantLSTM(nn.Module):
         """`lengths` [B] marks sequences padded at the end: the reverse direction then starts
         at each sequence's own last frame. Outputs past a sequence's length are undefined,
         and so are the final states of sequences shorter than the input."""
+        check_arguments(
+            input,
+            hx,
+            lengths,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            population=self.population,
+            directions=len(self._suffixes),
+            batch_first=self.batch_first,
+            states=2,
+            like=self.weight_ih,
+        )
         single = input.dim() == 3
-        if single and self.population != 1:
-            raise ValueError(
-                f"a population of {self.population} expects a 4-d input, got {tuple(input.shape)}"
-            )
-        if input.dim() not in (3, 4) or input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"expected input [T, (K,) B, {self.input_size}] got {tuple(input.shape)}"
-            )
         x = input.unsqueeze(1 if not self.batch_first else 0) if single else input
         if self.batch_first:  # [K, B, T, M] -> [T, K, B, M]
             x = x.permute(2, 0, 1, 3)
         T, K, B, _ = x.shape
-        if K != self.population:
-            raise ValueError(f"input has population {K}, the layer {self.population}")
         D, N = len(self._suffixes), self.hidden_size
         if hx is None:
             zeros = x.new_zeros(D, K, B, N)
@@ -284,6 +286,95 @@ class VariantLSTM(nn.Module):
             f"{self.spec.describe()}, input_size={self.input_size}, hidden_size={sizes}, "
             f"population={self.population}, bidirectional={self.bidirectional}"
         )
+
+
+def check_arguments(
+    input: Tensor,
+    hx: Tensor | Sequence[Tensor] | None,
+    lengths: Tensor | None,
+    *,
+    input_size: int,
+    hidden_size: int,
+    population: int,
+    directions: int,
+    batch_first: bool,
+    states: int,
+    like: Tensor,
+) -> None:
+    """Raise a one-line ValueError (TypeError for what is not a tensor) for any argument
+    that a recurrent layer of these sizes cannot take, before any backend sees it, as
+    torch.nn.LSTM does: then every backend gives the same error, and none reads memory a
+    wrong size would put out of bounds.
+
+    input: [T, (K,) B, M], or [(K,) B, T, M] with batch_first; K may be left out only for a
+    population of one. hx: `states` initial states, one tensor if `states` is 1, else a
+    tuple of them (an LSTM's (h_0, c_0)), each [directions, (K,) B, hidden_size] as the input
+    leaves K out or not, whatever batch_first. lengths: [B] integers in 1..T. Every tensor on
+    the device of `like` (a parameter of the layer); input and hx also in its dtype.
+    """
+    layout = "[(K,) B, T, M]" if batch_first else "[T, (K,) B, M]"
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: expected a tensor {layout}, got {type(input).__name__}")
+    shape = tuple(input.shape)
+    if input.dim() == 3 and population != 1:
+        raise ValueError(f"a population of {population} expects a 4-d input, got {shape}")
+    if input.dim() not in (3, 4) or shape[-1] != input_size:
+        raise ValueError(f"expected input {layout.replace('M', str(input_size))} got {shape}")
+    _same_place("input", input, like, dtype=True)
+    single = input.dim() == 3
+    full = shape if not single else (shape[0], 1, *shape[1:]) if not batch_first else (1, *shape)
+    T, K, B = full[:3] if not batch_first else (full[2], full[0], full[1])
+    if not single and K != population:
+        raise ValueError(f"input has population {K}, the layer {population}")
+    if T == 0 or B == 0:
+        raise ValueError(f"input: expected at least one step and one sequence, got {shape}")
+
+    if hx is not None:
+        if states == 1:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"hx: expected a tensor, got {type(hx).__name__}")
+            named = [("hx", hx)]
+        else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != states:
+                got = f"{len(hx)} items" if isinstance(hx, (tuple, list)) else type(hx).__name__
+                raise TypeError(f"hx: expected a tuple of {states} tensors, got {got}")
+            named = [(f"hx[{i}]", h) for i, h in enumerate(hx)]
+        size = (directions, B, hidden_size) if single else (directions, population, B, hidden_size)
+        axes = "(directions, batch, hidden)" if single else "(directions, K, batch, hidden)"
+        for name, h in named:
+            if not isinstance(h, Tensor):
+                raise TypeError(f"{name}: expected a tensor, got {type(h).__name__}")
+            if tuple(h.shape) != size:
+                raise ValueError(f"{name}: expected size {size} {axes}, got {tuple(h.shape)}")
+            _same_place(name, h, like, dtype=True)
+
+    if lengths is not None:
+        if (
+            not isinstance(lengths, Tensor)
+            or lengths.dim() != 1
+            or len(lengths) != B
+            or lengths.dtype.is_floating_point
+            or lengths.dtype.is_complex
+            or lengths.dtype == torch.bool
+        ):
+            got = (
+                f"{lengths.dtype} of size {tuple(lengths.shape)}"
+                if isinstance(lengths, Tensor)
+                else type(lengths).__name__
+            )
+            raise ValueError(f"lengths: expected {B} integers (one per sequence), got {got}")
+        _same_place("lengths", lengths, like, dtype=False, cpu_too=True)
+        low, high = int(lengths.min()), int(lengths.max())
+        if low < 1 or high > T:
+            raise ValueError(f"lengths: expected values in 1..{T} (the steps), got {low}..{high}")
+
+
+def _same_place(name: str, t: Tensor, like: Tensor, dtype: bool, cpu_too: bool = False) -> None:
+    """t on like's device (or the CPU, where `cpu_too`) and, where `dtype`, of its dtype."""
+    if t.device != like.device and not (cpu_too and t.device.type == "cpu"):
+        raise ValueError(f"{name}: expected a tensor on the layer's {like.device}, got {t.device}")
+    if dtype and t.dtype != like.dtype:
+        raise ValueError(f"{name}: expected {like.dtype} (the layer's dtype), got {t.dtype}")
 
 
 def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:
