@@ -10,6 +10,9 @@ arithmetic of the torch ops used elsewhere, up to the compiler's fused multiply-
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import torch
 from torch import Tensor
 
@@ -84,7 +87,36 @@ def _compiled(name: str, *tensors: Tensor) -> bool:
     K, p = tensors[0].numel(), tensors[1]
     if K > 1 and (p.dim() == 0 or p.shape[0] != K):
         return False  # not a leading trial axis: the torch ops say why
-    return compiled.library() is not None
+    return compiled.library() is not None and _update_checked(dtype)
+
+
+@functools.cache
+def _update_checked(dtype: torch.dtype) -> bool:
+    """Whether the compiled update does what the torch ops do, on two trials of three
+    numbers (one trial stopped): checked on the first use of a dtype in a process, like
+    the recurrence kernels (variants/layer.py); if not, one line says so and the torch ops
+    run."""
+    gen = torch.Generator().manual_seed(0)
+    p, v, g = (torch.randn(2, 3, generator=gen, dtype=dtype) for _ in range(3))
+    coefficient, active = torch.tensor([0.9, 0.5], dtype=dtype), torch.tensor([True, False])
+    want_v = v * coefficient[:, None]
+    want_p = p + want_v
+    d = g * (coefficient * active)[:, None]
+    want_v, want_p = want_v - d, want_p - d
+    try:
+        compiled.call("lookahead", dtype, *_sized(p, v, coefficient), 2, 3, 1)
+        compiled.call("step", dtype, *_sized(p, v, g, coefficient, active), 2, 3, 1)
+    except Exception as err:  # noqa: BLE001 - any failure means: do not use these kernels
+        problem = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    else:
+        close = torch.allclose(p, want_p) and torch.allclose(v, want_v)
+        problem = None if close else "results differ from the torch ops"
+    if problem:
+        print(
+            f"optim: the compiled update failed its check ({problem}); using torch ops",
+            file=sys.stderr,
+        )
+    return problem is None
 
 
 def _sized(*tensors: Tensor) -> list[int]:

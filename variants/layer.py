@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -43,6 +44,91 @@ def _auto_override() -> str | None:
 @functools.cache
 def _has_triton() -> bool:
     return importlib.util.find_spec("triton") is not None
+
+
+def _module(path: str):
+    """The module whose `recurrence` is path's."""
+    if path == "triton":  # imported on first use: CPU users never need triton
+        from . import triton_lstm
+
+        return triton_lstm
+    return {"plain": cell, "fused": fused, "compiled": compiled}[path]
+
+
+# (path, device, spec, dtype) -> None where the kernels passed their check, else why not
+_checks: dict[tuple, str | None] = {}
+
+
+def checked_backend(
+    backend: str, spec: Spec, device: torch.device | str, dtype: torch.dtype
+) -> tuple[str, str]:
+    """The path that runs for `backend` (resolve_backend's, checked) and, when that is not
+    the path resolved, why.
+
+    The compiled and triton kernels check themselves on the first use of a (device, spec,
+    dtype) in a process: a tiny input through them and through the plain path, outputs and
+    gradients compared. Kernels that fail to compile or run, or that disagree, print one line
+    on stderr, and the process runs the fused path for that (device, spec, dtype) instead:
+    the triton kernels have run in Triton's interpreter, not on every GPU, and a cached
+    compiled library may meet a compiler or CPU it was not tested with."""
+    path = resolve_backend(backend, device, dtype)
+    if path not in ("compiled", "triton"):
+        return path, ""
+    key = (path, str(torch.device(device)), spec, dtype)
+    if key not in _checks:
+        _checks[key] = _self_check(path, spec, torch.device(device), dtype)
+        if _checks[key] is not None:
+            print(f"variants: {_checks[key]}; using the fused path", file=sys.stderr)
+    return ("fused", _checks[key]) if _checks[key] is not None else (path, "")
+
+
+def _self_check(path: str, spec: Spec, device: torch.device, dtype: torch.dtype) -> str | None:
+    """None if `path` gives the plain path's outputs and gradients (float64) on a tiny
+    input, to a thousand roundings of `dtype`; else one line saying what went wrong."""
+    T, K, B, N = 3, 2, 2, 5  # N = 5: rows that are not a whole number of vectors
+    gen = torch.Generator().manual_seed(0)
+    G, NG = len(spec.blocks) * N, len(spec.gates) * N
+    shapes = {
+        "pre_x": (T, K, B, G),
+        "w_hh": (K, G, N),
+        "peephole": (K, NG) if spec.peepholes and spec.gates else None,
+        "w_gg": (K, NG, NG) if spec.full_gate_recurrence and spec.gates else None,
+        "y0": (K, B, N),
+        "c0": (K, B, N),
+    }
+    exact = {
+        k: torch.randn(s, generator=gen, dtype=torch.float64) if s else None
+        for k, s in shapes.items()
+    }
+    probes = [
+        torch.randn(T, K, B, N, generator=gen, dtype=torch.float64),
+        torch.randn(K, B, N, generator=gen, dtype=torch.float64),
+    ]
+    what = f"the {path} kernels on {device} ({spec.describe()}, {dtype})"
+
+    def run(module, tensors):
+        inputs = {k: t.requires_grad_() if t is not None else None for k, t in tensors.items()}
+        out, c_T = module.recurrence(spec, *inputs.values())
+        probe, probe_c = (p.to(out) for p in probes)
+        leaves = [t for t in inputs.values() if t is not None]
+        grads = torch.autograd.grad((out * probe).sum() + (c_T * probe_c).sum(), leaves)
+        return [out, c_T, *grads]
+
+    with torch.inference_mode(False), torch.enable_grad():
+        reference = run(cell, {k: t.clone() if t is not None else None for k, t in exact.items()})
+        try:
+            moved = {k: t.to(device, dtype) if t is not None else None for k, t in exact.items()}
+            got = run(_module(path), moved)
+        except Exception as err:  # noqa: BLE001 - any failure means: do not use these kernels
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            return f"{what} failed: {type(err).__name__}: {first}"
+    tolerance = min(1e-2, 1e3 * torch.finfo(dtype).eps)
+    names = ["output", "c_T", *(k for k, t in exact.items() if t is not None)]
+    for name, g, r in zip(names, got, reference):
+        error = (g.detach().double().cpu() - r).norm() / r.norm().clamp_min(1e-30)
+        if not error <= tolerance:  # NaN fails too
+            return f"{what} disagree with the plain path ({name}: relative error {error:.2g})"
+    return None
 
 
 class VariantLSTM(nn.Module):
@@ -271,12 +357,8 @@ class VariantLSTM(nn.Module):
         xk = x.permute(1, 0, 2, 3).reshape(K, T * B, M)
         pre_x = torch.baddbmm(params["bias"][:, None, :], xk, params["weight_ih"].transpose(1, 2))
         pre_x = pre_x.reshape(K, T, B, -1).permute(1, 0, 2, 3)
-        path = resolve_backend(self.backend, x.device, x.dtype)
-        if path == "triton":  # imported on first use: CPU users never need triton
-            from . import triton_lstm as module
-        else:
-            module = {"plain": cell, "fused": fused, "compiled": compiled}[path]
-        return module.recurrence(
+        path, _ = checked_backend(self.backend, self.spec, x.device, x.dtype)
+        return _module(path).recurrence(
             self.spec, pre_x, params["weight_hh"], params["peephole"], params["weight_gg"], y0, c0
         )
 
