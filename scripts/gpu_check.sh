@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check that needs a GPU, in one run of at most about 8 minutes on one H100: versions,
-# the CUDA tests, the GPU bench grid, training throughput on jsb-original, and the timing of
+# the CUDA tests, the recurrence each variant runs (`odyssey check`), the GPU bench grid, training throughput on jsb-original, and the timing of
 # the triton kernels' layouts. GPU machines come in short windows, so one run collects it
 # all; every step runs even if an earlier one failed, each under a time limit.
 #
@@ -73,6 +73,10 @@ timeout 170 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider "${parallel[@]}" 
     --continue-on-collection-errors tests 2>&1 | tee "$LOGS/cuda-tests.txt" || status=1
 
 {
+    # The recurrence each variant ran on the GPU: triton, or fused with the reason where the
+    # kernels failed their first-use check against the plain path (variants/layer.py).
+    echo "== odyssey check --device cuda =="
+    timeout 60 "$PYTHON" -m study.cli check --device cuda || status=1
     for H in 20 100 200; do  # one run per H: a run cut off by its limit loses only its rows
         echo "== bench: V, CIFG, FGR; K = 64, 256, 1024; H = $H; T = 100 =="
         timeout 50 "$PYTHON" -m study.cli bench --device cuda --population 64,256,1024 \

@@ -38,7 +38,7 @@ from study.optim import PopulationNesterov
 from study.options import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
 from variants import family
-from variants.layer import BACKENDS, resolve_backend
+from variants.layer import BACKENDS, checked_backend
 
 INPUT_SIZE = 39
 WARMUP = 2
@@ -53,6 +53,7 @@ GRU_BASELINE = ("GRU", "MGU")  # timed against torch.nn.GRU; the rest against to
 class Row:
     variant: str
     backend: str  # the recurrence that ran
+    why: str  # why it ran instead of the one asked for ("" when it is that one)
     population: int
     hidden: int
     length: int
@@ -153,13 +154,13 @@ def measure(
         base_s.append(_timed(baseline, device))
     per_trial = statistics.median(ours_s) / K * 1e3
     base = statistics.median(base_s) * 1e3
-    dtype = torch.get_default_dtype()
-    if variants.resolve(variant).cell == "lstm":
-        path = resolve_backend(backend, device, dtype)
+    spec, dtype = variants.resolve(variant), torch.get_default_dtype()
+    if spec.cell == "lstm":
+        path, why = checked_backend(backend, spec, device, dtype)
     else:
-        path = family.resolve_path(backend, device, dtype)
+        path, why = family.resolve_path(backend, device, dtype), ""
     name = "torch.nn.GRU" if gru else "torch.nn.LSTM"
-    return Row(variant, path, K, H, T, per_trial, base, per_trial / base, repeats, name)
+    return Row(variant, path, why, K, H, T, per_trial, base, per_trial / base, repeats, name)
 
 
 def _cpu_name() -> str:
@@ -334,10 +335,11 @@ def training_throughput(
         return len(batches) / (time.perf_counter() - start)
 
     base = baseline()
-    rows = [{"model": "torch.nn.LSTM", "backend": "", "K": 1, "trial_seq_per_s": base}]
-    path = resolve_backend(backend, device, torch.get_default_dtype())
+    rows = [{"model": "torch.nn.LSTM", "backend": "", "why": "", "K": 1, "trial_seq_per_s": base}]
     for K in populations:
-        rows.append({"model": "V", "backend": path, "K": K, "trial_seq_per_s": ours(K)})
+        speed = ours(K)
+        path, why = checked_backend(backend, variants.resolve("V"), device, torch.float32)
+        rows.append({"model": "V", "backend": path, "why": why, "K": K, "trial_seq_per_s": speed})
     single = next((r["trial_seq_per_s"] for r in rows[1:] if r["K"] == 1), None)
     for r in rows:
         r["vs_nn_lstm"] = r["trial_seq_per_s"] / base
@@ -376,12 +378,21 @@ def cmd_training(args: argparse.Namespace, device: torch.device, env: dict) -> i
             vs_k1,
         )
     Console().print(table)
+    _say_why([r["why"] for r in rows])
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         ceilings = {"sequence_mflop": sequence_flops / 1e6, "matmul_gflops": ceiling}
         path.write_text(json.dumps({"environment": env, "rows": rows, **ceilings}, indent=2) + "\n")
     return 0
+
+
+def _say_why(whys: list[str]) -> None:
+    """One line per reason a row ran another recurrence than the one asked for."""
+    for why in dict.fromkeys(w for w in whys if w):
+        Console().print(
+            f"[yellow]fused ran instead: {why}[/yellow]", highlight=False, soft_wrap=True
+        )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -424,6 +435,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"{t['ratio']:.2f}x {t['against']} (target at most 1.0: "
             f"{'met' if t['met'] else 'not met'})"
         )
+    _say_why([r.why for r in rows])
     load = max(env["load_average"][0], env["load_average_after"][0])
     console.print(
         f"load average {env['load_average'][0]:.2f} before, "

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check", help="build every variant, print parameter counts, check a step"
     )
+    check.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     check.set_defaults(func=_handler("study.selfcheck:cmd_check"))
 
     datasets = sub.add_parser(

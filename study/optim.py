@@ -10,7 +10,8 @@ arithmetic of the torch ops used elsewhere, up to the compiler's fused multiply-
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import sys
 
 import torch
 from torch import Tensor
@@ -38,8 +39,8 @@ class PopulationNesterov:
     def lookahead(self) -> None:
         momentum = self.momentum * self.active
         for p, v in zip(self.params, self.velocity):
-            if kernel := _kernel("lookahead", momentum, p, v):
-                kernel(p.data_ptr(), v.data_ptr(), momentum.data_ptr(), *_shape(momentum, p))
+            if _compiled("lookahead", momentum, p, v):
+                compiled.call("lookahead", p.dtype, *_sized(p, v, momentum), *_shape(momentum, p))
                 continue
             v.mul_(_per_trial(momentum, p))
             p.add_(v)
@@ -50,10 +51,10 @@ class PopulationNesterov:
         for p, v in zip(self.params, self.velocity):
             if p.grad is None:
                 continue
-            if kernel := _kernel("step", rate, p, v, p.grad):
+            if _compiled("step", rate, p, v, p.grad):
                 # torch.bool is one byte of 0 or 1: the kernel reads it as uint8_t
-                args = p.grad.data_ptr(), rate.data_ptr(), self.active.data_ptr()
-                kernel(p.data_ptr(), v.data_ptr(), *args, *_shape(rate, p))
+                args = _sized(p, v, p.grad, rate, self.active)
+                compiled.call("step", p.dtype, *args, *_shape(rate, p))
                 continue
             # The gradient is spent here, so d is built in it: no temporaries (at large K
             # these tensors outgrow the caches, and each pass over them costs).
@@ -74,19 +75,53 @@ def _per_trial(values: Tensor, like: Tensor) -> Tensor:
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
-def _kernel(name: str, *tensors: Tensor) -> Callable[..., None] | None:
-    """The compiled half of the update for these tensors (per-trial coefficients first),
-    where it runs: CPU, one dtype of float32 or float64, contiguous, a library that builds."""
+def _compiled(name: str, *tensors: Tensor) -> bool:
+    """Whether the compiled half of the update runs for these tensors (per-trial
+    coefficients first): CPU, one dtype of float32 or float64, contiguous, a library that
+    builds."""
     dtype = tensors[0].dtype
     if tensors[0].device.type != "cpu" or dtype not in compiled.SUFFIX:
-        return None
+        return False
     if not all(t.is_contiguous() and t.dtype == dtype for t in tensors):
-        return None
+        return False
     K, p = tensors[0].numel(), tensors[1]
     if K > 1 and (p.dim() == 0 or p.shape[0] != K):
-        return None  # not a leading trial axis: the torch ops say why
-    lib = compiled.library()
-    return getattr(lib, f"odyssey_{name}_{compiled.SUFFIX[dtype]}") if lib else None
+        return False  # not a leading trial axis: the torch ops say why
+    return compiled.library() is not None and _update_checked(dtype)
+
+
+@functools.cache
+def _update_checked(dtype: torch.dtype) -> bool:
+    """Whether the compiled update does what the torch ops do, on two trials of three
+    numbers (one trial stopped): checked on the first use of a dtype in a process, like
+    the recurrence kernels (variants/layer.py); if not, one line says so and the torch ops
+    run."""
+    gen = torch.Generator().manual_seed(0)
+    p, v, g = (torch.randn(2, 3, generator=gen, dtype=dtype) for _ in range(3))
+    coefficient, active = torch.tensor([0.9, 0.5], dtype=dtype), torch.tensor([True, False])
+    want_v = v * coefficient[:, None]
+    want_p = p + want_v
+    d = g * (coefficient * active)[:, None]
+    want_v, want_p = want_v - d, want_p - d
+    try:
+        compiled.call("lookahead", dtype, *_sized(p, v, coefficient), 2, 3, 1)
+        compiled.call("step", dtype, *_sized(p, v, g, coefficient, active), 2, 3, 1)
+    except Exception as err:  # noqa: BLE001 - any failure means: do not use these kernels
+        problem = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    else:
+        close = torch.allclose(p, want_p) and torch.allclose(v, want_v)
+        problem = None if close else "results differ from the torch ops"
+    if problem:
+        print(
+            f"optim: the compiled update failed its check ({problem}); using torch ops",
+            file=sys.stderr,
+        )
+    return problem is None
+
+
+def _sized(*tensors: Tensor) -> list[int]:
+    """Each (contiguous) tensor's pointer and number of elements, for the kernels' checks."""
+    return [n for t in tensors for n in (t.data_ptr(), t.numel())]
 
 
 def _shape(coefficients: Tensor, p: Tensor) -> tuple[int, int, int]:

@@ -1,5 +1,6 @@
 """`odyssey check`: every variant and cell of the family builds, runs forward and backward,
-and its size is reported."""
+and its size and the recurrence that ran (with why, where that is not the one auto chose)
+are reported."""
 
 from __future__ import annotations
 
@@ -10,27 +11,42 @@ from rich.console import Console
 from rich.table import Table
 
 import variants
+from study.train import resolve_device
+from variants import family
+from variants.layer import checked_backend
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    table = Table(title="variants (input 39, hidden 100, one direction)")
-    for col in ("variant", "switches", "parameters", "output", "grad norm"):
+    device = resolve_device(args.device)
+    table = Table(title=f"variants (input 39, hidden 100, one direction) on {device}")
+    for col in ("variant", "switches", "parameters", "output", "grad norm", "recurrence"):
         table.add_column(col)
-    x = torch.randn(50, 1, 39)
-    family = [name for name in variants.FAMILY if name not in variants.PAPER_VARIANTS]
-    for name in [*variants.PAPER_VARIANTS, *family]:
-        lstm = variants.build(name, 39, 100)
+    x = torch.randn(50, 1, 39, device=device)
+    whys = {}
+    cells = [name for name in variants.FAMILY if name not in variants.PAPER_VARIANTS]
+    for name in [*variants.PAPER_VARIANTS, *cells]:
+        lstm = variants.build(name, 39, 100, device=device)
         out, _ = lstm(x)
         out.square().mean().backward()
         grad = torch.cat([p.grad.flatten() for p in lstm.parameters()]).norm().item()
         if not torch.isfinite(out).all() or grad == 0:
             raise RuntimeError(f"variant {name} produced no usable output")
+        if lstm.spec.cell == "lstm":
+            path, why = checked_backend(lstm.backend, lstm.spec, device, x.dtype)
+        else:
+            path, why = family.resolve_path(lstm.backend, device, x.dtype), ""
+        if why:
+            whys[name] = why
         table.add_row(
             name,
             lstm.spec.describe() if lstm.spec.cell == "lstm" else lstm.cell.title,
             f"{lstm.n_params()[0]:,}",
             str(tuple(out.shape)),
             f"{grad:.3g}",
+            path + (" *" if why else ""),
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for name, why in whys.items():
+        console.print(f"* {name}: {why}; the fused path ran", highlight=False, soft_wrap=True)
     return 0

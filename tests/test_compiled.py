@@ -1,6 +1,8 @@
 """The compiled recurrence against the plain one: every combination of switches, padding,
 lengths, threads, saturation, float32 error; and the fallback where it cannot be built."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from test_fused import (
@@ -123,7 +125,8 @@ def test_float32_error_is_that_of_the_plain_path(name):
     assert_float32_error_is_that_of_the_plain_path(name, "compiled", "cpu")
 
 
-def test_auto_is_compiled_on_cpu_in_float32_and_float64_only():
+def test_auto_is_compiled_on_cpu_in_float32_and_float64_only(monkeypatch):
+    monkeypatch.delenv("ODYSSEY_BACKEND", raising=False)
     assert resolve_backend("auto", torch.device("cpu"), torch.float32) == "compiled"
     assert resolve_backend("auto", torch.device("cpu"), torch.float64) == "compiled"
     assert resolve_backend("auto", torch.device("cpu"), torch.bfloat16) == "fused"
@@ -132,6 +135,7 @@ def test_auto_is_compiled_on_cpu_in_float32_and_float64_only():
 
 
 def test_auto_runs_the_compiled_path(monkeypatch):
+    monkeypatch.delenv("ODYSSEY_BACKEND", raising=False)
     calls = []
     run = compiled.recurrence
     monkeypatch.setattr(compiled, "recurrence", lambda *a: calls.append(1) or run(*a))
@@ -153,6 +157,7 @@ def test_without_a_compiler_the_fused_path_runs_and_says_so_once(
 ):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.delenv("ODYSSEY_BACKEND", raising=False)
     torch.manual_seed(0)
     layers = {b: variants.build("V", 3, 4, backend=b) for b in ("auto", "fused")}
     layers["auto"].load_state_dict(layers["fused"].state_dict())
@@ -187,3 +192,32 @@ def test_a_built_library_is_not_built_again(monkeypatch):
     path = compiled.build()  # built (or found) for this module's skipif
     monkeypatch.setattr(compiled.subprocess, "run", None)  # compiling now would raise
     assert compiled.build() == path
+
+
+@pytest.mark.parametrize("chosen", ["plain", "fused", "compiled"])
+def test_odyssey_backend_is_what_auto_runs(chosen, monkeypatch):
+    monkeypatch.setenv("ODYSSEY_BACKEND", chosen)
+    assert resolve_backend("auto", torch.device("cpu"), torch.float32) == chosen
+    assert resolve_backend("plain", torch.device("cpu"), torch.float32) == "plain"
+    monkeypatch.setenv("ODYSSEY_BACKEND", "gpu")
+    with pytest.raises(ValueError, match="ODYSSEY_BACKEND must be one of"):
+        variants.build("V", 3, 4)(torch.randn(5, 1, 3))
+
+
+def test_the_flags_come_from_odyssey_cxxflags_and_key_the_cache(monkeypatch, tmp_path):
+    """A portable build (no -march=native) is another library in the cache, not a reuse."""
+    commands = []
+
+    def compile_(command, **kwargs):
+        commands.append(command)
+        Path(command[command.index("-o") + 1]).write_bytes(b"")
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(compiled.subprocess, "run", compile_)
+    monkeypatch.delenv("ODYSSEY_CXXFLAGS", raising=False)
+    native = compiled.build()
+    monkeypatch.setenv("ODYSSEY_CXXFLAGS", "-O2 -mtune=generic")
+    portable = compiled.build()
+    assert native != portable and native.exists() and portable.exists()
+    assert "-march=native" in commands[0] and "-march=native" not in commands[1]
+    assert {"-O2", "-mtune=generic", "-shared", "-fPIC"} <= set(commands[1])

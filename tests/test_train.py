@@ -15,8 +15,8 @@ from synthetic import make_benchmark
 def update_path(request, monkeypatch):
     """Each optimizer test runs the compiled CPU update and the torch ops (GPU's path)."""
     if request.param == "torch":
-        monkeypatch.setattr(optim, "_kernel", lambda *args: None)
-    elif optim._kernel("step", torch.ones(1), torch.ones(1)) is None:
+        monkeypatch.setattr(optim, "_compiled", lambda *args: False)
+    elif not optim._compiled("step", torch.ones(1), torch.ones(1)):
         pytest.skip("no compiled CPU kernels here")
     return request.param
 
@@ -61,8 +61,8 @@ def test_compiled_update_matches_the_torch_ops(dtype, monkeypatch):
     runs = {}
     for path in ("compiled", "torch"):
         if path == "torch":
-            monkeypatch.setattr(optim, "_kernel", lambda *args: None)
-        elif optim._kernel("step", torch.ones(1, dtype=dtype), torch.ones(1, dtype=dtype)) is None:
+            monkeypatch.setattr(optim, "_compiled", lambda *args: False)
+        elif not optim._compiled("step", torch.ones(1, dtype=dtype), torch.ones(1, dtype=dtype)):
             pytest.skip("no compiled CPU kernels here")
         gen.manual_seed(0)
         params = [torch.randn(s, generator=gen, dtype=dtype) for s in shapes]
@@ -212,12 +212,17 @@ def test_population_equals_training_alone(task):
 
 
 def test_training_lowers_the_loss():
+    """A learnable task (the class counts the positive inputs among two) at a step size in
+    the smooth regime: the training loss falls fivefold in 8 epochs (7.4 to 1.3-1.5 in
+    float32 and float64, on every path), the validation error to 6-11 %. The bounds sit
+    twice as far, so that rounding (AVX2 or AVX-512, any path) cannot move the verdict;
+    at lr 0.5 the validation curve jumped by 5 points from epoch to epoch."""
     bench = make_benchmark("framewise", n=(40, 10, 10))
     trainer = PopulationTrainer(bench, "V", Protocol(max_epochs=8, patience=8))
-    trainer.add(TrialConfig(8, 0.5, 0.9, 0.0, seed=0))
+    trainer.add(TrialConfig(8, 0.1, 0.9, 0.0, seed=0))
     (res,) = trainer.run()
-    first = trainer.trials[0].history[0][0]
-    assert res.value < 0.7 * first and res.best_epoch > 1
+    assert res.train_curve[-1] < 0.4 * res.train_curve[0], res.train_curve
+    assert res.value < 0.25, res.valid_curve  # half the error of always guessing class 1
 
 
 def test_early_stopping_picks_best_epoch(monkeypatch):

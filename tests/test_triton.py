@@ -22,7 +22,8 @@ pytest.importorskip("triton")
 from test_fused import all_specs, outputs_and_grads, random_inputs  # noqa: E402
 
 import variants  # noqa: E402
-from variants import cell, triton_lstm  # noqa: E402
+from variants import cell, layer, triton_lstm  # noqa: E402
+from variants.layer import checked_backend  # noqa: E402
 from variants.triton_lstm import Layout  # noqa: E402
 
 if not triton_lstm.interpreted():
@@ -182,8 +183,17 @@ def test_float32_error_is_that_of_the_plain_path(name, one_program):
         assert error < max(4 * plain_error, 1e-6), (error, plain_error)
 
 
+@pytest.mark.parametrize("name", variants.PAPER_VARIANTS)
+def test_the_kernels_pass_their_own_check(name, one_program, monkeypatch):
+    """What the layer runs on the first use of a (device, spec, dtype): else it would fall
+    back to the fused path."""
+    monkeypatch.setattr(layer, "_checks", {})
+    assert checked_backend("triton", variants.resolve(name), DEVICE, DTYPE) == ("triton", "")
+
+
 @pytest.mark.skipif(DEVICE != "cuda", reason="auto picks triton on CUDA only")
 def test_auto_is_triton_on_cuda(monkeypatch):
+    monkeypatch.delenv("ODYSSEY_BACKEND", raising=False)
     calls = []
     monkeypatch.setattr(
         triton_lstm, "recurrence", lambda *a: calls.append(1) or cell.recurrence(*a)

@@ -15,9 +15,11 @@ The library (this recurrence and study/optim.py's update, csrc/*.cpp) is plain C
 C interface, loaded with ctypes, and does not depend on torch's C++ ABI: it builds on first
 use with the system's C++ compiler in about 4 s of CPU on this project's 2-core machines (a
 torch.utils.cpp_extension module that only includes torch/extension.h takes 35 s there) and
-is cached under the user's cache folder, keyed by sources, compiler and CPU. It uses
+is cached under the user's cache folder, keyed by sources, compiler, flags and CPU. It uses
 OpenMP, and so shares the runtime that torch has loaded. Where it cannot be built, the first
 call says so in one line on stderr, layer.py uses the fused path and the optimizer torch ops.
+Every pointer goes to the kernels with the number of elements it reaches, and they check
+those against the sizes they are given before touching memory (`call` raises their reason).
 """
 
 from __future__ import annotations
@@ -43,9 +45,32 @@ from .spec import Spec
 # study/optim.py).
 SOURCES = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.cpp")))
 HEADERS = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.h")))  # in the cache key
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
+# Code generation: ODYSSEY_CXXFLAGS replaces these (e.g. "-O3" for a build that runs on any
+# x86-64 and rounds alike on every one of them); the flags a shared library needs stay.
+TUNING = ("-O3", "-march=native")
+FLAGS = ("-std=c++17", "-shared", "-fPIC")
 OPENMP = "-fopenmp"  # where the compiler lacks it (Apple's clang), the kernels run on one thread
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+# The tensors of struct Problem, in its order.
+POINTERS = (
+    "x",
+    "r",
+    "gg",
+    "rt",
+    "ggt",
+    "peephole",
+    "acts",
+    "cells",
+    "tanh_c",
+    "ys",
+    "grad_c",
+    "d_pre",
+    "d_peephole",
+    "d_y0",
+    "d_c0",
+)
 
 
 class _Problem(ctypes.Structure):
@@ -69,26 +94,9 @@ class _Problem(ctypes.Structure):
             "sk",
             "sb",
         )
-    ] + [
-        (name, ctypes.c_void_p)
-        for name in (
-            "x",
-            "r",
-            "gg",
-            "rt",
-            "ggt",
-            "peephole",
-            "acts",
-            "cells",
-            "tanh_c",
-            "ys",
-            "grad_c",
-            "d_pre",
-            "d_peephole",
-            "d_y0",
-            "d_c0",
-        )
     ]
+    _fields_ += [(name, ctypes.c_void_p) for name in POINTERS]
+    _fields_ += [("extent", ctypes.c_int64 * len(POINTERS))]
 
 
 def cache_dir() -> Path:
@@ -106,16 +114,22 @@ def _cpu() -> str:
     return f"{platform.machine()} {platform.processor()} {features}"
 
 
+def flags() -> list[str]:
+    """The compiler's flags: $ODYSSEY_CXXFLAGS (else TUNING), then FLAGS."""
+    tuning = os.environ.get("ODYSSEY_CXXFLAGS")
+    return [*(shlex.split(tuning) if tuning is not None else TUNING), *FLAGS]
+
+
 def build() -> Path:
     """The shared library, compiled unless the cache holds it (atomic: workers may race)."""
     compiler = shlex.split(os.environ.get("CXX") or "c++")
-    parts = [s.read_bytes() for s in SOURCES + HEADERS] + [" ".join([*compiler, *FLAGS]).encode()]
+    parts = [s.read_bytes() for s in SOURCES + HEADERS] + [" ".join([*compiler, *flags()]).encode()]
     key = hashlib.sha256(b"\0".join([*parts, _cpu().encode()])).hexdigest()[:16]
     path = cache_dir() / f"kernels-{key}.so"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        command = [*compiler, *FLAGS, *map(str, SOURCES), "-o", str(tmp)]
+        command = [*compiler, *flags(), *map(str, SOURCES), "-o", str(tmp)]
         try:
             subprocess.run([*command, OPENMP], check=True, capture_output=True, text=True)
         except subprocess.CalledProcessError:
@@ -125,11 +139,14 @@ def build() -> Path:
 
 
 _P, _I = ctypes.c_void_p, ctypes.c_int64
+# Each returns NULL, or why it did nothing: the sizes given do not fit (see `call`).
 _SIGNATURES = {
     "forward": [ctypes.POINTER(_Problem)],
     "backward": [ctypes.POINTER(_Problem)],
-    "lookahead": [_P, _P, _P, _I, _I, _I],  # p, v, momentum [K], K, n, threads
-    "step": [_P, _P, _P, _P, _P, _I, _I, _I],  # p, v, g, rate [K], active [K], K, n, threads
+    # p, v, momentum [K] (each with its number of elements), K, n, threads
+    "lookahead": [_P, _I, _P, _I, _P, _I, _I, _I, _I],
+    # p, v, g, rate [K], active [K] (each with its number of elements), K, n, threads
+    "step": [_P, _I, _P, _I, _P, _I, _P, _I, _P, _I, _I, _I, _I],
 }
 
 
@@ -149,13 +166,28 @@ def library() -> ctypes.CDLL | None:
         for name, argtypes in _SIGNATURES.items():
             for suffix in SUFFIX.values():
                 fn = getattr(lib, f"odyssey_{name}_{suffix}")
-                fn.argtypes, fn.restype = argtypes, None
+                fn.argtypes, fn.restype = argtypes, ctypes.c_char_p
         return lib
     print(
         f"variants: no compiled CPU kernels ({reason.strip()}); using the fused path",
         file=sys.stderr,
     )
     return None
+
+
+def call(name: str, dtype: torch.dtype, *args) -> None:
+    """Run kernel `name` (forward, backward, lookahead, step) for `dtype`; the kernels
+    check the sizes they are given before touching memory, and say why they refused."""
+    error = getattr(library(), f"odyssey_{name}_{SUFFIX[dtype]}")(*args)
+    if error is not None:
+        raise RuntimeError(f"compiled {name}: {error.decode()}")
+
+
+def extent(t: Tensor | None) -> int:
+    """How many elements of memory t's data pointer reaches: 1 + the largest offset."""
+    if t is None or t.numel() == 0:
+        return 0
+    return 1 + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
 
 
 def runs(device: torch.device | str, dtype: torch.dtype) -> bool:
@@ -174,8 +206,6 @@ def recurrence(
 ) -> tuple[Tensor, Tensor]:
     """Block outputs y for every step [T, K, B, N] and the last cell state c_T [K, B, N],
     for CPU tensors of float32 or float64 where `runs` says so."""
-    if pre_x.shape[0] == 0:  # the C code reads step 0
-        raise ValueError("the compiled recurrence needs at least one step (T = 0)")
     return _Recurrence.apply(spec, pre_x, w_hh, peephole, w_gg, y0, c0)
 
 
@@ -184,8 +214,11 @@ def _ptr(t: Tensor | None) -> int | None:
 
 
 def _problem(spec: Spec, T: int, K: int, B: int, N: int, x: Tensor, **tensors) -> _Problem:
-    """The C struct: shapes, switches, x's strides over [T, K, B] and the tensors' pointers."""
+    """The C struct: shapes, switches, x's strides over [T, K, B], the tensors' pointers and
+    how many elements each reaches."""
     position = {g: spec.gates.index(g) if g in spec.gates else -1 for g in "ifo"}
+    tensors["x"] = x
+    extents = (ctypes.c_int64 * len(POINTERS))(*(extent(tensors.get(n)) for n in POINTERS))
     return _Problem(
         T=T,
         K=K,
@@ -201,7 +234,7 @@ def _problem(spec: Spec, T: int, K: int, B: int, N: int, x: Tensor, **tensors) -
         st=x.stride(0),
         sk=x.stride(1),
         sb=x.stride(2),
-        x=x.data_ptr(),
+        extent=extents,
         **{name: _ptr(t) for name, t in tensors.items()},
     )
 
@@ -244,7 +277,7 @@ class _Recurrence(torch.autograd.Function):
             tanh_c=tanh_c,
             ys=ys,
         )
-        getattr(library(), f"odyssey_forward_{SUFFIX[x.dtype]}")(ctypes.byref(problem))
+        call("forward", x.dtype, ctypes.byref(problem))
         ctx.spec = spec
         ctx.save_for_backward(acts, cells, tanh_c, ys, rt, peephole, ggt)
         return ys[:, 1:].transpose(0, 1), cells[:, T].clone()
@@ -282,7 +315,7 @@ class _Recurrence(torch.autograd.Function):
             d_y0=d_y0,
             d_c0=d_c0,
         )
-        getattr(library(), f"odyssey_backward_{SUFFIX[g.dtype]}")(ctypes.byref(problem))
+        call("backward", g.dtype, ctypes.byref(problem))
 
         need = ctx.needs_input_grad
         d_w_hh = d_w_gg = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -19,7 +21,11 @@ BACKENDS = ("auto", "plain", "fused", "compiled", "triton")
 def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
     """The path `backend` runs for tensors of `dtype` on `device`: auto takes the triton
     kernels for float32 on CUDA (where triton is installed); auto and compiled take the
-    compiled path where it runs (CPU, float32 or float64, a library that builds), else fused."""
+    compiled path where it runs (CPU, float32 or float64, a library that builds), else fused.
+    $ODYSSEY_BACKEND, when set, is what auto means: a whole program or test suite then runs
+    as if every layer had been built with that backend."""
+    if backend == "auto":
+        backend = _auto_override() or backend
     cuda = torch.device(device).type == "cuda"
     if backend == "auto" and cuda and dtype == torch.float32 and _has_triton():
         return "triton"
@@ -28,9 +34,102 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> s
     return "compiled" if compiled.runs(device, dtype) else "fused"
 
 
+def _auto_override() -> str | None:
+    chosen = os.environ.get("ODYSSEY_BACKEND")
+    if chosen and chosen not in BACKENDS:
+        raise ValueError(f"ODYSSEY_BACKEND must be one of {BACKENDS}, got {chosen!r}")
+    return chosen or None
+
+
 @functools.cache
 def _has_triton() -> bool:
     return importlib.util.find_spec("triton") is not None
+
+
+def _module(path: str):
+    """The module whose `recurrence` is path's."""
+    if path == "triton":  # imported on first use: CPU users never need triton
+        from . import triton_lstm
+
+        return triton_lstm
+    return {"plain": cell, "fused": fused, "compiled": compiled}[path]
+
+
+# (path, device, spec, dtype) -> None where the kernels passed their check, else why not
+_checks: dict[tuple, str | None] = {}
+
+
+def checked_backend(
+    backend: str, spec: Spec, device: torch.device | str, dtype: torch.dtype
+) -> tuple[str, str]:
+    """The path that runs for `backend` (resolve_backend's, checked) and, when that is not
+    the path resolved, why.
+
+    The compiled and triton kernels check themselves on the first use of a (device, spec,
+    dtype) in a process: a tiny input through them and through the plain path, outputs and
+    gradients compared. Kernels that fail to compile or run, or that disagree, print one line
+    on stderr, and the process runs the fused path for that (device, spec, dtype) instead:
+    the triton kernels have run in Triton's interpreter, not on every GPU, and a cached
+    compiled library may meet a compiler or CPU it was not tested with."""
+    path = resolve_backend(backend, device, dtype)
+    if path not in ("compiled", "triton"):
+        return path, ""
+    key = (path, str(torch.device(device)), spec, dtype)
+    if key not in _checks:
+        _checks[key] = _self_check(path, spec, torch.device(device), dtype)
+        if _checks[key] is not None:
+            print(f"variants: {_checks[key]}; using the fused path", file=sys.stderr)
+    return ("fused", _checks[key]) if _checks[key] is not None else (path, "")
+
+
+def _self_check(path: str, spec: Spec, device: torch.device, dtype: torch.dtype) -> str | None:
+    """None if `path` gives the plain path's outputs and gradients (float64) on a tiny
+    input, to a thousand roundings of `dtype`; else one line saying what went wrong."""
+    T, K, B, N = 3, 2, 2, 5  # N = 5: rows that are not a whole number of vectors
+    gen = torch.Generator().manual_seed(0)
+    G, NG = len(spec.blocks) * N, len(spec.gates) * N
+    shapes = {
+        "pre_x": (T, K, B, G),
+        "w_hh": (K, G, N),
+        "peephole": (K, NG) if spec.peepholes and spec.gates else None,
+        "w_gg": (K, NG, NG) if spec.full_gate_recurrence and spec.gates else None,
+        "y0": (K, B, N),
+        "c0": (K, B, N),
+    }
+    exact = {
+        k: torch.randn(s, generator=gen, dtype=torch.float64) if s else None
+        for k, s in shapes.items()
+    }
+    probes = [
+        torch.randn(T, K, B, N, generator=gen, dtype=torch.float64),
+        torch.randn(K, B, N, generator=gen, dtype=torch.float64),
+    ]
+    what = f"the {path} kernels on {device} ({spec.describe()}, {dtype})"
+
+    def run(module, tensors):
+        inputs = {k: t.requires_grad_() if t is not None else None for k, t in tensors.items()}
+        out, c_T = module.recurrence(spec, *inputs.values())
+        probe, probe_c = (p.to(out) for p in probes)
+        leaves = [t for t in inputs.values() if t is not None]
+        grads = torch.autograd.grad((out * probe).sum() + (c_T * probe_c).sum(), leaves)
+        return [out, c_T, *grads]
+
+    with torch.inference_mode(False), torch.enable_grad():
+        plain = run(cell, {k: t.clone() if t is not None else None for k, t in exact.items()})
+        reference = [t.detach() for t in plain]
+        try:
+            moved = {k: t.to(device, dtype) if t is not None else None for k, t in exact.items()}
+            got = [t.detach().double().cpu() for t in run(_module(path), moved)]  # waits for it
+        except Exception as err:  # noqa: BLE001 - any failure means: do not use these kernels
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            return f"{what} failed: {type(err).__name__}: {first}"
+    tolerance = min(1e-2, 1e3 * torch.finfo(dtype).eps)
+    names = ["output", "c_T", *(k for k, t in exact.items() if t is not None)]
+    for name, g, r in zip(names, got, reference):
+        error = (g - r).norm() / r.norm().clamp_min(1e-30)
+        if not error <= tolerance:  # NaN fails too
+            return f"{what} disagree with the plain path ({name}: relative error {error:.2g})"
+    return None
 
 
 class VariantLSTM(nn.Module):
@@ -207,21 +306,23 @@ class VariantLSTM(nn.Module):
         """`lengths` [B] marks sequences padded at the end: the reverse direction then starts
         at each sequence's own last frame. Outputs past a sequence's length are undefined,
         and so are the final states of sequences shorter than the input."""
+        check_arguments(
+            input,
+            hx,
+            lengths,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            population=self.population,
+            directions=len(self._suffixes),
+            batch_first=self.batch_first,
+            states=2,
+            like=self.weight_ih,
+        )
         single = input.dim() == 3
-        if single and self.population != 1:
-            raise ValueError(
-                f"a population of {self.population} expects a 4-d input, got {tuple(input.shape)}"
-            )
-        if input.dim() not in (3, 4) or input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"expected input [T, (K,) B, {self.input_size}] got {tuple(input.shape)}"
-            )
         x = input.unsqueeze(1 if not self.batch_first else 0) if single else input
         if self.batch_first:  # [K, B, T, M] -> [T, K, B, M]
             x = x.permute(2, 0, 1, 3)
         T, K, B, _ = x.shape
-        if K != self.population:
-            raise ValueError(f"input has population {K}, the layer {self.population}")
         D, N = len(self._suffixes), self.hidden_size
         if hx is None:
             zeros = x.new_zeros(D, K, B, N)
@@ -257,12 +358,8 @@ class VariantLSTM(nn.Module):
         xk = x.permute(1, 0, 2, 3).reshape(K, T * B, M)
         pre_x = torch.baddbmm(params["bias"][:, None, :], xk, params["weight_ih"].transpose(1, 2))
         pre_x = pre_x.reshape(K, T, B, -1).permute(1, 0, 2, 3)
-        path = resolve_backend(self.backend, x.device, x.dtype)
-        if path == "triton":  # imported on first use: CPU users never need triton
-            from . import triton_lstm as module
-        else:
-            module = {"plain": cell, "fused": fused, "compiled": compiled}[path]
-        return module.recurrence(
+        path, _ = checked_backend(self.backend, self.spec, x.device, x.dtype)
+        return _module(path).recurrence(
             self.spec, pre_x, params["weight_hh"], params["peephole"], params["weight_gg"], y0, c0
         )
 
@@ -272,6 +369,95 @@ class VariantLSTM(nn.Module):
             f"{self.spec.describe()}, input_size={self.input_size}, hidden_size={sizes}, "
             f"population={self.population}, bidirectional={self.bidirectional}"
         )
+
+
+def check_arguments(
+    input: Tensor,
+    hx: Tensor | Sequence[Tensor] | None,
+    lengths: Tensor | None,
+    *,
+    input_size: int,
+    hidden_size: int,
+    population: int,
+    directions: int,
+    batch_first: bool,
+    states: int,
+    like: Tensor,
+) -> None:
+    """Raise a one-line ValueError (TypeError for what is not a tensor) for any argument
+    that a recurrent layer of these sizes cannot take, before any backend sees it, as
+    torch.nn.LSTM does: then every backend gives the same error, and none reads memory a
+    wrong size would put out of bounds.
+
+    input: [T, (K,) B, M], or [(K,) B, T, M] with batch_first; K may be left out only for a
+    population of one. hx: `states` initial states, one tensor if `states` is 1, else a
+    tuple of them (an LSTM's (h_0, c_0)), each [directions, (K,) B, hidden_size] as the input
+    leaves K out or not, whatever batch_first. lengths: [B] integers in 1..T. Every tensor on
+    the device of `like` (a parameter of the layer); input and hx also in its dtype.
+    """
+    layout = "[(K,) B, T, M]" if batch_first else "[T, (K,) B, M]"
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input: expected a tensor {layout}, got {type(input).__name__}")
+    shape = tuple(input.shape)
+    if input.dim() == 3 and population != 1:
+        raise ValueError(f"a population of {population} expects a 4-d input, got {shape}")
+    if input.dim() not in (3, 4) or shape[-1] != input_size:
+        raise ValueError(f"expected input {layout.replace('M', str(input_size))} got {shape}")
+    _same_place("input", input, like, dtype=True)
+    single = input.dim() == 3
+    full = shape if not single else (shape[0], 1, *shape[1:]) if not batch_first else (1, *shape)
+    T, K, B = full[:3] if not batch_first else (full[2], full[0], full[1])
+    if not single and K != population:
+        raise ValueError(f"input has population {K}, the layer {population}")
+    if T == 0 or B == 0:
+        raise ValueError(f"input: expected at least one step and one sequence, got {shape}")
+
+    if hx is not None:
+        if states == 1:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"hx: expected a tensor, got {type(hx).__name__}")
+            named = [("hx", hx)]
+        else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != states:
+                got = f"{len(hx)} items" if isinstance(hx, (tuple, list)) else type(hx).__name__
+                raise TypeError(f"hx: expected a tuple of {states} tensors, got {got}")
+            named = [(f"hx[{i}]", h) for i, h in enumerate(hx)]
+        size = (directions, B, hidden_size) if single else (directions, population, B, hidden_size)
+        axes = "(directions, batch, hidden)" if single else "(directions, K, batch, hidden)"
+        for name, h in named:
+            if not isinstance(h, Tensor):
+                raise TypeError(f"{name}: expected a tensor, got {type(h).__name__}")
+            if tuple(h.shape) != size:
+                raise ValueError(f"{name}: expected size {size} {axes}, got {tuple(h.shape)}")
+            _same_place(name, h, like, dtype=True)
+
+    if lengths is not None:
+        if (
+            not isinstance(lengths, Tensor)
+            or lengths.dim() != 1
+            or len(lengths) != B
+            or lengths.dtype.is_floating_point
+            or lengths.dtype.is_complex
+            or lengths.dtype == torch.bool
+        ):
+            got = (
+                f"{lengths.dtype} of size {tuple(lengths.shape)}"
+                if isinstance(lengths, Tensor)
+                else type(lengths).__name__
+            )
+            raise ValueError(f"lengths: expected {B} integers (one per sequence), got {got}")
+        _same_place("lengths", lengths, like, dtype=False, cpu_too=True)
+        low, high = int(lengths.min()), int(lengths.max())
+        if low < 1 or high > T:
+            raise ValueError(f"lengths: expected values in 1..{T} (the steps), got {low}..{high}")
+
+
+def _same_place(name: str, t: Tensor, like: Tensor, dtype: bool, cpu_too: bool = False) -> None:
+    """t on like's device (or the CPU, where `cpu_too`) and, where `dtype`, of its dtype."""
+    if t.device != like.device and not (cpu_too and t.device.type == "cpu"):
+        raise ValueError(f"{name}: expected a tensor on the layer's {like.device}, got {t.device}")
+    if dtype and t.dtype != like.dtype:
+        raise ValueError(f"{name}: expected {like.dtype} (the layer's dtype), got {t.dtype}")
 
 
 def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:

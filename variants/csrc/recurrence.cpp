@@ -10,6 +10,10 @@
 // the gates at t - 1), peephole [K, NG]. Forward reads the transposes row by row (axpy),
 // backward as dot products of their rows (dots): contiguous reads both ways.
 #include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <initializer_list>
+
 #include "simd.h"
 
 extern "C" {
@@ -36,6 +40,10 @@ struct Problem {
     void* d_peephole;    // [K, B, NG]: a partial sum per part of the batch (parts <= B)
     void* d_y0;          // [K, B, N]
     void* d_c0;          // [K, B, N]
+    // How many elements each pointer above reaches (from its tensor's sizes and strides;
+    // 0 for a null one), in the same order: checked against T, K, B, N and the strides
+    // before either pass reads or writes anything.
+    int64_t extent[15];
 };
 }
 
@@ -64,6 +72,77 @@ struct Shapes {
         : T(p.T), B(p.B), N(p.N), ng((p.gate_i >= 0) + (p.gate_f >= 0) + (p.gate_o >= 0)),
           G((1 + ng) * p.N), NG(ng * p.N), ne((p.gate_i >= 0) + (p.gate_f >= 0)) {}
 };
+
+// Why the pointers of p cannot hold what `forward` (or backward) would touch, or nullptr.
+const char* check(const Problem& p, bool forward) {
+    enum { X, R, GG, RT, GGT, PEEP, ACTS, CELLS, TANH_C, YS, GRAD_C, D_PRE, D_PEEP, D_Y0, D_C0 };
+    const void* pointers[15] = {p.x,      p.r,      p.gg,     p.rt,     p.ggt,
+                                p.peephole, p.acts, p.cells,  p.tanh_c, p.ys,
+                                p.grad_c, p.d_pre,  p.d_peephole, p.d_y0, p.d_c0};
+    if (p.T < 1 || p.K < 1 || p.B < 1 || p.N < 1 || p.threads < 1) {
+        return "T, K, B, N and threads must be positive";
+    }
+    const int64_t at[3] = {p.gate_i, p.gate_f, p.gate_o};
+    int64_t ng = 0;
+    for (int64_t a : at) {  // the present gates are 0, 1, ... in the order i, f, o
+        if (a < -1 || (a >= 0 && a != ng)) return "gate positions out of order";
+        ng += a >= 0;
+    }
+    if (p.coupled && (p.gate_i < 0 || p.gate_f >= 0)) {
+        return "a coupled forget gate needs an input gate and no forget gate of its own";
+    }
+    if (p.st < 0 || p.sk < 0 || p.sb < 0) return "negative strides";
+    // Every product below is of positive factors; one that overflows reads as too large.
+    auto product = [](std::initializer_list<int64_t> factors) {
+        int64_t n = 1;
+        for (int64_t f : factors) {
+            if (__builtin_mul_overflow(n, f, &n)) return INT64_MAX;
+        }
+        return n;
+    };
+    const int64_t T = p.T, K = p.K, B = p.B, N = p.N, G = product({1 + ng, N});
+    const int64_t NG = product({ng, N});
+    int64_t need[15] = {};
+    // x: the last element of [T, K, B] at the strides, then a row of G (or N) elements.
+    int64_t last = 0;
+    for (int64_t term : {product({T - 1, p.st}), product({K - 1, p.sk}), product({B - 1, p.sb}),
+                         forward ? G : N}) {
+        if (__builtin_add_overflow(last, term, &last)) last = INT64_MAX;
+    }
+    need[X] = last;
+    const bool peep = p.peephole != nullptr, fgr = forward ? p.gg != nullptr : p.ggt != nullptr;
+    if (peep && ng == 0) return "peepholes without gates";
+    if (fgr && ng == 0) return "full gate recurrence without gates";
+    need[RT] = product({K, N, G});
+    need[PEEP] = peep ? product({K, NG}) : 0;
+    need[GGT] = fgr ? product({K, NG, NG}) : 0;
+    need[ACTS] = product({K, T, B, G});
+    need[CELLS] = product({K, T + 1, B, N});
+    need[TANH_C] = p.output_activation ? product({K, T, B, N}) : 0;
+    if (forward) {
+        need[R] = product({K, G, N});
+        need[GG] = need[GGT];
+        need[YS] = need[CELLS];
+    } else {
+        need[GRAD_C] = need[D_Y0] = need[D_C0] = product({K, B, N});
+        need[D_PRE] = product({K, T, B, G});
+        need[D_PEEP] = peep ? product({K, B, NG}) : 0;
+    }
+    static const char* names[15] = {
+        "x (pre_x or grad_out)", "r", "gg", "rt", "ggt", "peephole", "acts", "cells", "tanh_c",
+        "ys", "grad_c", "d_pre", "d_peephole", "d_y0", "d_c0"};
+    static thread_local char message[160];
+    for (int i = 0; i < 15; ++i) {
+        if (need[i] == 0) continue;
+        if (pointers[i] == nullptr || p.extent[i] < need[i]) {
+            std::snprintf(message, sizeof message, "%s holds %lld elements, %lld needed",
+                          names[i], static_cast<long long>(pointers[i] ? p.extent[i] : 0),
+                          static_cast<long long>(need[i]));
+            return message;
+        }
+    }
+    return nullptr;
+}
 
 template <typename S>
 void forward(const Problem& p) {
@@ -249,9 +328,26 @@ void backward(const Problem& p) {
 
 }  // namespace
 
+// Each entry point returns nullptr, or why it did nothing (sizes that do not fit).
 extern "C" {
-void odyssey_forward_f32(const Problem* p) { forward<float>(*p); }
-void odyssey_forward_f64(const Problem* p) { forward<double>(*p); }
-void odyssey_backward_f32(const Problem* p) { backward<float>(*p); }
-void odyssey_backward_f64(const Problem* p) { backward<double>(*p); }
+const char* odyssey_forward_f32(const Problem* p) {
+    const char* error = check(*p, true);
+    if (!error) forward<float>(*p);
+    return error;
+}
+const char* odyssey_forward_f64(const Problem* p) {
+    const char* error = check(*p, true);
+    if (!error) forward<double>(*p);
+    return error;
+}
+const char* odyssey_backward_f32(const Problem* p) {
+    const char* error = check(*p, false);
+    if (!error) backward<float>(*p);
+    return error;
+}
+const char* odyssey_backward_f64(const Problem* p) {
+    const char* error = check(*p, false);
+    if (!error) backward<double>(*p);
+    return error;
+}
 }

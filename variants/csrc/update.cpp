@@ -3,6 +3,7 @@
 // and at large K these tensors outgrow the caches. Built into one library with
 // recurrence.cpp (variants/compiled.py).
 #include <cstdint>
+#include <initializer_list>
 
 namespace {
 
@@ -41,22 +42,52 @@ void step(S* p, S* v, const S* g, const S* rate, const uint8_t* active, int64_t 
     }
 }
 
+// Why the element counts given cannot hold K trials of n numbers (or K coefficients), or
+// nullptr. Each entry point checks before it touches memory and returns the reason.
+const char* check(int64_t K, int64_t n, int64_t threads, std::initializer_list<int64_t> params,
+                  std::initializer_list<int64_t> per_trial) {
+    int64_t total;
+    if (K < 1 || n < 0 || threads < 1) return "K and threads must be positive, n not negative";
+    if (__builtin_mul_overflow(K, n, &total)) return "K n overflows";
+    for (int64_t size : params) {
+        if (size < total) return "a parameter, velocity or gradient holds fewer than K n numbers";
+    }
+    for (int64_t size : per_trial) {
+        if (size < K) return "a per-trial coefficient holds fewer than K numbers";
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 extern "C" {
-void odyssey_lookahead_f32(float* p, float* v, const float* m, int64_t K, int64_t n, int64_t t) {
-    lookahead(p, v, m, K, n, t);
+const char* odyssey_lookahead_f32(float* p, int64_t p_size, float* v, int64_t v_size,
+                                  const float* m, int64_t m_size, int64_t K, int64_t n,
+                                  int64_t t) {
+    const char* error = check(K, n, t, {p_size, v_size}, {m_size});
+    if (!error) lookahead(p, v, m, K, n, t);
+    return error;
 }
-void odyssey_lookahead_f64(double* p, double* v, const double* m, int64_t K, int64_t n,
-                           int64_t t) {
-    lookahead(p, v, m, K, n, t);
+const char* odyssey_lookahead_f64(double* p, int64_t p_size, double* v, int64_t v_size,
+                                  const double* m, int64_t m_size, int64_t K, int64_t n,
+                                  int64_t t) {
+    const char* error = check(K, n, t, {p_size, v_size}, {m_size});
+    if (!error) lookahead(p, v, m, K, n, t);
+    return error;
 }
-void odyssey_step_f32(float* p, float* v, const float* g, const float* rate, const uint8_t* a,
-                      int64_t K, int64_t n, int64_t t) {
-    step(p, v, g, rate, a, K, n, t);
+const char* odyssey_step_f32(float* p, int64_t p_size, float* v, int64_t v_size, const float* g,
+                             int64_t g_size, const float* rate, int64_t rate_size,
+                             const uint8_t* a, int64_t a_size, int64_t K, int64_t n, int64_t t) {
+    const char* error = check(K, n, t, {p_size, v_size, g_size}, {rate_size, a_size});
+    if (!error) step(p, v, g, rate, a, K, n, t);
+    return error;
 }
-void odyssey_step_f64(double* p, double* v, const double* g, const double* rate,
-                      const uint8_t* a, int64_t K, int64_t n, int64_t t) {
-    step(p, v, g, rate, a, K, n, t);
+const char* odyssey_step_f64(double* p, int64_t p_size, double* v, int64_t v_size,
+                             const double* g, int64_t g_size, const double* rate,
+                             int64_t rate_size, const uint8_t* a, int64_t a_size, int64_t K,
+                             int64_t n, int64_t t) {
+    const char* error = check(K, n, t, {p_size, v_size, g_size}, {rate_size, a_size});
+    if (!error) step(p, v, g, rate, a, K, n, t);
+    return error;
 }
 }
