@@ -139,8 +139,8 @@ def noise(tmp_path_factory):
     url = f"sqlite:///{folder / 'study.db'}"
     fill(url, "jsb", {"V": 0.0, "NFG": 0.0, "NP": 0.0}, n_trials=40, pure_noise=True, curves=False)
     out = folder / "report"
-    trials, epochs = quiet(load_storage, url)
-    quiet(write, analyse(trials, epochs), out, url)
+    trials, epochs, studies = quiet(load_storage, url)
+    quiet(write, analyse(trials, epochs, studies), out, url)
     return out
 
 
@@ -161,8 +161,8 @@ def test_a_forest_fitted_to_signal_fits(tmp_path):
     fill(url, "jsb", {"V": 0.0}, n_trials=80)
     model = fit_trials(load_trials(url))
     assert model.oob_r2 == pytest.approx(model.forest.oob_score_) and model.oob_r2 > 0.7
-    trials, epochs = quiet(load_storage, url)
-    quiet(write, analyse(trials, epochs), tmp_path / "report", url)
+    trials, epochs, studies = quiet(load_storage, url)
+    quiet(write, analyse(trials, epochs, studies), tmp_path / "report", url)
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "predicts held-out trials hardly better" not in text
     assert "no finding" not in text.split("### Marginal performance")[1]
@@ -421,8 +421,7 @@ def test_postgres_password_appears_in_no_output(tmp_path, capsys):
 
 
 def test_read_results_gives_what_the_report_computed(tops_storage, tops):
-    trials, epochs = quiet(load_storage, tops_storage)
-    analysis = analyse(trials, epochs)
+    analysis = analyse(*quiet(load_storage, tops_storage))
     pd.testing.assert_frame_equal(tops.trials, analysis.trials)
     for name in ["summary", "importance", "checks", "marginals", "interactions", "curves"]:
         ours, theirs = getattr(analysis, name), getattr(tops, name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +23,17 @@ class Metric:
     chance: float | None = None  # a predictor that ignores the input, on the test split
     chance_means: str = ""  # what that predictor does, in words
     untrained: float | None = None  # an untrained network's level, where it is known exactly
+    rate: bool = False  # an error rate: every frame or label wrong scores 1.0
+
+    @property
+    def blow_up(self) -> float | None:
+        """The level past which a trial has blown up: worse than an untrained network (JSB:
+        61.0 nats, 0.5 for every key) where that is known, else 1.0 for an error rate (every
+        frame or label wrong; a label error rate can exceed it by insertions); None when
+        neither is known."""
+        if self.untrained is not None:
+            return self.untrained
+        return 1.0 if self.rate else None
 
     def label(self, prefix: str = "test") -> str:
         """An axis label: 'test NLL per step (nats)', 'test frame error rate'."""
@@ -38,11 +49,21 @@ METRICS: dict[str, Metric] = {
         "NLL per step", "nats", 11.09, "each key's training frequency", UNTRAINED_JSB
     ),
     "digits-framewise": Metric(
-        "frame error rate", "", 0.883, "always the most frequent training digit"
+        "frame error rate", "", 0.883, "always the most frequent training digit", rate=True
     ),
-    "digits-ctc": Metric("label error rate", "", 1.0, "the empty output"),
-    "timit": Metric("frame error rate", "", None, "always the most frequent training phone"),
-    "iam-ondb": Metric("character error rate", "", 1.0, "the empty output"),
+    "digits-ctc": Metric("label error rate", "", 1.0, "the empty output", rate=True),
+    "timit": Metric(
+        "frame error rate", "", None, "always the most frequent training phone", rate=True
+    ),
+    "iam-ondb": Metric("character error rate", "", 1.0, "the empty output", rate=True),
+}
+# Input size, output size and directions of the benchmarks whose shapes are fixed (from their
+# cards in datasets/ and the paper): the report's parameter counts.
+SHAPES = {
+    "jsb": (88, 88, 1),
+    "jsb-original": (88, 88, 1),
+    "digits-framewise": (39, 10, 2),
+    "digits-ctc": (39, 11, 2),
 }
 # Which of the paper's datasets a benchmark is (the same data) or stands in for (other data
 # of the same kind of task: findings on it are context, not a test of the paper's claims).
@@ -56,7 +77,7 @@ def metric_of(benchmark: str) -> Metric:
     if metric.chance is None:
         chance = _cached_chance(benchmark)
         if chance is not None:
-            metric = Metric(metric.name, metric.unit, chance, metric.chance_means, None)
+            metric = replace(metric, chance=chance)
     return metric
 
 
