@@ -174,6 +174,7 @@ def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
                 "study": summary.study_name,
                 **state_counts(trials),
                 "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
+                "blew_up": _blown_up(summary.study_name, complete),
                 "best_value": min((t.value for t in complete), default=None),
                 # trials of a population share its wall time
                 "compute_hours": sum(
@@ -185,6 +186,15 @@ def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
             }
         )
     return rows, skipped
+
+
+def _blown_up(name: str, complete: list) -> int | None:
+    """Complete trials whose value is worse than an untrained network's (the report's
+    `blew_up`); None where the benchmark has no such level."""
+    from .analysis.metrics import metric_of
+
+    level = metric_of(name.rpartition("/")[0]).blow_up
+    return None if level is None else sum(t.value > level for t in complete)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ refused, never adopted.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,6 +139,13 @@ def foreign_reason(study: optuna.Study, trials: Sequence[FrozenTrial] | None = N
     return None
 
 
+def objective_name(benchmark: str) -> str:
+    """What a study's value is, as optuna-dashboard and `optuna.visualization` label it."""
+    from .analysis.metrics import metric_of  # the analysis's table of metrics, on use only
+
+    return f"best {metric_of(benchmark).label('validation')}"
+
+
 def prepare_study(
     storage: optuna.storages.RDBStorage,
     benchmark: str,
@@ -177,6 +185,10 @@ def prepare_study(
             raise UserError(
                 f"study {name} was sampled with --sampler {attrs['sampler']}, not {sampler}"
             )
+        if study.metric_names is None:  # outside clients show the name, not "Objective 0"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([objective_name(benchmark)])
         wanted = {"n_trials": n_trials, "sampler": sampler, "seed": seed}
         if protocol is not None and "protocol" not in attrs:
             wanted["protocol"] = protocol
