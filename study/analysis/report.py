@@ -537,7 +537,7 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
         f"±1 standard deviation over the forest's trees: {headline}"
         + (", and the forest pooled over all variants (dashed)" if headline != "all" else "")
         + ". Each curve is drawn in colour only over the range its forest's trials cover; "
-        "beyond it, in grey, the forest extrapolates and the curve is no finding.",
+        "beyond it, in grey, the forest only extrapolates.",
         f"![marginals]({curves_png})",
     ]
     r2 = importance[importance.variant == headline].oob_r2.iloc[0]
