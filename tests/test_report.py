@@ -3,6 +3,7 @@ beside Holm's, the forests' out-of-bag fit, budget and search-range checks, stan
 benchmarks, learning curves, readable and reproducible figures, safe defaults, masked
 passwords, and the tables the notebooks read."""
 
+import json
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
 from study.analysis import (
+    Fanova,
     analyse,
     checks,
     default_out,
@@ -27,13 +29,17 @@ from study.analysis import (
     load_storage,
     load_trials,
     read_results,
+    summarize,
     write,
 )
 from study.analysis.checks import is_pressing
+from study.analysis.report import complete_rounds, rounds_line
 from study.cli import main
 from study.errors import UserError
 from study.storage import display_url, open_storage
-from synthetic_study import fill, fill_top
+from synthetic_study import fill, fill_shared, fill_top, sample
+from synthetic_study import metric as synthetic_metric
+from synthetic_study import trial as synthetic_trial
 
 POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
 V = [1.0, 1.1, 1.2, 1.3]
@@ -473,3 +479,211 @@ def test_no_verdict_of_any_kind_from_a_handful_of_top_trials():
     assert enough.loc["NFG", ["significant", "direction"]].tolist() == [True, "worse"]
     (text,) = _variant_findings(enough.reset_index(), "jsb-original")
     assert "NFG is significantly worse than V" in text and text.endswith("— agrees.")
+
+
+# ---- 10. the report at any stage ------------------------------------------------------------
+
+
+UNTRAINED = 88 * np.log(2)  # an untrained network on JSB: 0.5 for each of 88 keys
+
+
+@pytest.fixture(scope="module")
+def blown(tmp_path_factory):
+    """40 trials each of V and NOAF with a learnable metric, and 5 more NOAF trials planted
+    far beyond an untrained network (validation 200-600, test 300-700)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('blown') / 'study.db'}"
+    fill(url, "jsb", {"V": 0.0, "NOAF": 0.3}, n_trials=40)
+    rng = np.random.default_rng(3)
+    planted = [
+        synthetic_trial(sample(rng), 200.0 + 100 * i, 300.0 + 100 * i, diverged=False)
+        for i in range(5)
+    ]
+    optuna.load_study(study_name="jsb/NOAF", storage=url).add_trials(planted)
+    return url
+
+
+def test_blown_up_trials_are_flagged_counted_and_shared(blown, capsys):
+    trials = quiet(load_trials, blown)
+    flagged = trials[trials.blew_up.astype(bool)]
+    assert len(flagged) == 5 and set(flagged.variant) == {"NOAF"}
+    assert (flagged.value >= 200).all() and not flagged.diverged.any()
+    assert (trials[~trials.blew_up.astype(bool)].value < UNTRAINED).all()
+    table = checks(trials).set_index("variant")
+    assert table.share_blew_up.to_dict() == pytest.approx({"V": 0, "NOAF": 5 / 45, "all": 5 / 85})
+    assert main(["status", "--storage", blown, "--json"]) == 0
+    rows = {row["study"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["jsb/NOAF"]["blew_up"] == 5 and rows["jsb/V"]["blew_up"] == 0
+
+
+def test_forests_see_blown_up_trials_capped_at_the_untrained_level(blown):
+    trials = quiet(load_trials, blown)
+    noaf = trials[(trials.variant == "NOAF") & (trials.state == "COMPLETE")]
+    model = fit_trials(noaf)
+    by_hand = Fanova(noaf, np.minimum(noaf.test_metric, UNTRAINED))
+    pd.testing.assert_frame_equal(model.importance(), by_hand.importance())
+    # every leaf of every tree holds a mean of capped values
+    assert max(tree.tree_.value.max() for tree in model.forest.estimators_) <= UNTRAINED + 1e-9
+    raw = Fanova(noaf, noaf.test_metric)
+    assert raw.oob_r2 < model.oob_r2  # five outliers decide an uncapped forest
+    # The paper's top-10 % comparison ranks raw values: the planted trials are not at the top.
+    summary = summarize(trials).set_index("variant")
+    top = noaf.nsmallest(int(summary.loc["NOAF", "n_top"]), "value")
+    assert summary.loc["NOAF", "top_mean"] == pytest.approx(top.test_metric.mean())
+
+
+def test_paired_comparison_finds_a_known_effect(tmp_path):
+    """NFG is V + 0.5 + 0.01 i on the ten configurations where V learns (V = 9 + 0.1 i): the
+    median difference is 0.545 and Wilcoxon's exact p for ten positive differences 2 / 2^10.
+    Three configurations where both sit above chance and one complete only in V are left out;
+    NP has three pairs (no verdict); CIFG's study has no shared sample (no paired values)."""
+    url = f"sqlite:///{tmp_path / 'paired.db'}"
+    v = {i: 9 + 0.1 * i for i in range(10)} | {10: 20.0, 11: 21.0, 12: 22.0, 13: 9.5}
+    nfg = {i: v[i] + 0.5 + 0.01 * i for i in range(10)} | {10: 25.0, 11: 26.0, 12: 27.0}
+    np_ = {i: v[i] - 0.2 for i in range(3)}
+    fill_shared(url, "jsb", {"V": v, "NFG": nfg, "NP": np_}, n_configs=14)
+    fill_shared(url, "jsb", {"CIFG": v}, n_configs=14, shared=False)
+    trials, epochs, studies = quiet(load_storage, url)
+    summary = summarize(trials, studies).set_index("variant")
+    row = summary.loc["NFG"]
+    d = np.array([0.5 + 0.01 * i for i in range(10)])
+    assert row.n_paired == 10 and row.paired_median == pytest.approx(np.median(d))
+    assert d.min() <= row.paired_low < row.paired_median < row.paired_high <= d.max()
+    assert row.wilcoxon_p == pytest.approx(2 / 2**10)
+    assert row.paired_direction == "worse"
+    assert summary.loc["NP", "n_paired"] == 3 and summary.loc["NP", "paired_direction"] == ""
+    assert summary.loc["NP", "paired_median"] == pytest.approx(-0.2)
+    assert pd.isna(summary.loc["CIFG", "n_paired"]) and np.isnan(summary.loc["CIFG", "wilcoxon_p"])
+    # Only two top trials a side: the paper's comparison gives no verdict where pairs do.
+    assert not row.significant
+    again = summarize(trials, studies).set_index("variant")  # the bootstrap is seeded
+    assert again.loc["NFG", ["paired_low", "paired_high"]].tolist() == [
+        row.paired_low,
+        row.paired_high,
+    ]
+    out = tmp_path / "report"
+    quiet(write, analyse(trials, epochs, studies, n_trees=8), out, url)
+    text = (out / "REPORT.md").read_text()
+    assert "### Paired comparison" in text and "(figures/jsb-paired.png)" in text
+    assert (
+        f"NFG − V over 10 configurations: median +0.545 (95 % interval "
+        f"{row.paired_low:+.3g} to {row.paired_high:+.3g}), Wilcoxon p = 0.00195: worse than V."
+    ) in text
+    assert "NP − V over 3 configurations: median -0.2" in text
+    assert "no verdict from 3 (at least 4)" in text
+    assert "CIFG − V" not in text
+
+
+def test_storages_without_a_shared_sample_have_no_paired_values(tops, tops_report):
+    assert tops.summary.n_paired.isna().all() and tops.summary.wilcoxon_p.isna().all()
+    text = (tops_report / "REPORT.md").read_text()
+    assert "### Paired comparison" not in text
+    assert "do not share one sample of configurations" in text
+
+
+def test_state_of_the_study_comes_first(tmp_path):
+    """20 planned configurations in bands of 5; V has 12 complete, NFG 7 and one running:
+    the 7 configurations complete in both make one complete round."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    v = {i: 9 + 0.01 * i for i in range(12)}
+    nfg = {i: 9.2 + 0.01 * i for i in range(7)}
+    fill_shared(url, "jsb", {"V": v, "NFG": nfg}, n_configs=20, band_size=5, running={"NFG": [7]})
+    trials, epochs, studies = quiet(load_storage, url)
+    assert studies.planned.tolist() == [20, 20] and studies.band_size.tolist() == [5, 5]
+    assert complete_rounds(trials, studies) == 1
+    assert rounds_line(3, 5).startswith("Rounds complete: 3 (a round is one band of 5")
+    quiet(write, analyse(trials, epochs, studies, n_trees=8), tmp_path, url)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert text.index("## State of the study") < text.index("## How to read this report")
+    state = text[text.index("## State of the study") : text.index("## How to read")]
+    assert "19 of 40 planned trials are complete; 1 running, 20 waiting" in state
+    assert "Rounds complete: 1 (a round is one band of 5 configurations" in state
+    sizes = trials[trials.state == "COMPLETE"].hidden_size
+    assert f"hidden sizes {sizes.min()}–{sizes.max()} of the searched 20–200" in state
+    assert "| V | 20 | 12 | 0 | 8 | 0 | 0 | 0 | 0 |" in state
+    assert "| NFG | 20 | 7 | 1 | 12 | 0 | 0 | 0 | 0 |" in state
+    assert "no verdict for NFG: fewer than 4 top trials on a side" in state
+    assert "The paired comparison with V: no verdict" not in state  # 7 pairs are enough
+    # no verdict of any kind from 2 top trials a side: no stars, no colour
+    fig = figures.top_boxplot(trials, analyse(trials, epochs, studies, n_trees=8).summary, "jsb")
+    assert not [t for t in fig.axes[0].texts if "*" in t.get_text()]
+
+
+def test_hidden_sizes_not_covered_get_no_verdict(tmp_path):
+    """V's trials reach only 20–36 units (at most 25.5 % of the log range 20–200)."""
+    url = f"sqlite:///{tmp_path / 'narrow.db'}"
+    rng = np.random.default_rng(4)
+    made = []
+    for _ in range(60):
+        params = sample(rng) | {"hidden_size": int(rng.integers(20, 37))}
+        value = synthetic_metric(params) + 0.02 * rng.normal()
+        made.append(synthetic_trial(params, value, value))
+    study = optuna.create_study(storage=url, study_name="jsb-original/V")
+    study.add_trials(made)
+    trials, epochs, studies = quiet(load_storage, url)
+    analysis = analyse(trials, epochs, studies, n_trees=16)
+    sizes = trials.hidden_size.astype(float)
+    share = np.log10(sizes.max() / sizes.min())  # the log range 20–200 is one decade
+    row = analysis.checks.set_index("variant").loc["V"]
+    assert row.cover_hidden_size == pytest.approx(share) and share < 0.8
+    assert row.cover_learning_rate > 0.8
+    marginal = analysis.marginals.query("variant == 'V' and param == 'hidden_size'")
+    assert marginal[marginal.covered].value.between(sizes.min() - 1e-9, sizes.max() + 1e-9).all()
+    assert marginal[~marginal.covered].value.gt(sizes.max()).any()
+    quiet(write, analysis, tmp_path / "report", url)
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert f"Hidden size: V's complete trials span {share:.0%} of its log range" in text
+    ranked = next(line for line in text.splitlines() if line.startswith("- Ranked by"))
+    assert "not covered yet" in ranked and "agrees" not in ranked and "differs" not in ranked
+    assert "(paper: bigger networks help, with diminishing returns; not covered yet)" in text
+    assert "(paper: more than two thirds — " in text  # the learning rate is covered
+
+
+def test_ped_anova_finds_the_one_parameter_that_matters(tmp_path):
+    """A metric of the input noise alone: both lenses give it nearly all the importance."""
+    url = f"sqlite:///{tmp_path / 'noise.db'}"
+    rng = np.random.default_rng(8)
+    made = []
+    for _ in range(80):
+        params = sample(rng)
+        made.append(synthetic_trial(params, 5 * params["input_noise"], 5 * params["input_noise"]))
+    optuna.create_study(storage=url, study_name="jsb/V").add_trials(made)
+    analysis = analyse(*quiet(load_storage, url), n_trees=16)
+    table = analysis.importance.query("variant == 'V' and order == 1")
+    for lens in ("fanova", "ped-anova"):
+        shares = table[table.lens == lens].set_index("term").importance
+        assert shares.idxmax() == "input_noise" and shares["input_noise"] > 0.5, lens
+
+
+def test_parameter_counts_at_100_units_follow_the_formula(tops_report):
+    jsb = section((tops_report / "REPORT.md").read_text(), "jsb")
+    # N = 100, M = K = 88: V 4·100·189 + 3·100 = 75,900; NFG and CIFG 3·100·189 + 2·100;
+    # NOAF as V; the output layer 100·88 + 88.
+    assert "| V | 75,900 | 8,888 | 84,788 |" in jsb
+    assert "| NFG | 56,900 | 8,888 | 65,788 |" in jsb and "| CIFG | 56,900 |" in jsb
+    assert "| NOAF | 75,900 |" in jsb
+
+
+def test_curves_show_the_range_where_variants_differ(tops):
+    fig = drawn(figures.learning_curves(tops.curves, "jsb"))
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    curves = tops.curves[tops.curves.benchmark == "jsb"]
+    assert low < curves.best_valid.min() and 10.98 < high  # the chance line shows
+    assert high < curves.median_valid.max()  # the first epochs' 3 × values run off the top
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_a_variant_without_trials_is_in_figure_3(tops):
+    trials = pd.concat(
+        [
+            tops.trials,
+            tops.trials.query("benchmark == 'jsb'")
+            .head(1)
+            .assign(variant="FGR", state="WAITING", value=np.nan),
+        ]
+    )
+    fig = figures.top_boxplot(trials, tops.summary, "jsb")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "FGR\nn = 0"
+    assert [t.get_text() for t in ax.texts if t.get_text() == "no trials yet"] == ["no trials yet"]
