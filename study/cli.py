@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--sampler", default=RunOptions.sampler, help="random (default, the paper's) or qmc"
     )
     run.add_argument(
+        "--sample",
+        default=RunOptions.sample,
+        help="shared (every variant trains the same configurations; the default for a new "
+        "storage) or independent (each variant its own, as in the paper); an existing storage "
+        "keeps its own",
+    )
+    run.add_argument(
         "--data", default=RunOptions.data, help="folder or file of a user-supplied benchmark"
     )
     run.add_argument(

@@ -21,7 +21,7 @@ from .coordinator import Monitor, TimeLimitReached, placement, run
 from .errors import UserError
 from .options import RunOptions, resolve_variants
 from .retries import failed_errors, state_counts
-from .search import foreign_reason, study_name
+from .search import foreign_reason, own_seconds, study_name
 from .storage import display_url, open_storage
 
 
@@ -39,6 +39,13 @@ class BarMonitor(Monitor):
             if c["failed"]:
                 detail += f", failed {c['failed']}"
             self.bar.update(self.tasks[name], completed=c["complete"], detail=detail)
+
+    def round(self, number: int, total: int, sizes: tuple[int, int]) -> None:
+        self.bar.console.print(_round_line(number, total, sizes))
+
+
+def _round_line(number: int, total: int, sizes: tuple[int, int]) -> str:
+    return f"round {number} of {total}: hidden sizes {sizes[0]}-{sizes[1]}, every variant"
 
 
 class LogMonitor(Monitor):
@@ -62,6 +69,9 @@ class LogMonitor(Monitor):
             if now - self.last.get(name, -math.inf) >= self.every:
                 self._print(f"{name}: {line}")
                 self.last[name] = now
+
+    def round(self, number: int, total: int, sizes: tuple[int, int]) -> None:
+        self._print(_round_line(number, total, sizes))
 
     def trial(self, name: str, number: int, result: dict) -> None:
         self._print(
@@ -176,12 +186,7 @@ def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
                 "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
                 "blew_up": _blown_up(summary.study_name, complete),
                 "best_value": min((t.value for t in complete), default=None),
-                # trials of a population share its wall time
-                "compute_hours": sum(
-                    t.user_attrs.get("seconds", 0.0) / t.user_attrs.get("population", 1)
-                    for t in complete
-                )
-                / 3600,
+                "compute_hours": sum(own_seconds(t.user_attrs) or 0.0 for t in complete) / 3600,
                 "errors": dict(failed_errors(trials)),
             }
         )

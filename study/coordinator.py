@@ -1,8 +1,9 @@
 """The coordinator: each `odyssey run` is one. It alone talks to the storage for its workers.
 
 It takes waiting trials (a heartbeat first, then an atomic WAITING -> RUNNING, row-locked on
-PostgreSQL), hands them to workers as jobs of up to K trials of similar hidden size, writes
-each trial's learning curve at every epoch boundary and tells results. A background thread
+PostgreSQL) in balanced rounds (`study.rounds`), hands them to workers as jobs of up to K
+trials of one band of hidden sizes, writes each trial's learning curve at every epoch
+boundary and tells each trial's result the moment it stops. A background thread
 beats the heart of its running trials and fails those of coordinators that stopped beating
 theirs; `retries.reconcile` queues again what should run again.
 
@@ -45,10 +46,12 @@ from .retries import (
     reconcile,
     state_counts,
 )
+from .rounds import rounds
 from .search import (
     TrialRecord,
     prepare_study,
     protocol_record,
+    sample_source,
     stable_seed,
     study_name,
     trial_config,
@@ -74,6 +77,9 @@ class Monitor:
     def trial(self, name: str, number: int, result: dict) -> None:
         """A trial finished and was stored."""
 
+    def round(self, number: int, total: int, sizes: tuple[int, int]) -> None:
+        """Round `number` (1-based) of `total` began: configurations of these hidden sizes."""
+
 
 def placement(options: RunOptions) -> tuple[torch.device, int]:
     """The device the run trains on, and its population size K (16 on CPU, 64 on a GPU
@@ -92,28 +98,6 @@ def transient(err: BaseException) -> bool:
             return True
         err = err.__cause__ or err.__context__
     return False
-
-
-def in_taking_order(waiting: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Waiting trials in the order a population takes them: first the one sampled earliest
-    (lowest configuration index), then the others by closeness of hidden size to it.
-
-    Trials of similar size share a population (padding costs compute), and a study that is
-    stopped part-way has completed its anchors in about the order they were sampled: not its
-    smallest networks first, but each population a band of sizes around a random anchor, so
-    that a variant with few populations so far covers the size range in a few bands.
-    """
-    if not waiting:
-        return []
-
-    def index(trial: FrozenTrial) -> int:
-        return trial.user_attrs.get("config_index", trial.number)
-
-    def log_size(trial: FrozenTrial) -> float:
-        return math.log(trial.params.get("hidden_size", 1))
-
-    anchor = log_size(min(waiting, key=index))
-    return sorted(waiting, key=lambda t: (abs(log_size(t) - anchor), index(t)))
 
 
 class StopSignals:
@@ -181,19 +165,25 @@ class Coordinator:
                 self.storage,
                 options.benchmark,
                 v,
-                options.trials,
-                options.sampler,
-                options.seed,
-                record,
+                n_trials=options.trials,
+                sampler=options.sampler,
+                seed=options.seed,
+                sample=options.sample,
+                band_size=self.population,
+                protocol=record,
             )
             for v in options.variants
         ]
+        # The heaviest variant first in each round, so that the round's last job is light.
+        self.studies.sort(key=lambda s: -_cost(s.study_name.rpartition("/")[2]))
         self.study_ids = {
             s.study_name: self.storage.get_study_id_from_name(s.study_name) for s in self.studies
         }
         self._queue = threading.Lock()  # one reconcile at a time in this process
         for study in self.studies:
             self.reconcile(study, fresh_run=True)
+        self.round_of: dict[str, dict[int, int]] = {}  # study -> configuration -> round
+        self.current_round: int | None = None
         # One folder per storage: two studies of the same name in two storages never share.
         self.checkpoints = Path(options.checkpoints) / f"{stable_seed(options.storage):08x}"
         try:
@@ -228,17 +218,28 @@ class Coordinator:
     # --- jobs ---------------------------------------------------------------------------
 
     def take_job(self) -> Job | None:
-        """Up to K waiting trials of the study with the most left, of similar hidden size."""
-        waiting = [
-            (s, self._patient(s.get_trials, deepcopy=False, states=(TrialState.WAITING,)))
+        """Up to K waiting trials of one study from the earliest round that has any (so
+        requeued trials go first, and every study's band of a round starts before any band of
+        the next), the heaviest variant first; trials of a band train together, smallest
+        first. A free worker takes the next round's first band rather than wait for the last
+        bands of this one to end."""
+        waiting = {
+            s.study_name: self._patient(s.get_trials, deepcopy=False, states=(TrialState.WAITING,))
             for s in self.studies
-        ]
-        for study, trials in sorted(waiting, key=lambda sw: -len(sw[1])):
+        }
+        current = min(
+            (self._round(n, t) for n, trials in waiting.items() for t in trials), default=None
+        )
+        if current is None:
+            return None
+        for study in self.studies:
+            name = study.study_name
+            band = [t for t in waiting[name] if self._round(name, t) == current]
             taken = []
-            for trial in in_taking_order(trials):
+            for trial in sorted(band, key=lambda t: (t.params["hidden_size"], t.number)):
                 trial_id = self._patient(
                     self.storage.get_trial_id_from_study_id_trial_number,
-                    self.study_ids[study.study_name],
+                    self.study_ids[name],
                     trial.number,
                 )
                 if self._patient(self._take, trial_id):
@@ -249,8 +250,34 @@ class Coordinator:
                 if len(taken) == self.population:
                     break
             if taken:
+                self.current_round = current
                 return self._job(study, taken)
         return None
+
+    def _round(self, name: str, trial: FrozenTrial) -> int:
+        """The round of a trial's configuration (`study.rounds`), from the hidden sizes of the
+        study's configurations and its band size."""
+        index = trial.user_attrs.get("config_index", trial.number)
+        if index not in self.round_of.get(name, {}):
+            study = next(s for s in self.studies if s.study_name == name)
+            sizes = {
+                t.user_attrs.get("config_index", t.number): t.params["hidden_size"]
+                for t in self._patient(study.get_trials, deepcopy=False)
+            }
+            band = study.user_attrs.get("band_size", self.population)
+            self.round_of[name] = rounds(sizes, band)
+        return self.round_of[name][index]
+
+    def round_info(self, number: int) -> tuple[int, int, tuple[int, int]]:
+        """Round `number` (0-based) as (1-based number, rounds in all, its hidden sizes)."""
+        name = self.studies[0].study_name
+        sizes = [
+            t.params["hidden_size"]
+            for t in self._patient(self.studies[0].get_trials, deepcopy=False)
+            if self.round_of[name].get(t.user_attrs.get("config_index")) == number
+        ]
+        total = max(self.round_of[name].values()) + 1
+        return number + 1, total, (min(sizes, default=0), max(sizes, default=0))
 
     def _take(self, trial_id: int) -> bool:
         """The heartbeat first, then WAITING -> RUNNING: dying between the two leaves a
@@ -263,9 +290,11 @@ class Coordinator:
             return False  # finished by another coordinator since it was listed
 
     def _job(self, study: optuna.Study, trials: list[FrozenTrial]) -> Job:
+        """The trials' job. Every study of a shared sample gets the same sequence order, so
+        that V and a variant trained on one configuration differ only in the cell."""
         variant = study.study_name.split("/", 1)[1]
-        folder = self.checkpoints / self.options.benchmark / variant
-        folder.mkdir(parents=True, exist_ok=True)
+        self._checkpoint(variant, trials[0]).parent.mkdir(parents=True, exist_ok=True)
+        source = sample_source(study.study_name, study.user_attrs)
         return Job(
             benchmark=self.options.benchmark,
             data_path=self.options.data,
@@ -273,44 +302,62 @@ class Coordinator:
             spec=variants.resolve(variant),
             protocol=self.options.protocol,
             device=self.device,
-            order_seed=stable_seed(self.options.seed, study.study_name),
+            order_seed=stable_seed(self.options.seed, source),
             trials=tuple(
-                (
-                    t.number,
-                    trial_config(t),
-                    str(folder / f"{t.user_attrs['config_index']}-{t.user_attrs['seed']}.pt"),
-                )
-                for t in trials
+                (t.number, trial_config(t), str(self._checkpoint(variant, t))) for t in trials
             ),
         )
 
+    def _checkpoint(self, variant: str, trial: FrozenTrial) -> Path:
+        attrs = trial.user_attrs
+        folder = self.checkpoints / self.options.benchmark / variant
+        return folder / f"{attrs['config_index']}-{attrs['seed']}.pt"
+
     def finish(
         self, job: Job, results: list[dict] | None, failure: tuple[Failure, str] | None = None
-    ) -> None:
-        """Tell each trial of the job its result, or fail it saying why; then queue again
-        what should run again. A trial told COMPLETE drops its checkpoint."""
+    ) -> list[dict]:
+        """The job ended: tell each of its trials not yet told its result, or fail it saying
+        why; then queue again what should run again. Returns the results told now."""
         by_number = {r["number"]: r for r in results or []}
-        studies = set()
-        for number, _, checkpoint in job.trials:
-            trial_id, (study, _) = self._running_by_number(job.variant, number)
-            studies.add(study)
-            try:
-                if self._patient(self._tell, job, trial_id, by_number.get(number), failure):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(checkpoint)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another coordinator failed it as stale meanwhile and queued it again
-            finally:
-                with self._lock:
-                    self.running.pop(trial_id, None)
-                    self.curve_steps.pop(trial_id, None)
+        told, studies = [], set()
+        for number, _, _ in job.trials:
+            study = self._settle(job.variant, number, by_number.get(number), failure)
+            if study is not None:
+                studies.add(study)
+                if number in by_number:
+                    told.append(by_number[number])
         self.live.pop(job.key, None)
         for study in studies:
             self.reconcile(study)
+        return told
+
+    def _settle(
+        self,
+        variant: str,
+        number: int,
+        result: dict | None,
+        failure: tuple[Failure, str] | None,
+    ) -> optuna.Study | None:
+        """Tell a trial running here its result, or fail it; a trial told COMPLETE drops its
+        checkpoint. Returns its study, or None if it is not running here (told already)."""
+        try:
+            trial_id, (study, trial) = self._running_by_number(variant, number)
+        except KeyError:
+            return None
+        try:
+            if self._patient(self._tell, trial_id, result, failure):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self._checkpoint(variant, trial))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another coordinator failed it as stale meanwhile and queued it again
+        finally:
+            with self._lock:
+                self.running.pop(trial_id, None)
+                self.curve_steps.pop(trial_id, None)
+        return study
 
     def _tell(
         self,
-        job: Job,
         trial_id: int,
         result: dict | None,
         failure: tuple[Failure, str] | None,
@@ -325,9 +372,9 @@ class Coordinator:
             return False
         record = TrialRecord(
             **{f.name: result[f.name] for f in fields(TrialRecord) if f.name in result},
-            device=job.device,
+            device=self.device,
             preset=self.options.preset,
-            protocol=asdict(job.protocol),
+            protocol=asdict(self.options.protocol),
             versions=self._versions,
         )
         for key, value in asdict(record).items():
@@ -344,25 +391,32 @@ class Coordinator:
                 self.storage.set_trial_intermediate_value(trial_id, epoch, value)
                 steps.add(epoch)
 
-    def record_epoch(self, report: EpochReport) -> None:
+    def record_epoch(self, report: EpochReport) -> list[dict]:
         """A population finished an epoch: its trials' points go into the storage now, so
-        that a dashboard shows the curves while the study runs. Best effort: a point not
-        written now is written with the trial's result."""
-        key, epoch, trained = report
-        name = study_name(self.options.benchmark, key[0])
-        for number, trial_epoch, valid, _, _ in trained:
+        that a dashboard shows the curves while the study runs (best effort: a point not
+        written now is written with the trial's result), and the trials that stopped in it
+        are told their results. Returns those results."""
+        variant = report.key[0]
+        for trial in report.trained:
             try:
-                trial_id, _ = self._running_by_number(key[0], number)
+                trial_id, _ = self._running_by_number(variant, trial.number)
                 with self.stops.held():
-                    self._write_curve(trial_id, [valid], first=trial_epoch)
+                    self._write_curve(trial_id, [trial.valid], first=trial.epoch)
             except (KeyError, optuna.exceptions.UpdateFinishedTrialError):
                 pass  # no longer ours: failed as stale by another coordinator
             except Exception as err:
                 if not transient(err):
                     raise
-        active = sum(not done for *_, done in trained)
-        best = min((b for _, _, _, b, _ in trained), default=math.inf)
-        self.live[key] = (name, epoch, active, best)
+        told = [
+            result
+            for result in report.results
+            if self._settle(variant, result["number"], result, None) is not None
+        ]
+        active = sum(not t.done for t in report.trained)
+        best = min((t.best for t in report.trained), default=math.inf)
+        name = study_name(self.options.benchmark, variant)
+        self.live[report.key] = (name, report.epoch, active, best)
+        return told
 
     def live_detail(self) -> dict[str, str]:
         """Per study in training here: 'epoch 37/150, 12 trials active, best valid 8.91'."""
@@ -500,9 +554,19 @@ def _loop(
     coordinator: Coordinator, options: RunOptions, monitor: Monitor, deadline: float
 ) -> dict[str, dict[str, int]]:
     counts, counted = coordinator.counts(), time.monotonic()
+    name = coordinator.studies[0].study_name.rpartition("/")[0] + "/"
+    shown_round = None
+    look_again = 0.0  # when to look for a job again, while the current round has none free
+
+    def told(variant: str, results: list[dict]) -> None:
+        nonlocal counted
+        for result in results:
+            monitor.trial(name + variant, result["number"], result)
+        if results:
+            counted = -math.inf  # read the counts again
 
     def on_epoch(report: EpochReport) -> None:
-        coordinator.record_epoch(report)
+        told(report.key[0], coordinator.record_epoch(report))
         monitor.studies(counts, coordinator.live_detail())
         if time.monotonic() > deadline:  # this epoch's checkpoints are written
             raise TimeLimitReached
@@ -518,33 +582,45 @@ def _loop(
             if time.monotonic() > deadline:
                 raise TimeLimitReached
             coordinator.check()
-            while pool.free and (job := coordinator.take_job()):
-                counts = coordinator.counts()
-                monitor.studies(counts, coordinator.live_detail())
-                pool.submit(job)
+            if pool.free and time.monotonic() >= look_again:
+                while pool.free and (job := coordinator.take_job()):
+                    if shown_round is None or coordinator.current_round > shown_round:
+                        shown_round = coordinator.current_round
+                        monitor.round(*coordinator.round_info(shown_round))
+                    counts = coordinator.counts()
+                    monitor.studies(counts, coordinator.live_detail())
+                    pool.submit(job)
+                if pool.free:  # the round's other trials are in flight: look again later
+                    look_again = time.monotonic() + min(5.0, options.heartbeat / 2)
             outcomes: list[Outcome] = []
             if not pool.idle:
                 wait = max(0.0, min(1.0, deadline - time.monotonic()))
                 outcomes = pool.wait(wait)
             for job, results, failure in outcomes:
-                coordinator.finish(job, results, failure)
-                name = study_name(options.benchmark, job.variant)
-                for result in results or []:
-                    monitor.trial(name, result["number"], result)
+                told(job.variant, coordinator.finish(job, results, failure))
+                look_again = 0.0
             # Others change the counts too (stale trials failed and queued again, other
             # machines), so they are read again at the heartbeat's pace.
             if outcomes or pool.idle or time.monotonic() - counted > options.heartbeat:
                 counts, counted = coordinator.counts(), time.monotonic()
             monitor.studies(counts, coordinator.live_detail())
-            if not pool.idle:
+            if not pool.idle or not look_again:  # busy, or a job may be waiting: look
                 continue
             if _live(counts):
                 time.sleep(min(5.0, options.heartbeat / 2))  # others' trials still running
+                look_again = 0.0
             elif not sum(coordinator.reconcile(s) for s in coordinator.studies):
                 counts = coordinator.counts()  # the background thread may have queued some
                 if not _live(counts):
                     return counts
+                look_again = 0.0
 
 
 def _live(counts: dict[str, dict[str, int]]) -> bool:
     return any(c["running"] or c["waiting"] for c in counts.values())
+
+
+def _cost(variant: str) -> int:
+    """Parameters of one layer of the variant at 100 units: what its populations cost, in
+    order."""
+    return variants.build(variant, 1, 100).n_params()[0]

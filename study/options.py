@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
 SAMPLERS = ("random", "qmc")
+SAMPLE_SCHEMES = ("shared", "independent")  # see study.search
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -36,6 +37,7 @@ class RunOptions:
     device: str = "auto"
     seed: int = 0
     sampler: str = "random"
+    sample: str | None = None  # shared or independent; None: the storage's, shared if new
     data: str | None = None  # user data of the benchmark
     checkpoints: str = "results/checkpoints"
     heartbeat: int = 30  # seconds; a trial silent for 2 x + 1 s is another's to retry
@@ -53,6 +55,10 @@ class RunOptions:
         if self.sampler not in SAMPLERS:
             raise OptionError(
                 "sampler", f"must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}"
+            )
+        if self.sample is not None and self.sample not in SAMPLE_SCHEMES:
+            raise OptionError(
+                "sample", f"must be one of {', '.join(SAMPLE_SCHEMES)}, got {self.sample!r}"
             )
         if self.device not in DEVICES:
             raise OptionError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")

@@ -33,7 +33,7 @@ import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
 from .locks import study_lock
-from .search import SEARCH_SPACE, sample_configs, stable_seed
+from .search import SEARCH_SPACE, sample_configs, sample_source, stable_seed
 
 MAX_ATTEMPTS = 3
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
@@ -73,7 +73,8 @@ def reconcile(
     storage: optuna.storages.RDBStorage, study: optuna.Study, *, fresh_run: bool = False
 ) -> int:
     """Queue each configuration of the study that has no trial waiting, running or complete:
-    a new one from the study's sample, or a copy of its last failed trial where it runs
+    a new one from the study's sample (`study.search`: the benchmark's shared one, or the
+    study's own), or a copy of its last failed trial where it runs
     again (see the module's docstring; `fresh_run` starts the attempts afresh). Returns how
     many were queued. Safe to call any time, from any coordinator, any number of times."""
     with study_lock(storage, study.study_name):
@@ -88,8 +89,9 @@ def reconcile(
             if any(t.state in LIVE for t in history):
                 continue
             if not history:
+                source = sample_source(study.study_name, attrs)
                 if configs is None:
-                    seed = stable_seed(attrs["seed"], study.study_name)
+                    seed = stable_seed(attrs["seed"], source)
                     configs = sample_configs(attrs["n_trials"], attrs["sampler"], seed)
                 study.add_trial(
                     optuna.trial.create_trial(
@@ -98,7 +100,7 @@ def reconcile(
                         distributions=SEARCH_SPACE,
                         user_attrs={
                             "config_index": index,
-                            "seed": stable_seed(attrs["seed"], study.study_name, index),
+                            "seed": stable_seed(attrs["seed"], source, index),
                         },
                     )
                 )

@@ -2,10 +2,17 @@
 it, and the studies that hold them, one per (benchmark, variant), named
 `<benchmark>/<variant>`.
 
-A study remembers how its configurations were sampled (sampler, seed, N) and the protocol
-its trials are trained with, and refuses a run that would mix in trials sampled or trained
-another way. A study with other parameters or objectives is another application's: it is
-refused, never adopted.
+By default every variant of a benchmark trains the same N configurations (hidden size,
+learning rate, momentum, input noise and the trial's seed), drawn once from (benchmark,
+seed): common random numbers. Each variant still sees an i.i.d. sample of the paper's
+distributions, and V and a variant can be compared configuration by configuration. The
+`independent` sample draws each variant's own from (study name, seed), as the paper did and
+as storages made before shared samples were.
+
+A study remembers how its configurations were sampled (scheme, sampler, seed, N, band size)
+and the protocol its trials are trained with, and refuses a run that would mix in trials
+sampled or trained another way. A study with other parameters or objectives is another
+application's: it is refused, never adopted.
 """
 
 from __future__ import annotations
@@ -40,6 +47,15 @@ def study_name(benchmark: str, variant: str) -> str:
 def stable_seed(*parts: object) -> int:
     """A seed from names and numbers that is the same in every process and on every machine."""
     return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def sample_source(name: str, attrs: dict) -> str:
+    """What a study's seeds are drawn from besides --seed: its benchmark for the shared sample,
+    its own name for an independent one (studies that record no scheme predate the shared
+    sample and are independent)."""
+    if attrs.get("sample", "independent") == "shared":
+        return name.rpartition("/")[0]
+    return name
 
 
 def sample_configs(n: int, sampler: str, seed: int) -> list[dict]:
@@ -83,14 +99,25 @@ class TrialRecord:
     epochs: int  # trained
     diverged: bool
     n_params: int
-    seconds: float  # wall time of the trial's population while the trial was in it
-    population: int  # trials trained together with it
+    seconds: float  # its share: per epoch, the population's time / the trials trained in it
+    population: float  # trials trained together with it (itself included), mean over epochs
     test_curve: list[float]  # per epoch
     train_curve: list[float]  # mean training loss per update, per epoch
     device: str
     preset: str
     protocol: dict
     versions: dict  # of torch, optuna and this package
+
+
+def own_seconds(attrs: dict) -> float | None:
+    """A trial's own share of training time from its user attributes. Version 0.1 stored its
+    population's time (`seconds`) and size (`population`) instead."""
+    seconds, population = attrs.get("seconds"), attrs.get("population")
+    versions = attrs.get("versions")
+    old = isinstance(versions, dict) and str(versions.get("lstm-odyssey", "")).startswith("0.1")
+    if old and isinstance(seconds, (int, float)) and isinstance(population, (int, float)):
+        return seconds / max(population, 1)
+    return seconds
 
 
 def protocol_record(preset: str, protocol: Protocol) -> dict:
@@ -146,20 +173,45 @@ def objective_name(benchmark: str) -> str:
     return f"best {metric_of(benchmark).label('validation')}"
 
 
+def sampled_like(storage: optuna.storages.BaseStorage, benchmark: str) -> tuple[str, int] | None:
+    """The sample scheme and band size of the studies of `benchmark` already in the storage
+    (None if it has none): every study of a benchmark shares them."""
+    found = None
+    for frozen in storage.get_all_studies():
+        attrs = frozen.user_attrs
+        if frozen.study_name.rpartition("/")[0] != benchmark or "n_trials" not in attrs:
+            continue
+        found = (attrs.get("sample", "independent"), attrs.get("band_size"))
+        if found[1] is not None:
+            break
+    return found
+
+
 def prepare_study(
     storage: optuna.storages.RDBStorage,
     benchmark: str,
     variant: str,
+    *,
     n_trials: int,
     sampler: str,
     seed: int,
+    sample: str | None,
+    band_size: int,
     protocol: dict | None = None,
 ) -> optuna.Study:
     """Create the study, or load it and check it is this tool's and sampled and trained as
-    asked; then record N (which may grow, never shrink), the sampler, the seed and
-    `protocol` (see `protocol_record`). Its trials are queued by `retries.reconcile`."""
+    asked; then record N (which may grow, never shrink), the sampler, the seed, the sample
+    scheme and band size of the benchmark's studies in this storage (`sample` None: theirs,
+    shared if there are none; `band_size` where they have none) and `protocol` (see
+    `protocol_record`). Its trials are queued by `retries.reconcile`."""
     name = study_name(benchmark, variant)
     with study_lock(storage, name):
+        stored_scheme, stored_band = sampled_like(storage, benchmark) or (None, None)
+        if sample is not None and stored_scheme not in (None, sample):
+            raise UserError(
+                f"the {benchmark} studies in this storage have the {stored_scheme} sample, not "
+                f"--sample {sample}: give another --storage for a {sample} sample"
+            )
         try:
             study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
         except optuna.exceptions.DuplicatedStudyError:
@@ -189,7 +241,13 @@ def prepare_study(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names([objective_name(benchmark)])
-        wanted = {"n_trials": n_trials, "sampler": sampler, "seed": seed}
+        wanted = {
+            "n_trials": n_trials,
+            "sampler": sampler,
+            "seed": seed,
+            "sample": stored_scheme or sample or "shared",
+            "band_size": attrs.get("band_size", stored_band or band_size),
+        }
         if protocol is not None and "protocol" not in attrs:
             wanted["protocol"] = protocol
         for key, value in wanted.items():

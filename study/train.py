@@ -93,7 +93,8 @@ class TrialResult:
     best_epoch: int  # 1-based; 0 only when no epoch had a finite validation metric
     epochs: int  # epochs trained
     diverged: bool
-    seconds: float
+    seconds: float  # its share: per epoch, the population's time / the trials trained in it
+    population: float  # trials trained together with it (itself included), mean over epochs
     n_params: int
     valid_curve: list[float]  # per epoch 1..epochs
     test_curve: list[float]
@@ -117,7 +118,8 @@ class TrialState:
     train_losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     diverged: bool = False
     done: bool = False
-    seconds: float = 0.0
+    seconds: float = 0.0  # its share of its populations' time
+    population_sum: int = 0  # over its epochs, the trials trained in its population
     n_params: int = 0
 
     def save(self, path: str | os.PathLike) -> None:
@@ -139,6 +141,7 @@ class TrialState:
             epochs=self.epoch,
             diverged=self.diverged,
             seconds=self.seconds,
+            population=self.population_sum / self.epoch if self.epoch else 0.0,
             n_params=self.n_params,
             valid_curve=[v for v, _ in self.history],
             test_curve=[t for _, t in self.history],
@@ -285,7 +288,8 @@ class PopulationTrainer:
         self.epoch += 1
         for k, (state, train_loss) in enumerate(zip(states, (total / n).tolist())):
             state.epoch += 1
-            state.seconds += seconds
+            state.seconds += seconds / len(states)
+            state.population_sum += len(states)
             state.train_losses.append(train_loss)
             self._record(state, valid[k], test[k])
             if diverged[k] or not math.isfinite(valid[k]):

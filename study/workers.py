@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection, wait
+from typing import NamedTuple
 
 import torch
 
@@ -45,16 +46,33 @@ class Job:
         return self.variant, self.trials[0][0]
 
 
-# A message after every epoch of a population: (job key, population epoch, trials), each
-# trial (number, epoch, validation metric, best validation metric so far, done).
-EpochReport = tuple[tuple[str, int], int, list[tuple[int, int, float, float, bool]]]
+class TrialProgress(NamedTuple):
+    """Where a trial of a population stands after an epoch."""
+
+    number: int  # the trial's number in its study
+    epoch: int  # epochs it has trained
+    valid: float  # validation metric of this epoch
+    best: float  # best validation metric so far
+    done: bool  # it stopped this epoch (or before)
+
+
+class EpochReport(NamedTuple):
+    """A message after every epoch of a population: the trials it trained, and the results
+    of those that stopped in it, to be stored at once (their checkpoints are written)."""
+
+    key: tuple[str, int]  # the job's
+    epoch: int  # of the population
+    trained: list[TrialProgress]
+    results: list[dict]  # TrialResult fields and the trial's number
+
+
 # How a job ended: its results by trial, or why it failed.
 Outcome = tuple[Job, list[dict] | None, tuple[Failure, str] | None]
 
 
 def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> list[dict]:
     """Train the job's trials, checkpointing each after every epoch, then `report`ing the
-    epoch; results by trial.
+    epoch with the results of the trials that stopped in it; returns every trial's result.
 
     Trials resumed from checkpoints train in one population per epoch they stopped at, so
     that each goes on with the sequence order it would have seen without the interruption.
@@ -79,18 +97,21 @@ def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> 
                 trainer.add_state(state)
 
         def save(trainer: PopulationTrainer, members=members) -> None:
-            trained = []
+            trained, stopped = [], []
             for state, (number, _, checkpoint, _) in zip(trainer.trials, members):
                 if state.epoch == trainer.epoch:  # trained this epoch
                     state.save(checkpoint)
+                    valid = state.history[-1][0]
                     trained.append(
-                        (number, state.epoch, state.history[-1][0], state.best_value, state.done)
+                        TrialProgress(number, state.epoch, valid, state.best_value, state.done)
                     )
+                    if state.done:
+                        stopped.append({"number": number, **asdict(state.result())})
             if report is not None:
-                report((job.key, trainer.epoch, trained))
+                report(EpochReport(job.key, trainer.epoch, trained, stopped))
 
         for (number, *_), result in zip(members, trainer.run(on_epoch=save)):
-            results.append({"number": number, **asdict(result), "population": len(members)})
+            results.append({"number": number, **asdict(result)})
     return results
 
 
@@ -101,6 +122,14 @@ def classify(err: Exception) -> tuple[Failure, str]:
     if isinstance(err, (OSError, MemoryError, torch.cuda.OutOfMemoryError, UserError)):
         return Failure.INFRASTRUCTURE, text
     return Failure.TRAINING, text
+
+
+class _CallerError(BaseException):
+    """An error of `on_epoch`, carried through training (which catches Exceptions)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class InlinePool:
@@ -120,8 +149,16 @@ class InlinePool:
     idle = free  # one slot: free and idle are the same
 
     def submit(self, job: Job) -> None:
+        def report(epoch: EpochReport) -> None:
+            try:
+                self.on_epoch(epoch)
+            except Exception as err:  # the coordinator's (a lost storage), not training's
+                raise _CallerError(err) from err
+
         try:
-            self._outcomes.append((job, train_job(job, self.on_epoch), None))
+            self._outcomes.append((job, train_job(job, report), None))
+        except _CallerError as caller:
+            raise caller.error from None
         except Exception as err:  # a bug in training must not lose the study
             self._outcomes.append((job, None, classify(err)))
 

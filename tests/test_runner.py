@@ -53,7 +53,9 @@ def test_prepare_enqueues_once_and_tops_up(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/s.db", create=True)
 
     def prepare(n, sampler="random"):
-        study = prepare_study(storage, "jsb", "V", n, sampler, seed=3)
+        study = prepare_study(
+            storage, "jsb", "V", n_trials=n, sampler=sampler, seed=3, sample=None, band_size=2
+        )
         reconcile(storage, study, fresh_run=True)
         return study
 
@@ -347,7 +349,8 @@ def test_a_log_file_gets_timestamped_lines(tmp_path, tiny_jsb, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].endswith("jsb-original/V: 0/2 complete, 2 running"), out
+    assert out[0].endswith("round 1 of 1: hidden sizes 30-42, every variant"), out
+    assert out[1].endswith("jsb-original/V: 0/2 complete, 2 running"), out
     done = [line for line in out if " done: valid " in line]
     assert len(done) == 2 and all(line[:4].isdigit() and line[10] == " " for line in done)
 
@@ -372,21 +375,3 @@ def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
         assert len(got["test_curve"]) == got["epochs"] and got["best_epoch"] >= 1
     assert main([*argv, "--momentum", "0.9,0.5,0.1"]) == 2
     assert "--hidden-size has 2 values; expected 1 or 3" in capsys.readouterr().err
-
-
-def test_populations_follow_the_sampling_order_with_similar_sizes_together():
-    from study.coordinator import in_taking_order
-
-    def waiting(index, hidden):
-        return optuna.trial.create_trial(
-            state=TrialState.WAITING,
-            params={"hidden_size": hidden},
-            distributions={"hidden_size": optuna.distributions.IntDistribution(20, 200, log=True)},
-            user_attrs={"config_index": index},
-        )
-
-    trials = [waiting(3, 20), waiting(1, 120), waiting(5, 200), waiting(2, 21), waiting(4, 100)]
-    order = [t.user_attrs["config_index"] for t in in_taking_order(trials)]
-    # sampled first: index 1 (120 units); then by |log ratio| to 120: 100, 200, 21, 20
-    assert order == [1, 4, 5, 2, 3]
-    assert in_taking_order([]) == []

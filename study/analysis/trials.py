@@ -23,7 +23,7 @@ from optuna.distributions import IntDistribution
 import variants
 
 from ..errors import UserError
-from ..search import SEARCH_SPACE, TrialRecord, foreign_reason
+from ..search import SEARCH_SPACE, TrialRecord, foreign_reason, own_seconds
 from ..storage import open_storage
 from ..train import Protocol
 from .metrics import metric_of
@@ -202,6 +202,7 @@ def _row(benchmark: str, variant: str, trial: optuna.trial.FrozenTrial) -> dict:
     protocol = protocol if isinstance(protocol, dict) else {}
     row |= {name: _value(attrs.get(name), kind) for name, kind in RECORD.items()}
     row |= {name: _value(protocol.get(name), kind) for name, kind in PROTOCOL.items()}
+    row["seconds"] = _number(own_seconds(attrs))
     return row
 
 
@@ -260,7 +261,7 @@ def _optional_texts(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def trial_seconds(trials: pd.DataFrame) -> pd.Series:
-    """Each trial's own share of training time: the wall time of its population (`seconds`)
-    divided by the trials trained in it (1 where a foreign storage does not say)."""
-    population = trials.population.astype("Float64").fillna(1.0).astype(float)
-    return trials.seconds.astype(float) / population
+    """Each trial's own share of training time (`seconds`: per epoch, its population's time
+    divided by the trials trained in it; trials written by version 0.1, which stored the
+    population's time, are converted as they are read)."""
+    return trials.seconds.astype(float)
