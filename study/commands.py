@@ -194,8 +194,8 @@ def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
 
 
 def _blown_up(name: str, complete: list) -> int | None:
-    """Complete trials whose value is worse than an untrained network's (the report's
-    `blew_up`); None where the benchmark has no such level."""
+    """Complete trials whose value is past the benchmark's blow-up level (the report's
+    `blew_up`: 10 % worse than an untrained network); None where it has no such level."""
     from .analysis.metrics import metric_of
 
     level = metric_of(name.rpartition("/")[0]).blow_up

@@ -19,6 +19,7 @@ import sqlalchemy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
+from study import rounds
 from study.analysis import (
     Fanova,
     analyse,
@@ -581,22 +582,31 @@ def test_storages_without_a_shared_sample_have_no_paired_values(tops, tops_repor
 
 
 def test_state_of_the_study_comes_first(tmp_path):
-    """20 planned configurations in bands of 5; V has 12 complete, NFG 7 and one running:
-    the 7 configurations complete in both make one complete round."""
+    """20 planned configurations in bands of 5, ordered in rounds as the runner orders them:
+    V has rounds 0 and 1 and two more complete, NFG round 0, two of round 1 and one running:
+    one round is complete in every variant."""
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    v = {i: 9 + 0.01 * i for i in range(12)}
-    nfg = {i: 9.2 + 0.01 * i for i in range(7)}
-    fill_shared(url, "jsb", {"V": v, "NFG": nfg}, n_configs=20, band_size=5, running={"NFG": [7]})
+    rng = np.random.default_rng(0)  # fill_shared's sample
+    sizes = {i: sample(rng)["hidden_size"] for i in range(20)}
+    round_of = rounds.rounds(sizes, 5)
+    by_round = [sorted(i for i, r in round_of.items() if r == k) for k in range(4)]
+    v = {i: 9 + 0.01 * i for i in by_round[0] + by_round[1] + by_round[2][:2]}
+    nfg = {i: 9.2 + 0.01 * i for i in by_round[0] + by_round[1][:2]}
+    fill_shared(
+        url, "jsb", {"V": v, "NFG": nfg}, n_configs=20, band_size=5,
+        running={"NFG": by_round[1][2:3]},
+    )  # fmt: skip
     trials, epochs, studies = quiet(load_storage, url)
     assert studies.planned.tolist() == [20, 20] and studies.band_size.tolist() == [5, 5]
     assert complete_rounds(trials, studies) == 1
-    assert rounds_line(3, 5).startswith("Rounds complete: 3 (a round is one band of 5")
+    assert rounds_line(3, 5).startswith("Rounds complete: 3 (a round is one band of up to 5")
     quiet(write, analyse(trials, epochs, studies, n_trees=8), tmp_path, url)
     text = (tmp_path / "REPORT.md").read_text()
     assert text.index("## State of the study") < text.index("## How to read this report")
     state = text[text.index("## State of the study") : text.index("## How to read")]
     assert "19 of 40 planned trials are complete; 1 running, 20 waiting" in state
-    assert "Rounds complete: 1 (a round is one band of 5 configurations" in state
+    assert "Rounds complete: 1 (a round is one band of up to 5 configurations" in state
+    assert "No verdict of any kind yet: the study is too small" not in state  # pairs can
     sizes = trials[trials.state == "COMPLETE"].hidden_size
     assert f"hidden sizes {sizes.min()}–{sizes.max()} of the searched 20–200" in state
     assert "| V | 20 | 12 | 0 | 8 | 0 | 0 | 0 | 0 |" in state

@@ -286,15 +286,15 @@ class Fanova:
 def fit_trials(trials: pd.DataFrame, n_trees: int = 64, seed: int = 0) -> Fanova:
     """fANOVA of the test metric over the COMPLETE trials of a trials table (see trials.py),
     as the paper did; diverged trials are results of the search and stay in. Test metrics
-    are capped at the benchmark's blow-up level (see `capped_metric`)."""
+    are capped at the benchmark's untrained reference (see `capped_metric`)."""
     complete = trials[trials.state == "COMPLETE"]
     return Fanova(complete, capped_metric(complete), n_trees=n_trees, seed=seed)
 
 
 def capped_metric(trials: pd.DataFrame) -> np.ndarray:
-    """The test metric of each trial, capped at its benchmark's blow-up level (an untrained
-    network's, `Metric.blow_up`): a trial that blew up to 5,000 nats learned as little as one
-    at 61, and a forest fitted to the raw values spends itself on a few such trials."""
-    levels = trials.benchmark.map({b: metric_of(b).blow_up for b in trials.benchmark.unique()})
+    """The test metric of each trial, capped at its benchmark's untrained reference
+    (`Metric.cap`: 61.0 nats on JSB): a trial that blew up to 5,000 nats learned as little as
+    one at 61, and a forest fitted to the raw values spends itself on a few such trials."""
+    levels = trials.benchmark.map({b: metric_of(b).cap for b in trials.benchmark.unique()})
     levels = levels.astype(float).fillna(np.inf).to_numpy()
     return np.minimum(trials.test_metric.to_numpy(float), levels)

@@ -26,14 +26,20 @@ class Metric:
     rate: bool = False  # an error rate: every frame or label wrong scores 1.0
 
     @property
-    def blow_up(self) -> float | None:
-        """The level past which a trial has blown up: worse than an untrained network (JSB:
-        61.0 nats, 0.5 for every key) where that is known, else 1.0 for an error rate (every
-        frame or label wrong; a label error rate can exceed it by insertions); None when
-        neither is known."""
+    def cap(self) -> float | None:
+        """The untrained reference: an untrained network's level (JSB: 61.0 nats, 0.5 for
+        every key) where that is known, else 1.0 for an error rate (every frame or label
+        wrong); None when neither is. Forests see test metrics capped at it."""
         if self.untrained is not None:
             return self.untrained
         return 1.0 if self.rate else None
+
+    @property
+    def blow_up(self) -> float | None:
+        """The level past which a trial has blown up: BLOW_UP_MARGIN times the reference
+        (an untrained network with random weights itself scores a little above 61.0, and a
+        trial that never learned has not blown up)."""
+        return None if self.cap is None else BLOW_UP_MARGIN * self.cap
 
     def label(self, prefix: str = "test") -> str:
         """An axis label: 'test NLL per step (nats)', 'test frame error rate'."""
@@ -42,6 +48,7 @@ class Metric:
 
 
 UNTRAINED_JSB = 88 * math.log(2)  # 0.5 for each of the 88 keys: 61.0 nats per step
+BLOW_UP_MARGIN = 1.1  # how far past the untrained reference a trial has blown up
 
 METRICS: dict[str, Metric] = {
     "jsb": Metric("NLL per step", "nats", 10.98, "each key's training frequency", UNTRAINED_JSB),

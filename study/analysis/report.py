@@ -25,6 +25,7 @@ from scipy import stats
 
 import variants
 
+from .. import rounds
 from ..storage import display_url
 from . import figures
 from .checks import (
@@ -39,7 +40,7 @@ from .checks import (
 )
 from .curves import CURVE_COLUMNS, summarize_curves
 from .fanova import SPACE, Fanova, cover, fit_trials
-from .metrics import PAPER_DATASET, SHAPES, STAND_IN, metric_of
+from .metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
 from .pedanova import ped_anova
 from .results import (
     FANOVA,
@@ -104,10 +105,11 @@ HOW_TO_READ = [
     f"{figures.OOB_MEANINGFUL} they are not meaningful.",
     "A study limited by its epoch cap or by the edge of its search range measures the budget "
     "or the range, not the variants: the checks of each benchmark say whether that happened.",
-    "A trial blew up when its best validation metric is worse than an untrained network's "
-    "(on JSB 61.0 nats per step, 0.5 for every key; 1.0 for an error rate). The forests, "
-    "marginals and PED-ANOVA cap its test metric at that level; the comparisons of variants "
-    "use the raw values.",
+    "A trial blew up when its best validation metric is more than "
+    f"{BLOW_UP_MARGIN - 1:.0%} worse than the untrained reference (an untrained network's: on "
+    "JSB 61.0 nats per step, 0.5 for every key; 1.0 for an error rate). The forests, "
+    "marginals and PED-ANOVA cap every test metric at that reference; the comparisons of "
+    "variants use the raw values.",
     "A forest knows only the part of the search range its trials reached: marginals and "
     "interactions are drawn in grey beyond it, and a parameter whose complete trials span "
     f"less than {COVERED:.0%} of its (log) range gets no agrees/differs with the paper but "
@@ -341,17 +343,20 @@ def _band_size(studies: pd.DataFrame) -> int | None:
 
 
 def complete_rounds(runs: pd.DataFrame, studies: pd.DataFrame) -> int | None:
-    """Rounds complete on a benchmark: the largest r such that every variant study has at
-    least r × band_size complete configurations among one common set of configuration
-    indices. None where the studies do not record one band size (`band_size`)."""
-    benchmark_studies = studies[studies.benchmark.isin(runs.benchmark.unique())]
-    band = _band_size(benchmark_studies)
+    """Rounds complete on one benchmark, as the runner orders them (`study.rounds`): its
+    configurations by index and hidden size, cut into bands of the studies' `band_size`.
+    None where the studies do not record one band size."""
+    band = _band_size(studies[studies.benchmark.isin(runs.benchmark.unique())])
     if band is None or band < 1:
         return None
-    complete = runs[(runs.state == "COMPLETE") & runs.config_index.notna()]
-    per_variant = [set(complete[complete.variant == v].config_index) for v in runs.variant.unique()]
-    common = set.intersection(*per_variant) if per_variant else set()
-    return len(common) // band
+    indexed = runs[runs.config_index.notna() & runs.hidden_size.notna()]
+    sizes = dict(zip(indexed.config_index.astype(int), indexed.hidden_size.astype(int)))
+    complete = indexed[indexed.state == "COMPLETE"]
+    done = [
+        dict.fromkeys(complete[complete.variant == v].config_index.astype(int), True)
+        for v in runs.variant.unique()
+    ]
+    return rounds.complete_rounds(done, rounds.rounds(sizes, band))
 
 
 def rounds_line(rounds: int | None, band_size: int | None) -> str:
@@ -360,7 +365,7 @@ def rounds_line(rounds: int | None, band_size: int | None) -> str:
     if rounds is None:
         return "Rounds: the studies do not record a band size, so rounds are not counted."
     return (
-        f"Rounds complete: {rounds} (a round is one band of {band_size} configurations, "
+        f"Rounds complete: {rounds} (a round is one band of up to {band_size} configurations, "
         "complete in every variant)."
     )
 
@@ -400,6 +405,14 @@ def _not_yet(analysis: Results, benchmark: str) -> list[str]:
             and v not in empty
             and min(summary.n_top[v], summary.n_top[REFERENCE]) < MIN_FOR_VERDICT
         ]
+        compared = [v for v in order if v != REFERENCE and v not in empty]
+        paired = summary.n_paired.reindex(compared)
+        if compared and set(few) == set(compared) and not (paired >= MIN_FOR_VERDICT).any():
+            lines.insert(
+                0,
+                "No verdict of any kind yet: the study is too small for one (every comparison "
+                "below has too few trials).",
+            )
         if few:
             n = math.ceil((MIN_FOR_VERDICT - 0.5) / TOP_FRACTION)
             lines.append(
@@ -607,24 +620,21 @@ def _checks_section(analysis: Results, benchmark: str) -> list[str]:
             f"({pooled.chance:.4g}): they learned nothing from the input, and stay in every "
             "statistic as results of the random search."
         )
-    level = metric_of(benchmark).blow_up
-    if level is not None and np.isfinite(pooled.share_blew_up):
+    metric = metric_of(benchmark)
+    if metric.blow_up is not None and np.isfinite(pooled.share_blew_up):
         blown = int(runs.blew_up.fillna(False).sum())
+        per_variant = table[(table.variant != "all") & (table.share_blew_up > 0)]
         lines.append(
             f"{pooled.share_blew_up:.0%} of complete trials ({blown}) blew up: their best "
-            f"validation {metric_of(benchmark).name} is worse than an untrained network's "
-            f"({level:.4g}), finite, so not `diverged`. In the forests, marginals and PED-ANOVA "
-            f"their test metric is capped at {level:.4g} (a trial at 5,000 learned no less "
-            "than one at the untrained level; uncapped, a few such trials decide the forest); "
-            "the top-10 % comparison and the paired one use the raw values."
+            f"validation {metric.name} is above {metric.blow_up:.4g}, more than "
+            f"{BLOW_UP_MARGIN - 1:.0%} worse than the untrained reference ({metric.cap:.4g}); "
+            "finite, so not `diverged`. Every test metric above the reference enters the "
+            f"forests, marginals and PED-ANOVA as {metric.cap:.4g} (a trial at 5,000 learned "
+            "no less than one at the untrained level; uncapped, a few such trials decide the "
+            "forest); the top-10 % comparison and the paired one use the raw values."
             + (
                 " Per variant: "
-                + ", ".join(
-                    f"{row.variant} {row.share_blew_up:.0%}"
-                    for row in table[
-                        (table.variant != "all") & (table.share_blew_up > 0)
-                    ].itertuples()
-                )
+                + ", ".join(f"{r.variant} {r.share_blew_up:.0%}" for r in per_variant.itertuples())
                 + "."
                 if blown
                 else ""

@@ -2,7 +2,7 @@
 
 The columns are the trial's key and value, the parameters of `study.search.SEARCH_SPACE` and
 the one-value fields of `study.search.TrialRecord` and of its protocol, and `blew_up` (a
-complete trial worse than an untrained network, see `metrics.Metric.blow_up`). Works on studies
+complete trial well beyond an untrained network, see `metrics.Metric.blow_up`). Works on studies
 this tool did not write if they have its parameters and one objective: a missing user attribute
 becomes NaN, not an error. Other studies are skipped with a `SkippedStudy` warning each.
 """
@@ -166,7 +166,7 @@ def load_storage(
 
 def blown_up(trials: pd.DataFrame) -> pd.Series:
     """Complete trials whose best validation metric is worse than their benchmark's blow-up
-    level (`Metric.blow_up`: an untrained network's); NA where no level is known."""
+    level (`Metric.blow_up`: 10 % past an untrained network's); NA where none is known."""
     levels = trials.benchmark.map(
         {b: metric_of(b).blow_up for b in trials.benchmark.unique()}
     ).astype("Float64")
