@@ -194,8 +194,7 @@ def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
     row labelled with its forest's out-of-bag R² (the paper's Figure 5); and PED-ANOVA's
     normalised importance of each hyperparameter among the top 10 %."""
     table = importance[importance.benchmark == benchmark]
-    lens = table.lens if "lens" in table else pd.Series("fanova", index=table.index)
-    fanova, ped = table[lens == "fanova"], table[lens == "ped-anova"]
+    fanova, ped = table[table.lens == "fanova"], table[table.lens == "ped-anova"]
     rows = importance_rows(fanova)
     mains = list(dict.fromkeys(fanova[fanova.order == 1].term))
     labels = []
@@ -343,6 +342,11 @@ def learning_curves(curves: pd.DataFrame, benchmark: str) -> Figure:
     low, high = _curve_range(table, metric.chance)
     if np.isfinite(low):
         axes.flat[0].set_ylim(low, high)  # shared by every panel
+        for ax, variant in zip(axes.flat, order):
+            part = table[table.variant == variant]
+            if (part[["median_valid", "best_valid"]].min().min() > high) and len(part):
+                ax.text(0.5, 0.5, "every value above this range", transform=ax.transAxes,
+                        ha="center", va="center", fontsize=8, color="grey")  # fmt: skip
     for ax in axes.flat[len(order) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
@@ -355,17 +359,20 @@ def learning_curves(curves: pd.DataFrame, benchmark: str) -> Figure:
 
 
 def _curve_range(table: pd.DataFrame, chance: float | None) -> tuple[float, float]:
-    """The metric range where variants differ: from the lowest curve value to a little above
-    chance (so the chance line shows), or to the highest value where chance is unknown or
-    below every curve; values beyond (untrained first epochs, blow-ups) run off the top."""
+    """The metric range where variants differ: from the lowest curve value to half as far
+    again above chance (so the chance line and trials near it show), or to the highest value
+    where chance is unknown or below every curve; values beyond (untrained first epochs,
+    blow-ups) run off the top."""
     values = pd.concat([table.median_valid, table.best_valid]).to_numpy(float)
     values = values[np.isfinite(values)]
     if not len(values):
         return np.nan, np.nan
     low = values.min()
-    high = chance if chance is not None and chance > low else values.max()
-    span = max(high - low, 1e-9)
-    return low - 0.05 * span, high + 0.15 * span
+    if chance is not None and chance > low:
+        span = chance - low
+        return low - 0.05 * span, chance + 0.5 * span
+    span = max(values.max() - low, 1e-9)
+    return low - 0.05 * span, values.max() + 0.05 * span
 
 
 def time_vs_size(trials: pd.DataFrame, benchmark: str) -> Figure:
