@@ -102,7 +102,7 @@ def test_top_ranks_only_complete_trials_on_validation_value():
 
 def test_trials_table_counts_failed_and_diverged(trials):
     assert list(trials.columns) == COLUMNS
-    assert str(trials.hidden_size.dtype) == "Int64" and str(trials.population.dtype) == "Int64"
+    assert str(trials.hidden_size.dtype) == "Int64" and str(trials.population.dtype) == "float64"
     complete = trials[trials.state == "COMPLETE"]
     np.testing.assert_allclose(complete.momentum, 1 - complete.one_minus_momentum)
     assert (complete.preset == "quick").all() and (complete.population == 4).all()
