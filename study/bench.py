@@ -1,10 +1,14 @@
-"""`odyssey bench`: training speed of the variants against torch.nn.LSTM, in one process.
+"""`odyssey bench`: training speed of the variants against torch.nn.LSTM (GRU and MGU against
+torch.nn.GRU), in one process.
 
 One training step = forward, backward and update over one sequence per trial (input 39,
 batch 1 per trial). The baseline trains one torch.nn.LSTM at a time (oneDNN on CPU, cuDNN
 on GPU); ours trains a population of K trials at once. Both use the same trivial head
 (loss = sum of squares of the outputs) and the same optimizer (PopulationNesterov, which
-for nn.LSTM's parameters acts as one trial). Each row times the two interleaved, step
+for nn.LSTM's parameters acts as one trial). The family's targets (docs/family.md) are
+printed after the table: GRU and MGU at most torch.nn.GRU's time per sequence, minGRU,
+minLSTM and sLSTM at most V's time per trial, each at its best K. Each row times the two
+interleaved, step
 after step, so that a change in machine load hits both alike; the ratio is our median time
 per trial over the baseline's median time per sequence. Each row names the recurrence
 that ran (`--backend`; auto resolves to the fastest that runs here).
@@ -33,6 +37,7 @@ from study.errors import UserError
 from study.optim import PopulationNesterov
 from study.options import resolve_variants
 from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
+from variants import family
 from variants.layer import BACKENDS, resolve_backend
 
 INPUT_SIZE = 39
@@ -40,7 +45,8 @@ WARMUP = 2
 LEARNING_RATE, MOMENTUM = 1e-4, 0.9
 
 FULL = {"variants": ["V", "CIFG", "FGR"], "hidden": [20, 100, 200], "length": [100, 300]}
-QUICK = {"variants": ["V", "CIFG", "FGR"], "hidden": [100]}
+QUICK = {"variants": ["V", "CIFG", "FGR", *variants.FAMILY[1:]], "hidden": [100]}
+GRU_BASELINE = ("GRU", "MGU")  # timed against torch.nn.GRU; the rest against torch.nn.LSTM
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,10 @@ class Row:
     hidden: int
     length: int
     ms_per_trial: float  # median step time of the population / K
-    baseline_ms: float  # median step time of one nn.LSTM on one sequence
+    baseline_ms: float  # median step time of one baseline model on one sequence
     ratio: float  # ms_per_trial / baseline_ms
     repeats: int
+    baseline: str = "torch.nn.LSTM"
 
 
 def _grid(args: argparse.Namespace, device: torch.device) -> dict[str, list]:
@@ -110,8 +117,8 @@ def _ours(
     return _training_step(model, x, PopulationNesterov(list(model.parameters()), lr, momentum))
 
 
-def _baseline(H: int, T: int, device: torch.device) -> Callable[[], None]:
-    model = torch.nn.LSTM(INPUT_SIZE, H, device=device)
+def _baseline(H: int, T: int, device: torch.device, gru: bool = False) -> Callable[[], None]:
+    model = (torch.nn.GRU if gru else torch.nn.LSTM)(INPUT_SIZE, H, device=device)
     x = torch.randn(T, 1, INPUT_SIZE, device=device)
     lr, momentum = torch.full((1,), LEARNING_RATE), torch.full((1,), MOMENTUM)
     return _training_step(model, x, PopulationNesterov(list(model.parameters()), lr, momentum))
@@ -136,7 +143,8 @@ def measure(
 ) -> Row:
     """Median step times of ours and of the baseline, timed alternately."""
     torch.manual_seed(0)
-    ours, baseline = _ours(variant, K, H, T, device, backend), _baseline(H, T, device)
+    gru = variant in GRU_BASELINE
+    ours, baseline = _ours(variant, K, H, T, device, backend), _baseline(H, T, device, gru)
     for _ in range(WARMUP):
         ours(), baseline()
     ours_s, base_s = [], []
@@ -145,8 +153,13 @@ def measure(
         base_s.append(_timed(baseline, device))
     per_trial = statistics.median(ours_s) / K * 1e3
     base = statistics.median(base_s) * 1e3
-    path = resolve_backend(backend, device, torch.get_default_dtype())
-    return Row(variant, path, K, H, T, per_trial, base, per_trial / base, repeats)
+    dtype = torch.get_default_dtype()
+    if variants.resolve(variant).cell == "lstm":
+        path = resolve_backend(backend, device, dtype)
+    else:
+        path = family.resolve_path(backend, device, dtype)
+    name = "torch.nn.GRU" if gru else "torch.nn.LSTM"
+    return Row(variant, path, K, H, T, per_trial, base, per_trial / base, repeats, name)
 
 
 def _cpu_name() -> str:
@@ -186,11 +199,12 @@ def _table(rows: list[Row], env: dict) -> Table:
         title=f"fwd+bwd+update per trial-sequence (input {INPUT_SIZE}, batch 1 per trial)\n"
         f"{env['device']}: {env['device_name']}, {env['torch_threads']} threads, "
         f"torch {env['torch']}",
-        caption="ratio: ours per trial / torch.nn.LSTM per sequence, timed alternately in "
+        caption="ratio: ours per trial / the baseline per sequence, timed alternately in "
         "this process, medians; bold: the best K for the variant, H and T",
     )
-    for col in ("variant", "backend", "K", "H", "T", "ours ms/trial", "nn.LSTM ms", "ratio"):
-        table.add_column(col, justify="left" if col in ("variant", "backend") else "right")
+    columns = ("variant", "backend", "K", "H", "T", "ours ms/trial", "baseline", "ms", "ratio")
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("K", "H", "T", "ms", "ratio") else "left")
     best = {}
     for r in rows:
         key = (r.variant, r.hidden, r.length)
@@ -206,10 +220,36 @@ def _table(rows: list[Row], env: dict) -> Table:
             str(r.hidden),
             str(r.length),
             f"{r.ms_per_trial:.3f}",
+            r.baseline.removeprefix("torch."),
             f"{r.baseline_ms:.3f}",
             ratio,
         )
     return table
+
+
+def family_targets(rows: list[Row]) -> list[dict]:
+    """The family's targets at each H and T measured, each cell at its best K: GRU and MGU
+    against torch.nn.GRU per sequence, the others against V per trial (where V was run)."""
+    best: dict[tuple[str, int, int], Row] = {}
+    for r in rows:
+        key = (r.variant, r.hidden, r.length)
+        if key not in best or r.ms_per_trial < best[key].ms_per_trial:
+            best[key] = r
+    targets = []
+    for (name, H, T), r in best.items():
+        if name not in variants.FAMILY[1:]:
+            continue
+        if name in GRU_BASELINE:
+            against, ratio = "torch.nn.GRU", r.ratio
+        elif ("V", H, T) in best:
+            against, ratio = "V", r.ms_per_trial / best[("V", H, T)].ms_per_trial
+        else:
+            continue
+        targets.append(
+            {"variant": name, "hidden": H, "length": T, "population": r.population,
+             "against": against, "ratio": ratio, "met": ratio <= 1.0}
+        )  # fmt: skip
+    return targets
 
 
 def step_flops(spec: variants.Spec, inputs: int, hidden: int, outputs: int, directions: int) -> int:
@@ -351,6 +391,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.training:
         return cmd_training(args, device, environment(device))
     grid = _grid(args, device)
+    cells = [v for v in grid["variants"] if variants.resolve(v).cell != "lstm"]
+    if cells and args.backend not in family.PATHS:
+        raise UserError(
+            f"--backend {args.backend}: {', '.join(cells)} run on {', '.join(family.PATHS)}"
+        )
     repeats = 5 if args.quick else 7
     env = environment(device)
     configs = [
@@ -370,6 +415,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
             progress.advance(task)
     env["load_average_after"] = list(os.getloadavg())
     console.print(_table(rows, env))
+    targets = family_targets(rows)
+    for t in targets:
+        console.print(
+            f"{t['variant']} (H {t['hidden']}, T {t['length']}, best K {t['population']}): "
+            f"{t['ratio']:.2f}x {t['against']} (target at most 1.0: "
+            f"{'met' if t['met'] else 'not met'})"
+        )
     load = max(env["load_average"][0], env["load_average_after"][0])
     console.print(
         f"load average {env['load_average'][0]:.2f} before, "
@@ -390,9 +442,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "loss": "sum of squares of the outputs",
             "optimizer": f"PopulationNesterov lr={LEARNING_RATE} momentum={MOMENTUM} "
             "(one trial for nn.LSTM)",
-            "baseline": "torch.nn.LSTM, one model, one sequence per step",
+            "baseline": "torch.nn.LSTM (torch.nn.GRU for GRU and MGU), one model, one "
+            "sequence per step",
         }
-        record = {"environment": env, "settings": settings, "rows": [asdict(r) for r in rows]}
+        record = {
+            "environment": env,
+            "settings": settings,
+            "rows": [asdict(r) for r in rows],
+            "family_targets": targets,
+        }
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n")

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="random search: train trials of each variant on a benchmark")
     run.add_argument("--benchmark", required=True, help="benchmark name (see `odyssey datasets`)")
     run.add_argument(
-        "--variants", default="all", help="comma-separated variants, or 'all' (default)"
+        "--variants", default="all", help="comma-separated variants, 'all' (default) or 'family'"
     )
     # Defaults are RunOptions' (which checks every value); each dest is its field's name.
     run.add_argument(

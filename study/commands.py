@@ -21,6 +21,7 @@ from .coordinator import Monitor, TimeLimitReached, placement, run
 from .errors import UserError
 from .options import RunOptions, resolve_variants
 from .retries import failed_errors, state_counts
+from .rounds import progress
 from .search import foreign_reason, own_seconds, study_name
 from .storage import display_url, open_storage
 
@@ -179,10 +180,14 @@ def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
             continue
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        band_size = study.user_attrs.get("band_size")
         rows.append(
             {
                 "study": summary.study_name,
                 **state_counts(trials),
+                "rounds": None
+                if band_size is None
+                else "/".join(map(str, progress(trials, band_size))),
                 "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
                 "blew_up": _blown_up(summary.study_name, complete),
                 "best_value": min((t.value for t in complete), default=None),

@@ -175,7 +175,7 @@ class Coordinator:
             for v in options.variants
         ]
         # The heaviest variant first in each round, so that the round's last job is light.
-        self.studies.sort(key=lambda s: -_cost(s.study_name.rpartition("/")[2]))
+        self.taking_order = sorted(self.studies, key=lambda s: -_cost(s.study_name))
         self.study_ids = {
             s.study_name: self.storage.get_study_id_from_name(s.study_name) for s in self.studies
         }
@@ -232,7 +232,7 @@ class Coordinator:
         )
         if current is None:
             return None
-        for study in self.studies:
+        for study in self.taking_order:
             name = study.study_name
             band = [t for t in waiting[name] if self._round(name, t) == current]
             taken = []
@@ -620,7 +620,7 @@ def _live(counts: dict[str, dict[str, int]]) -> bool:
     return any(c["running"] or c["waiting"] for c in counts.values())
 
 
-def _cost(variant: str) -> int:
-    """Parameters of one layer of the variant at 100 units: what its populations cost, in
-    order."""
-    return variants.build(variant, 1, 100).n_params()[0]
+def _cost(name: str) -> int:
+    """Parameters of one layer of the study's variant at 100 units: what its populations
+    cost, in order."""
+    return variants.build(name.rpartition("/")[2], 1, 100).n_params()[0]

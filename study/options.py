@@ -72,16 +72,19 @@ class RunOptions:
 
 
 def resolve_variants(text: str) -> tuple[str, ...]:
-    """Variant names from `--variants`: 'all' (the paper's nine) or a comma-separated list of
-    names and '+' combinations, spelt as registered ('cifg+np' -> 'CIFG+NP'), each once."""
+    """Variant names from `--variants`: a comma-separated list of names, '+' combinations,
+    'all' (the paper's nine) and 'family' (V and the gated-RNN family), spelt as registered
+    ('cifg+np' -> 'CIFG+NP'), each once."""
     import variants  # imports torch: only once a list is parsed
 
-    if text.strip().lower() == "all":
-        return variants.PAPER_VARIANTS
+    groups = {"ALL": variants.PAPER_VARIANTS, "FAMILY": variants.FAMILY}
     spelling = {name.upper(): name for name in variants.PRESETS}
     names = []
     for item in text.split(","):
         if not item.strip():
+            continue
+        if item.strip().upper() in groups:
+            names += [n for n in groups[item.strip().upper()] if n not in names]
             continue
         try:
             variants.resolve(item)
@@ -91,5 +94,5 @@ def resolve_variants(text: str) -> tuple[str, ...]:
         if name not in names:
             names.append(name)
     if not names:
-        raise OptionError("variants", "needs a comma-separated list of variants or 'all'")
+        raise OptionError("variants", "needs a comma-separated list of variants, 'all' or 'family'")
     return tuple(names)

@@ -17,7 +17,9 @@ the same configurations in every variant.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+
+from optuna.trial import FrozenTrial, TrialState
 
 
 def band_order(n_bands: int) -> list[int]:
@@ -65,3 +67,25 @@ def complete_rounds(studies_done: Sequence[Mapping[int, bool]], round_of: Mappin
         if not all(done.get(i, False) for done in studies_done for i in members):
             return r
     return n_rounds
+
+
+def configurations(trials: Iterable[FrozenTrial]) -> tuple[dict[int, int], dict[int, bool]]:
+    """A study's configurations from its trials, by configuration index: the hidden size, and
+    whether it is finished (a trial complete, or none waiting or running: failed for good)."""
+    sizes: dict[int, int] = {}
+    complete, live = set(), set()
+    for trial in trials:
+        index = trial.user_attrs.get("config_index", trial.number)
+        sizes[index] = int(trial.params.get("hidden_size", 0))
+        if trial.state == TrialState.COMPLETE:
+            complete.add(index)
+        elif trial.state in (TrialState.WAITING, TrialState.RUNNING):
+            live.add(index)
+    return sizes, {i: i in complete or i not in live for i in sizes}
+
+
+def progress(trials: Iterable[FrozenTrial], band_size: int) -> tuple[int, int]:
+    """Rounds a study has finished, and its rounds in all."""
+    sizes, finished = configurations(trials)
+    round_of = rounds(sizes, band_size)
+    return complete_rounds([finished], round_of), max(round_of.values(), default=-1) + 1

@@ -1,4 +1,5 @@
-"""`odyssey check`: every variant builds, runs forward and backward, and its size is reported."""
+"""`odyssey check`: every variant and cell of the family builds, runs forward and backward,
+and its size is reported."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     for col in ("variant", "switches", "parameters", "output", "grad norm"):
         table.add_column(col)
     x = torch.randn(50, 1, 39)
-    for name in variants.PAPER_VARIANTS:
+    family = [name for name in variants.FAMILY if name not in variants.PAPER_VARIANTS]
+    for name in [*variants.PAPER_VARIANTS, *family]:
         lstm = variants.build(name, 39, 100)
         out, _ = lstm(x)
         out.square().mean().backward()
@@ -25,7 +27,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise RuntimeError(f"variant {name} produced no usable output")
         table.add_row(
             name,
-            lstm.spec.describe(),
+            lstm.spec.describe() if lstm.spec.cell == "lstm" else lstm.cell.title,
             f"{lstm.n_params()[0]:,}",
             str(tuple(out.shape)),
             f"{grad:.3g}",

@@ -152,7 +152,7 @@ class TrialState:
 class PopulationModel(nn.Module):
     """A variant layer of K trials and a per-trial linear read-out."""
 
-    def __init__(self, lstm: variants.VariantLSTM, output_size: int) -> None:
+    def __init__(self, lstm: variants.VariantLSTM | variants.FamilyRNN, output_size: int) -> None:
         super().__init__()
         self.lstm = lstm
         D = 2 if lstm.bidirectional else 1
@@ -221,10 +221,12 @@ class PopulationTrainer:
             value = torch.randn(view.shape[1:], generator=gen, dtype=self.dtype)
             params[name] = value * self.protocol.init_std
         forget_bias = self.protocol.forget_bias
-        if forget_bias is not None and "f" in self.spec.gates:
+        if forget_bias is not None:
+            coefficients = variants.forget_biases(self.spec)
             for name in params:
-                if name.startswith("b_f"):
-                    params[name].fill_(forget_bias)
+                coefficient = coefficients.get(name.removesuffix("_reverse"))
+                if coefficient is not None:
+                    params[name].fill_(coefficient * forget_bias)
         noise = torch.Generator(device=self.device).manual_seed(config.seed)
         D = 2 if self.benchmark.bidirectional else 1
         n_head = D * config.hidden_size * self.benchmark.output_size + self.benchmark.output_size

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import variants
-from study.bench import Row, _grid, _training_step, measure, step_flops
+from study.bench import Row, _grid, _training_step, family_targets, measure, step_flops
 from study.cli import build_parser, main
 from study.optim import PopulationNesterov
 
@@ -48,7 +48,7 @@ def test_training_step_updates_every_trial():
 def test_quick_grid_holds_the_cpu_target_row():
     args = build_parser().parse_args(["bench", "--quick"])
     grid = _grid(args, torch.device("cpu"))
-    assert {"V", "CIFG", "FGR"} <= set(grid["variants"])
+    assert {"V", "CIFG", "FGR", *variants.FAMILY} <= set(grid["variants"])
     assert grid["hidden"] == [100] and grid["length"] == [100]
     assert {16, 64} <= set(grid["population"])
 
@@ -119,3 +119,45 @@ def test_step_flops_against_a_hand_count():
     assert step_flops(variants.resolve("FGR"), 3, 2, 5, 2) == expected
     # CIFG has two gates and no full recurrence: G = 3 H.
     assert step_flops(variants.resolve("CIFG"), 1, 1, 1, 1) == 2 * (2 * 3 + 3 * 3) + 6
+
+
+def test_family_rows_name_their_baseline_and_targets(tmp_path):
+    path = tmp_path / "bench.json"
+    argv = ["bench", "--device", "cpu", "--variants", "family", "--population", "2"]
+    assert main([*argv, "--hidden", "4", "--length", "3", "--json", str(path)]) == 0
+    record = json.loads(path.read_text())
+    baselines = {r["variant"]: r["baseline"] for r in record["rows"]}
+    assert baselines == {
+        "V": "torch.nn.LSTM",
+        "GRU": "torch.nn.GRU",
+        "MGU": "torch.nn.GRU",
+        "minGRU": "torch.nn.LSTM",
+        "minLSTM": "torch.nn.LSTM",
+        "sLSTM": "torch.nn.LSTM",
+    }
+    assert [t["variant"] for t in record["family_targets"]] == list(variants.FAMILY[1:])
+
+
+def test_family_targets_take_each_cells_best_population():
+    def row(variant, K, ms, base):
+        return Row(variant, "compiled", K, 100, 100, ms, base, ms / base, 1)
+
+    rows = [
+        row("V", 1, 4.0, 2.0),
+        row("V", 16, 2.0, 2.0),
+        row("GRU", 1, 3.0, 2.0),
+        row("GRU", 16, 1.5, 2.5),
+        row("sLSTM", 16, 3.0, 2.0),
+        row("minGRU", 64, 1.0, 2.0),
+    ]
+    got = {t["variant"]: (t["population"], t["against"], t["ratio"]) for t in family_targets(rows)}
+    assert got == {
+        "GRU": (16, "torch.nn.GRU", 0.6),
+        "sLSTM": (16, "V", 1.5),
+        "minGRU": (64, "V", 0.5),
+    }
+
+
+def test_backends_the_family_lacks_are_explained(capsys):
+    assert main(["bench", "--device", "cpu", "--variants", "GRU", "--backend", "fused"]) == 2
+    assert "GRU run on auto, plain, compiled" in capsys.readouterr().err

@@ -49,6 +49,7 @@ from study.retries import state_counts
 from study.search import SEARCH_SPACE
 from study.train import PROTOCOLS, PopulationTrainer
 from study.train import TrialState as TrainState
+from study.workers import EpochReport, TrialProgress
 from synthetic_study import fill
 
 LINUX = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
@@ -661,7 +662,8 @@ def test_a_stop_inside_a_storage_call_waits_for_the_call(tmp_path, tiny_jsb, mon
     with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
         job = coordinator.take_job()
         numbers = [number for number, *_ in job.trials]
-        report = ((job.variant, 0), 1, [(n, 1, 9.0, 9.0, False) for n in numbers])
+        progress = [TrialProgress(n, 1, 9.0, 9.0, False) for n in numbers]
+        report = EpochReport((job.variant, 0), 1, progress, [])
         monkeypatch.setattr(RDBStorage, "set_trial_intermediate_value", signalled)
         with coordinator.stops.installed(), pytest.raises(KeyboardInterrupt):
             coordinator.record_epoch(report)

@@ -13,11 +13,12 @@ from scipy.stats import ks_2samp
 
 import variants
 from study import benchmarks, train, workers
+from study.commands import study_table
 from study.coordinator import Coordinator, Monitor, run
 from study.errors import UserError
 from study.options import RunOptions
 from study.retries import reconcile
-from study.rounds import band_order, complete_rounds, padding_overhead, rounds
+from study.rounds import band_order, complete_rounds, padding_overhead, progress, rounds
 from study.search import prepare_study, sample_configs, stable_seed
 from study.storage import open_storage
 from study.train import PROTOCOLS, PopulationTrainer, TrialConfig
@@ -102,6 +103,28 @@ def test_padding_overhead_by_hand_and_below_the_earlier_take_order():
         sample = sample_configs(200, "random", stable_seed(seed, "jsb-original"))
         # the earlier order (an anchor and its 15 nearest sizes) padded 29 % on average
         assert padding_overhead([c["hidden_size"] for c in sample], 16) < 0.2
+
+
+def test_progress_counts_a_study_s_finished_rounds():
+    def trial(index, hidden, state):
+        return optuna.trial.create_trial(
+            state=state,
+            params={"hidden_size": hidden},
+            distributions={"hidden_size": optuna.distributions.IntDistribution(20, 200)},
+            user_attrs={"config_index": index},
+            value=1.0 if state == TrialState.COMPLETE else None,
+        )
+
+    trials = [
+        trial(0, 20, TrialState.COMPLETE),
+        trial(1, 30, TrialState.FAIL),  # failed for good: finished
+        trial(2, 40, TrialState.COMPLETE),
+        trial(3, 50, TrialState.FAIL),
+        trial(3, 50, TrialState.WAITING),  # its copy waits
+    ]
+    # bands [20 30] [40 50], the upper first (the median of two bands)
+    assert progress(trials, 2) == (0, 2)
+    assert progress(trials[:4], 2) == (2, 2)
 
 
 def test_complete_rounds_need_every_study():
@@ -211,6 +234,7 @@ def test_variants_advance_round_by_round_over_the_same_configurations(tmp_path, 
         optuna.load_study(study_name=f"jsb-original/{v}", storage=storage) for v in given.variants
     ]
     assert configurations(studies[0]) == configurations(studies[1]) == configurations(studies[2])
+    assert {row["rounds"] for row in study_table(given.storage)[0]} == {"3/3"}
 
 
 def test_a_requeued_trial_goes_before_a_new_round(tmp_path, tiny_jsb):

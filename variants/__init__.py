@@ -1,4 +1,5 @@
-"""The LSTM variant factory: the peephole LSTM of Greff et al. and its ablations.
+"""The LSTM variant factory: the peephole LSTM of Greff et al., its ablations, and the
+gated-RNN family beside it (GRU, MGU, minGRU, minLSTM, sLSTM).
 
     >>> import variants
     >>> lstm = variants.build("CIFG", input_size=39, hidden_size=100, bidirectional=True)
@@ -7,7 +8,19 @@
 Pure PyTorch; knows nothing of benchmarks or studies.
 """
 
+from .family import FamilyRNN, forget_biases
 from .layer import VariantLSTM, build
-from .spec import PAPER_VARIANTS, PRESETS, Spec, register, resolve
+from .spec import FAMILY, PAPER_VARIANTS, PRESETS, Spec, register, resolve
 
-__all__ = ["PAPER_VARIANTS", "PRESETS", "Spec", "VariantLSTM", "build", "register", "resolve"]
+__all__ = [
+    "FAMILY",
+    "PAPER_VARIANTS",
+    "PRESETS",
+    "FamilyRNN",
+    "Spec",
+    "VariantLSTM",
+    "build",
+    "forget_biases",
+    "register",
+    "resolve",
+]

@@ -38,9 +38,11 @@ from torch.autograd.function import once_differentiable
 
 from .spec import Spec
 
-# One library of every compiled CPU kernel: the recurrence, and the optimizer's update
-# (csrc/update.cpp, used by study/optim.py).
+# One library of every compiled CPU kernel: the recurrence, the family's (csrc/family.cpp,
+# used by variants/family_compiled.py) and the optimizer's update (csrc/update.cpp, used by
+# study/optim.py).
 SOURCES = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.cpp")))
+HEADERS = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.h")))  # in the cache key
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
 OPENMP = "-fopenmp"  # where the compiler lacks it (Apple's clang), the kernels run on one thread
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -107,7 +109,7 @@ def _cpu() -> str:
 def build() -> Path:
     """The shared library, compiled unless the cache holds it (atomic: workers may race)."""
     compiler = shlex.split(os.environ.get("CXX") or "c++")
-    parts = [s.read_bytes() for s in SOURCES] + [" ".join([*compiler, *FLAGS]).encode()]
+    parts = [s.read_bytes() for s in SOURCES + HEADERS] + [" ".join([*compiler, *FLAGS]).encode()]
     key = hashlib.sha256(b"\0".join([*parts, _cpu().encode()])).hexdigest()[:16]
     path = cache_dir() / f"kernels-{key}.so"
     if not path.exists():

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from . import cell, compiled, fused
+from . import cell, compiled, family, fused
 from .spec import Spec, resolve
 
 # auto: the fastest path that runs (see resolve_backend); plain: for reference
@@ -293,14 +293,17 @@ def build(
     population: int = 1,
     batch_first: bool = False,
     **kwargs,
-) -> VariantLSTM:
-    """Build the named variant (V, NIG, ..., FGR or a registered name) or a Spec.
+) -> VariantLSTM | family.FamilyRNN:
+    """Build the named variant (V, NIG, ..., FGR, a cell of the family such as GRU, or a
+    registered name) or a Spec.
 
     `hidden_size` may be a list of per-trial sizes; then the population is its length.
-    Other keyword arguments (init_std, backend, device, dtype) go to VariantLSTM.
+    Other keyword arguments (init_std, backend, device, dtype) go to VariantLSTM (FamilyRNN
+    for the family's cells).
     """
-    return VariantLSTM(
-        resolve(name_or_spec),
+    spec = resolve(name_or_spec)
+    return (VariantLSTM if spec.cell == "lstm" else family.FamilyRNN)(
+        spec,
         input_size,
         hidden_size,
         bidirectional=bidirectional,

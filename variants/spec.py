@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 GATES = ("i", "f", "o")
+# The LSTM, whose switches are below, and the gated-RNN family of variants/family.py.
+CELLS = ("lstm", "gru", "mgu", "mingru", "minlstm", "slstm")
 
 
 @dataclass(frozen=True)
@@ -12,7 +14,11 @@ class Spec:
     """Which parts of the peephole LSTM a variant keeps.
 
     Every switch defaults to the vanilla LSTM (V). A removed part has no parameters.
+    `cell` other than "lstm" selects a cell of the gated-RNN family (docs/family.md), which
+    takes no switches.
     """
+
+    cell: str = "lstm"
 
     input_gate: bool = True
     forget_gate: bool = True
@@ -24,6 +30,10 @@ class Spec:
     full_gate_recurrence: bool = False  # R_ab from every gate a at t-1 to every gate b at t
 
     def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.cell != "lstm" and self.describe() != f"cell={self.cell}":
+            raise ValueError(f"the LSTM switches do not apply to cell {self.cell!r}")
         if self.coupled_input_forget and not (self.input_gate and self.forget_gate):
             raise ValueError(
                 "coupled_input_forget (f = 1 - i) needs both input_gate and forget_gate"
@@ -66,6 +76,17 @@ PRESETS: dict[str, Spec] = {
     "FGR": Spec(full_gate_recurrence=True),
 }
 PAPER_VARIANTS = tuple(PRESETS)
+PRESETS.update(
+    {
+        "GRU": Spec(cell="gru"),
+        "MGU": Spec(cell="mgu"),
+        "minGRU": Spec(cell="mingru"),
+        "minLSTM": Spec(cell="minlstm"),
+        "sLSTM": Spec(cell="slstm"),
+    }
+)
+# `--variants family`: the gated-RNN family and V to compare them with.
+FAMILY = ("V", "GRU", "MGU", "minGRU", "minLSTM", "sLSTM")
 
 
 def register(name: str, spec: Spec) -> None:
