@@ -852,7 +852,8 @@ def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
         "weights and biases, B the blocks with weights (the block input and each gate with "
         "weights of its own: 4 for V, 3 without one gate or with a coupled forget gate), plus "
         "G·N peepholes (G gates with weights) and, with full gate recurrence, (G·N)² "
-        f"gate-to-gate weights; the output layer has {directions}·N·K + K.",
+        f"gate-to-gate weights; the output layer has {directions}·N·K + K. The table is the "
+        "code's own count (`n_params`), which also covers cells outside the paper's nine.",
         _markdown(table),
     ]
 
