@@ -60,7 +60,9 @@ def trial(
         epochs=epochs,
         diverged=diverged,
         n_params=1000 + 10 * params["hidden_size"],
-        seconds=float(POPULATION * 0.01 * params["hidden_size"] ** 1.5),
+        seconds=float(
+            0.01 * params["hidden_size"] ** 1.5
+        ),  # the trial's own share of its population's time
         population=POPULATION,
         test_curve=[float(x) for x in test * shape],
         train_curve=[float(x) for x in 2 * value * shape],

@@ -325,8 +325,8 @@ def test_axes_name_the_metric_and_its_unit(tops):
 def test_training_time_is_per_trial_epoch(tops, tops_report):
     fig = figures.time_vs_size(tops.trials, "jsb")
     x, y = np.asarray(fig.axes[0].collections[0].get_offsets()).T
-    # The synthetic population of 4 trains for 4 × 0.01 · hidden^1.5 s: 0.01 · hidden^1.5 for
-    # each trial, over its 20 epochs.
+    # Each synthetic trial's own share of its population's time is 0.01 · hidden^1.5 s, over
+    # its 20 epochs.
     np.testing.assert_allclose(y, 0.01 * x**1.5 / 20)
     runs = tops.trials[tops.trials.benchmark == "jsb"]
     median = np.median(0.01 * runs.hidden_size.to_numpy(float) ** 1.5 / 20)
