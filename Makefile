@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: venv
-	$(BIN)/odyssey run --benchmark jsb --variants all --trials 3 --preset smoke --workers 2 --storage sqlite:///results/demo/study.db
+	$(BIN)/odyssey run --benchmark jsb --variants all --trials 4 --sampler qmc --seed 26 --preset demo --workers 2 --storage sqlite:///results/demo/study.db
 	$(BIN)/odyssey report --storage sqlite:///results/demo/study.db --out results/demo
 
 # The suite without the `slow` group; CI runs both groups.

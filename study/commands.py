@@ -201,12 +201,22 @@ def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
                 if band_size is None
                 else "/".join(map(str, progress(trials, band_size))),
                 "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
+                "blew_up": _blown_up(summary.study_name, complete),
                 "best_value": min((t.value for t in complete), default=None),
                 "compute_hours": sum(own_seconds(t.user_attrs) or 0.0 for t in complete) / 3600,
                 "errors": dict(failed_errors(trials)),
             }
         )
     return rows, skipped
+
+
+def _blown_up(name: str, complete: list) -> int | None:
+    """Complete trials whose value is past the benchmark's blow-up level (the report's
+    `blew_up`: 10 % worse than an untrained network); None where it has no such level."""
+    from .analysis.metrics import metric_of
+
+    level = metric_of(name.rpartition("/")[0]).blow_up
+    return None if level is None else sum(t.value > level for t in complete)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

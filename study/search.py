@@ -17,6 +17,7 @@ application's: it is refused, never adopted.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,6 +166,13 @@ def foreign_reason(study: optuna.Study, trials: Sequence[FrozenTrial] | None = N
     return None
 
 
+def objective_name(benchmark: str) -> str:
+    """What a study's value is, as optuna-dashboard and `optuna.visualization` label it."""
+    from .analysis.metrics import metric_of  # the analysis's table of metrics, on use only
+
+    return f"best {metric_of(benchmark).label('validation')}"
+
+
 def sampled_like(storage: optuna.storages.BaseStorage, benchmark: str) -> tuple[str, int] | None:
     """The sample scheme and band size of the studies of `benchmark` already in the storage
     (None if it has none): every study of a benchmark shares them."""
@@ -229,6 +237,10 @@ def prepare_study(
             raise UserError(
                 f"study {name} was sampled with --sampler {attrs['sampler']}, not {sampler}"
             )
+        if study.metric_names is None:  # outside clients show the name, not "Objective 0"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([objective_name(benchmark)])
         wanted = {
             "n_trials": n_trials,
             "sampler": sampler,

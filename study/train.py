@@ -66,6 +66,8 @@ PROTOCOLS = {
     "paper": Protocol(),
     "quick": Protocol(max_epochs=20, patience=5),
     "smoke": Protocol(max_epochs=3, patience=2, max_sequences=24),
+    # `make demo`: enough updates for trials with a learning rate of 1e-3 or more to learn
+    "demo": Protocol(max_epochs=16, patience=4, max_sequences=40),
 }
 
 

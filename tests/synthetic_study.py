@@ -148,3 +148,50 @@ def fill_top(
                 test = 10.0 + i
             trials.append(trial(params, test, test))
         study.add_trials(trials)
+
+
+def fill_shared(
+    storage: str,
+    benchmark: str,
+    tests: dict[str, dict[int, float]],
+    n_configs: int,
+    seed: int = 0,
+    shared: bool = True,
+    band_size: int | None = None,
+    running: dict[str, list[int]] | None = None,
+) -> None:
+    """One study per variant over one sample of `n_configs` configurations (index i has the
+    same parameters in every variant), as a runner with a shared sample stores it:
+    `tests[variant]` maps the indices complete in that variant to their test metric (the
+    value is the same), `running[variant]` lists indices in training, and every other index
+    waits. The studies record N, `sample` = "shared" (unless `shared` is False) and
+    `band_size` where given."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = np.random.default_rng(seed)
+    configs = [sample(rng) for _ in range(n_configs)]
+    for variant, done in tests.items():
+        study = optuna.create_study(storage=storage, study_name=f"{benchmark}/{variant}")
+        study.set_user_attr("n_trials", n_configs)
+        if shared:
+            study.set_user_attr("sample", "shared")
+        if band_size is not None:
+            study.set_user_attr("band_size", band_size)
+        trials = []
+        for index, params in enumerate(configs):
+            if index in done:
+                made = trial(params, done[index], done[index])
+                made.user_attrs["config_index"] = index
+            else:
+                state = (
+                    TrialState.RUNNING
+                    if index in (running or {}).get(variant, [])
+                    else TrialState.WAITING
+                )
+                made = create_trial(
+                    params=params,
+                    distributions=SEARCH_SPACE,
+                    state=state,
+                    user_attrs={"config_index": index},
+                )
+            trials.append(made)
+        study.add_trials(trials)

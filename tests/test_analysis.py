@@ -102,7 +102,7 @@ def test_top_ranks_only_complete_trials_on_validation_value():
 
 def test_trials_table_counts_failed_and_diverged(trials):
     assert list(trials.columns) == COLUMNS
-    assert str(trials.hidden_size.dtype) == "Int64" and str(trials.population.dtype) == "Int64"
+    assert str(trials.hidden_size.dtype) == "Int64" and str(trials.population.dtype) == "float64"
     complete = trials[trials.state == "COMPLETE"]
     np.testing.assert_allclose(complete.momentum, 1 - complete.one_minus_momentum)
     assert (complete.preset == "quick").all() and (complete.population == 4).all()
@@ -137,7 +137,8 @@ def test_requeued_trials_are_told_from_failed_ones(tmp_path):
     assert trials.requeued.tolist() == [False] * 5 + [True, False, False]
     out = tmp_path / "report"
     assert main(["report", "--storage", url, "--out", str(out)]) == 0
-    assert "| jsb | V | 8 | 6 | 0 | 1 | 1 | 0 |" in (out / "REPORT.md").read_text()
+    # variant, planned (not recorded), complete, running, waiting, failed, requeued, diverged
+    assert "| V |  | 6 | 0 | 0 | 1 | 1 | 0 | 0 |" in (out / "REPORT.md").read_text()
 
 
 def test_nonconforming_studies_are_ignored_with_a_warning(storage):
@@ -271,7 +272,9 @@ def report(storage, tmp_path_factory):
     return out
 
 
-TABLES = ["trials", "summary", "importance", "checks", "marginals", "interactions", "curves"]
+TABLES = [
+    "trials", "studies", "summary", "importance", "checks", "marginals", "interactions", "curves",
+]  # fmt: skip
 KINDS = ["curves", "importance", "interactions", "marginals", "time", "top"]
 
 
@@ -307,10 +310,16 @@ def test_report_tables_round_trip(report, trials):
 
 
 def test_importance_table_per_variant_then_pooled(report):
-    table = pd.read_csv(report / "importance.csv")
-    assert list(table.columns) == [
-        "benchmark", "variant", "term", "order", "importance", "std", "oob_r2", "n_trials",
+    lenses = pd.read_csv(report / "importance.csv")
+    assert list(lenses.columns) == [
+        "benchmark", "variant", "lens", "term", "order", "importance", "std", "oob_r2", "n_trials",
     ]  # fmt: skip
+    assert lenses.variant.unique().tolist() == ["V", "NFG", "NP", "CIFG", "all"]
+    # PED-ANOVA: main effects only, normalised, no forest; the learning-rate basin leads.
+    ped = lenses[lenses.lens == "ped-anova"]
+    assert (ped.order == 1).all() and ped["std"].isna().all() and ped.oob_r2.isna().all()
+    assert ped.groupby("variant").importance.sum().to_numpy() == pytest.approx(1.0)
+    table = lenses[lenses.lens == "fanova"]
     assert table.variant.unique().tolist() == ["V", "NFG", "NP", "CIFG", "all"]
     assert table.groupby("variant").oob_r2.nunique().eq(1).all()  # one value per forest
     assert table.groupby("variant").n_trials.first().to_dict() == {

@@ -148,7 +148,9 @@ def test_marginals_follow_the_function():
     y = (np.log10(frame.learning_rate) + 4) ** 2 + frame.input_noise
     model = Fanova(frame, y, SPACE, n_trees=16)
     curve = model.marginal("learning_rate", n_points=41)
-    assert list(curve.columns) == ["value", "mean", "std"]
+    assert list(curve.columns) == ["value", "mean", "std", "covered"]
+    # 1000 log-uniform draws come within a grid step of both ends, not onto them
+    assert curve.covered[1:-1].all()
     rate = SEARCH_SPACE["learning_rate"]  # the grid spans the sampled range
     assert curve.value.iloc[0] == pytest.approx(rate.low)
     assert curve.value.iloc[-1] == pytest.approx(rate.high)
@@ -158,10 +160,26 @@ def test_marginals_follow_the_function():
     assert np.abs(curve["mean"] - expected).max() < 0.25
     assert (curve["std"] >= 0).all() and curve["std"].max() > 0
 
-    x, z, mean, std = model.marginal_2d("learning_rate", "input_noise", n_points=21)
-    assert mean.shape == std.shape == (21, 21)
+    x, z, mean, std, covered = model.marginal_2d("learning_rate", "input_noise", n_points=21)
+    assert mean.shape == std.shape == covered.shape == (21, 21)
     expected_2d = (np.log10(x)[:, None] + 4) ** 2 + z[None, :]
     assert np.abs(mean - expected_2d).mean() < 0.2
+
+
+def test_support_is_the_range_the_rows_cover():
+    """Hidden sizes only 20 and 40: the rows cover log10(2) = 30.1 % of the log range
+    20–200, so of a 61-point grid the first 19 points (i / 60 <= 0.301) are covered."""
+    rng = np.random.default_rng(6)
+    frame = sampled(rng, 200)
+    frame["hidden_size"] = rng.choice([20, 40], 200)
+    model = Fanova(frame, np.log10(frame.learning_rate), SPACE, n_trees=8)
+    assert model.support("hidden_size") == pytest.approx((0.0, np.log10(2)))
+    curve = model.marginal("hidden_size", n_points=61)
+    assert curve.covered.sum() == 19 and curve.covered[:19].all()
+    assert curve.value[curve.covered].max() <= 40 < curve.value[~curve.covered].min()
+    *_, covered = model.marginal_2d("hidden_size", "learning_rate", n_points=61)
+    rate = model.marginal("learning_rate", n_points=61).covered.to_numpy()
+    assert (covered == curve.covered.to_numpy()[:, None] & rate[None, :]).all()
 
 
 def test_constant_response_has_no_shares_and_too_few_rows_are_refused():

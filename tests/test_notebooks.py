@@ -21,8 +21,8 @@ def results(tmp_path_factory) -> Path:
     fill(url, "jsb", {"V": 0.0, "NFG": 0.3, "CIFG": 0.0}, n_trials=20, n_failed=1, n_diverged=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trials, epochs = load_storage(url)
-        write(analyse(trials, epochs, n_trees=16), folder, url)
+        trials, epochs, studies = load_storage(url)
+        write(analyse(trials, epochs, studies, n_trees=16), folder, url)
     return folder
 
 

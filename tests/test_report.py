@@ -3,6 +3,7 @@ beside Holm's, the forests' out-of-bag fit, budget and search-range checks, stan
 benchmarks, learning curves, readable and reproducible figures, safe defaults, masked
 passwords, and the tables the notebooks read."""
 
+import json
 import os
 import re
 import sys
@@ -18,7 +19,9 @@ import sqlalchemy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
+from study import rounds
 from study.analysis import (
+    Fanova,
     analyse,
     checks,
     default_out,
@@ -27,13 +30,17 @@ from study.analysis import (
     load_storage,
     load_trials,
     read_results,
+    summarize,
     write,
 )
 from study.analysis.checks import is_pressing
+from study.analysis.report import complete_rounds, rounds_line
 from study.cli import main
 from study.errors import UserError
 from study.storage import display_url, open_storage
-from synthetic_study import fill, fill_top
+from synthetic_study import fill, fill_shared, fill_top, sample
+from synthetic_study import metric as synthetic_metric
+from synthetic_study import trial as synthetic_trial
 
 POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
 V = [1.0, 1.1, 1.2, 1.3]
@@ -131,7 +138,8 @@ def test_figure_3_marks_both_criteria(tops):
     fig = figures.top_boxplot(tops.trials, tops.summary, "jsb")
     ax = fig.axes[0]
     order = [t.get_text() for t in ax.get_xticklabels()]
-    stars = {order[round(t.get_position()[0])]: t.get_text() for t in ax.texts}
+    assert order == [f"{v}\nn = 4" for v in TOPS]  # every variant, n under its name
+    stars = {order[round(t.get_position()[0])].split()[0]: t.get_text() for t in ax.texts}
     assert stars == {"NFG": "*", "NOAF": "**"}
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("uncorrected" in t for t in legend) and any("Holm" in t for t in legend)
@@ -147,13 +155,13 @@ def noise(tmp_path_factory):
     url = f"sqlite:///{folder / 'study.db'}"
     fill(url, "jsb", {"V": 0.0, "NFG": 0.0, "NP": 0.0}, n_trials=40, pure_noise=True, curves=False)
     out = folder / "report"
-    trials, epochs = quiet(load_storage, url)
-    quiet(write, analyse(trials, epochs), out, url)
+    trials, epochs, studies = quiet(load_storage, url)
+    quiet(write, analyse(trials, epochs, studies), out, url)
     return out
 
 
 def test_a_forest_fitted_to_noise_says_so(noise):
-    table = pd.read_csv(noise / "importance.csv")
+    table = pd.read_csv(noise / "importance.csv").query("lens == 'fanova'")
     assert (table.oob_r2 < 0.3).all()
     text = (noise / "REPORT.md").read_text()
     assert text.count("these importances are not meaningful") == 2  # V's table and pooled
@@ -169,8 +177,8 @@ def test_a_forest_fitted_to_signal_fits(tmp_path):
     fill(url, "jsb", {"V": 0.0}, n_trials=80)
     model = fit_trials(load_trials(url))
     assert model.oob_r2 == pytest.approx(model.forest.oob_score_) and model.oob_r2 > 0.7
-    trials, epochs = quiet(load_storage, url)
-    quiet(write, analyse(trials, epochs), tmp_path / "report", url)
+    trials, epochs, studies = quiet(load_storage, url)
+    quiet(write, analyse(trials, epochs, studies), tmp_path / "report", url)
     text = (tmp_path / "report" / "REPORT.md").read_text()
     assert "predicts held-out trials hardly better" not in text
     assert "no finding" not in text.split("### Marginal performance")[1]
@@ -317,29 +325,32 @@ def test_axes_name_the_metric_and_its_unit(tops):
     assert marginals.axes[0].get_ylabel() == "predicted test NLL per step (nats)"
     assert heat.axes[-1].get_ylabel() == "predicted test NLL per step (nats)"  # a colour bar
     assert curves.axes[0].get_ylabel() == "validation NLL per step (nats)"
-    assert time.axes[0].get_ylabel() == "training time per trial (s)"
+    assert time.axes[0].get_ylabel() == "training time per trial-epoch (s)"
     digits = figures.top_boxplot(tops.trials, tops.summary, "digits-framewise")
     assert digits.axes[0].get_ylabel() == "test frame error rate, lower is better"
 
 
-def test_training_time_is_per_trial(tops, tops_report):
+def test_training_time_is_per_trial_epoch(tops, tops_report):
     fig = figures.time_vs_size(tops.trials, "jsb")
     x, y = np.asarray(fig.axes[0].collections[0].get_offsets()).T
-    # Each synthetic trial's own share of its population's time is 0.01 · hidden^1.5 s.
-    np.testing.assert_allclose(y, 0.01 * x**1.5)
+    # Each synthetic trial's own share of its population's time is 0.01 · hidden^1.5 s, over
+    # its 20 epochs.
+    np.testing.assert_allclose(y, 0.01 * x**1.5 / 20)
     runs = tops.trials[tops.trials.benchmark == "jsb"]
-    median = np.median(0.01 * runs.hidden_size.to_numpy(float) ** 1.5)
-    assert (
-        f"A trial took {median:.3g} s of training in the median"
-        in (tops_report / "REPORT.md").read_text()
-    )
+    median = np.median(0.01 * runs.hidden_size.to_numpy(float) ** 1.5 / 20)
+    text = (tops_report / "REPORT.md").read_text()
+    assert f"A trial-epoch took {median:.3g} s in the median" in text
+    assert "Engine: trials by device: cpu (160)." in text
+    assert "cpu" in fig.axes[0].get_title()
 
 
 def test_identical_runs_give_identical_files(tops_storage, tops_report, tmp_path):
     assert quiet(main, ["report", "--storage", tops_storage, "--out", str(tmp_path)]) == 0
     first = sorted(p.relative_to(tops_report) for p in tops_report.rglob("*") if p.is_file())
     second = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    assert first == second and len(first) == 8 + 2 * 12
+    # 8 tables and REPORT.md; 6 figures per benchmark as PNG and PDF, but no interactions on
+    # digits-framewise, whose synthetic error rates above 1 are all capped at 1 (no variance)
+    assert first == second and len(first) == 9 + 2 * 12 - 2
     for path in first:
         assert (tops_report / path).read_bytes() == (tmp_path / path).read_bytes(), path
 
@@ -450,26 +461,247 @@ def test_an_older_report_folder_reads_with_empty_new_tables(tops_report, tmp_pat
     assert results.marginals.empty and list(results.checks.columns)[:2] == ["benchmark", "variant"]
 
 
-def test_no_verdict_against_the_paper_from_a_handful_of_top_trials():
-    from study.analysis.report import MIN_TOP_FOR_VERDICT, _variant_findings
+def test_no_verdict_of_any_kind_from_a_handful_of_top_trials():
+    """p = 0.003 from 3 top trials a side: the p-value is printed, no verdict is given; from 4
+    a side the same difference is a verdict."""
+    from study.analysis import summarize
+    from study.analysis.report import _variant_findings
 
-    def summary(n_top):
-        return pd.DataFrame(
-            {
-                "variant": ["V", "NFG"],
-                "n_top": [n_top, n_top],
-                "top_mean": [9.0, 9.5],
-                "p_value": [np.nan, 0.3],
-                "p_holm": [np.nan, 0.3],
-                "direction": ["", ""],
-                "significant_holm": [False, False],
-            }
-        )
+    def trials(n_top):
+        rows = []
+        for variant, shift in (("V", 0.0), ("NFG", 1.0)):
+            for i in range(10 * n_top):  # the best n_top are the top 10 %
+                test = shift + (0.01 * i if i < n_top else 10.0 + i)
+                rows.append({"benchmark": "jsb-original", "variant": variant, "trial": i,
+                             "state": "COMPLETE", "value": test, "test_metric": test})  # fmt: skip
+        return pd.DataFrame(rows)
 
-    (few,) = _variant_findings(summary(2), "jsb-original")
-    assert few.endswith(
-        f"Paper on JSB: significantly worse; no verdict from 2 top trials "
-        f"(at least {MIN_TOP_FOR_VERDICT} a side; the paper had 20)."
+    few = summarize(trials(3)).set_index("variant")
+    assert few.loc["NFG", "p_value"] < 0.01 and few.loc["NFG", "n_top"] == 3
+    assert not few.significant.any() and not few.significant_holm.any()
+    assert (few.direction == "").all()
+    (text,) = _variant_findings(few.reset_index(), "jsb-original")
+    assert "no verdict from 3 top trials (at least 4 a side; the paper had 20)" in text
+    assert "significantly worse than" not in text and "agrees" not in text
+    assert "differs" not in text
+    enough = summarize(trials(4)).set_index("variant")
+    assert enough.loc["NFG", ["significant", "direction"]].tolist() == [True, "worse"]
+    (text,) = _variant_findings(enough.reset_index(), "jsb-original")
+    assert "NFG is significantly worse than V" in text and text.endswith("— agrees.")
+
+
+# ---- 10. the report at any stage ------------------------------------------------------------
+
+
+UNTRAINED = 88 * np.log(2)  # an untrained network on JSB: 0.5 for each of 88 keys
+
+
+@pytest.fixture(scope="module")
+def blown(tmp_path_factory):
+    """40 trials each of V and NOAF with a learnable metric, and 5 more NOAF trials planted
+    far beyond an untrained network (validation 200-600, test 300-700)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('blown') / 'study.db'}"
+    fill(url, "jsb", {"V": 0.0, "NOAF": 0.3}, n_trials=40)
+    rng = np.random.default_rng(3)
+    planted = [
+        synthetic_trial(sample(rng), 200.0 + 100 * i, 300.0 + 100 * i, diverged=False)
+        for i in range(5)
+    ]
+    optuna.load_study(study_name="jsb/NOAF", storage=url).add_trials(planted)
+    return url
+
+
+def test_blown_up_trials_are_flagged_counted_and_shared(blown, capsys):
+    trials = quiet(load_trials, blown)
+    flagged = trials[trials.blew_up.astype(bool)]
+    assert len(flagged) == 5 and set(flagged.variant) == {"NOAF"}
+    assert (flagged.value >= 200).all() and not flagged.diverged.any()
+    assert (trials[~trials.blew_up.astype(bool)].value < UNTRAINED).all()
+    table = checks(trials).set_index("variant")
+    assert table.share_blew_up.to_dict() == pytest.approx({"V": 0, "NOAF": 5 / 45, "all": 5 / 85})
+    assert main(["status", "--storage", blown, "--json"]) == 0
+    rows = {row["study"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["jsb/NOAF"]["blew_up"] == 5 and rows["jsb/V"]["blew_up"] == 0
+
+
+def test_forests_see_blown_up_trials_capped_at_the_untrained_level(blown):
+    trials = quiet(load_trials, blown)
+    noaf = trials[(trials.variant == "NOAF") & (trials.state == "COMPLETE")]
+    model = fit_trials(noaf)
+    by_hand = Fanova(noaf, np.minimum(noaf.test_metric, UNTRAINED))
+    pd.testing.assert_frame_equal(model.importance(), by_hand.importance())
+    # every leaf of every tree holds a mean of capped values
+    assert max(tree.tree_.value.max() for tree in model.forest.estimators_) <= UNTRAINED + 1e-9
+    raw = Fanova(noaf, noaf.test_metric)
+    assert raw.oob_r2 < model.oob_r2  # five outliers decide an uncapped forest
+    # The paper's top-10 % comparison ranks raw values: the planted trials are not at the top.
+    summary = summarize(trials).set_index("variant")
+    top = noaf.nsmallest(int(summary.loc["NOAF", "n_top"]), "value")
+    assert summary.loc["NOAF", "top_mean"] == pytest.approx(top.test_metric.mean())
+
+
+def test_paired_comparison_finds_a_known_effect(tmp_path):
+    """NFG is V + 0.5 + 0.01 i on the ten configurations where V learns (V = 9 + 0.1 i): the
+    median difference is 0.545 and Wilcoxon's exact p for ten positive differences 2 / 2^10.
+    Three configurations where both sit above chance and one complete only in V are left out;
+    NP has three pairs (no verdict); CIFG's study has no shared sample (no paired values)."""
+    url = f"sqlite:///{tmp_path / 'paired.db'}"
+    v = {i: 9 + 0.1 * i for i in range(10)} | {10: 20.0, 11: 21.0, 12: 22.0, 13: 9.5}
+    nfg = {i: v[i] + 0.5 + 0.01 * i for i in range(10)} | {10: 25.0, 11: 26.0, 12: 27.0}
+    np_ = {i: v[i] - 0.2 for i in range(3)}
+    fill_shared(url, "jsb", {"V": v, "NFG": nfg, "NP": np_}, n_configs=14)
+    fill_shared(url, "jsb", {"CIFG": v}, n_configs=14, shared=False)
+    trials, epochs, studies = quiet(load_storage, url)
+    summary = summarize(trials, studies).set_index("variant")
+    row = summary.loc["NFG"]
+    d = np.array([0.5 + 0.01 * i for i in range(10)])
+    assert row.n_paired == 10 and row.paired_median == pytest.approx(np.median(d))
+    assert d.min() <= row.paired_low < row.paired_median < row.paired_high <= d.max()
+    assert row.wilcoxon_p == pytest.approx(2 / 2**10)
+    assert row.paired_direction == "worse"
+    assert summary.loc["NP", "n_paired"] == 3 and summary.loc["NP", "paired_direction"] == ""
+    assert summary.loc["NP", "paired_median"] == pytest.approx(-0.2)
+    assert pd.isna(summary.loc["CIFG", "n_paired"]) and np.isnan(summary.loc["CIFG", "wilcoxon_p"])
+    # Only two top trials a side: the paper's comparison gives no verdict where pairs do.
+    assert not row.significant
+    again = summarize(trials, studies).set_index("variant")  # the bootstrap is seeded
+    assert again.loc["NFG", ["paired_low", "paired_high"]].tolist() == [
+        row.paired_low,
+        row.paired_high,
+    ]
+    out = tmp_path / "report"
+    quiet(write, analyse(trials, epochs, studies, n_trees=8), out, url)
+    text = (out / "REPORT.md").read_text()
+    assert "### Paired comparison" in text and "(figures/jsb-paired.png)" in text
+    assert (
+        f"NFG − V over 10 configurations: median +0.545 (95 % interval "
+        f"{row.paired_low:+.3g} to {row.paired_high:+.3g}), Wilcoxon p = 0.00195: worse than V."
+    ) in text
+    assert "NP − V over 3 configurations: median -0.2" in text
+    assert "no verdict from 3 (at least 4)" in text
+    assert "CIFG − V" not in text
+
+
+def test_storages_without_a_shared_sample_have_no_paired_values(tops, tops_report):
+    assert tops.summary.n_paired.isna().all() and tops.summary.wilcoxon_p.isna().all()
+    text = (tops_report / "REPORT.md").read_text()
+    assert "### Paired comparison" not in text
+    assert "do not share one sample of configurations" in text
+
+
+def test_state_of_the_study_comes_first(tmp_path):
+    """20 planned configurations in bands of 5, ordered in rounds as the runner orders them:
+    V has rounds 0 and 1 and two more complete, NFG round 0, two of round 1 and one running:
+    one round is complete in every variant."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    rng = np.random.default_rng(0)  # fill_shared's sample
+    sizes = {i: sample(rng)["hidden_size"] for i in range(20)}
+    round_of = rounds.rounds(sizes, 5)
+    by_round = [sorted(i for i, r in round_of.items() if r == k) for k in range(4)]
+    v = {i: 9 + 0.01 * i for i in by_round[0] + by_round[1] + by_round[2][:2]}
+    nfg = {i: 9.2 + 0.01 * i for i in by_round[0] + by_round[1][:2]}
+    fill_shared(
+        url, "jsb", {"V": v, "NFG": nfg}, n_configs=20, band_size=5,
+        running={"NFG": by_round[1][2:3]},
+    )  # fmt: skip
+    trials, epochs, studies = quiet(load_storage, url)
+    assert studies.planned.tolist() == [20, 20] and studies.band_size.tolist() == [5, 5]
+    assert complete_rounds(trials, studies) == 1
+    assert rounds_line(3, 5).startswith("Rounds complete: 3 (a round is one band of up to 5")
+    quiet(write, analyse(trials, epochs, studies, n_trees=8), tmp_path, url)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert text.index("## State of the study") < text.index("## How to read this report")
+    state = text[text.index("## State of the study") : text.index("## How to read")]
+    assert "19 of 40 planned trials are complete; 1 running, 20 waiting" in state
+    assert "Rounds complete: 1 (a round is one band of up to 5 configurations" in state
+    assert "No verdict of any kind yet: the study is too small" not in state  # pairs can
+    sizes = trials[trials.state == "COMPLETE"].hidden_size
+    assert f"hidden sizes {sizes.min()}–{sizes.max()} of the searched 20–200" in state
+    assert "| V | 20 | 12 | 0 | 8 | 0 | 0 | 0 | 0 |" in state
+    assert "| NFG | 20 | 7 | 1 | 12 | 0 | 0 | 0 | 0 |" in state
+    assert "no verdict for NFG: fewer than 4 top trials on a side" in state
+    assert "The paired comparison with V: no verdict" not in state  # 7 pairs are enough
+    # no verdict of any kind from 2 top trials a side: no stars, no colour
+    fig = figures.top_boxplot(trials, analyse(trials, epochs, studies, n_trees=8).summary, "jsb")
+    assert not [t for t in fig.axes[0].texts if "*" in t.get_text()]
+
+
+def test_hidden_sizes_not_covered_get_no_verdict(tmp_path):
+    """V's trials reach only 20–36 units (at most 25.5 % of the log range 20–200)."""
+    url = f"sqlite:///{tmp_path / 'narrow.db'}"
+    rng = np.random.default_rng(4)
+    made = []
+    for _ in range(60):
+        params = sample(rng) | {"hidden_size": int(rng.integers(20, 37))}
+        value = synthetic_metric(params) + 0.02 * rng.normal()
+        made.append(synthetic_trial(params, value, value))
+    study = optuna.create_study(storage=url, study_name="jsb-original/V")
+    study.add_trials(made)
+    trials, epochs, studies = quiet(load_storage, url)
+    analysis = analyse(trials, epochs, studies, n_trees=16)
+    sizes = trials.hidden_size.astype(float)
+    share = np.log10(sizes.max() / sizes.min())  # the log range 20–200 is one decade
+    row = analysis.checks.set_index("variant").loc["V"]
+    assert row.cover_hidden_size == pytest.approx(share) and share < 0.8
+    assert row.cover_learning_rate > 0.8
+    marginal = analysis.marginals.query("variant == 'V' and param == 'hidden_size'")
+    assert marginal[marginal.covered].value.between(sizes.min() - 1e-9, sizes.max() + 1e-9).all()
+    assert marginal[~marginal.covered].value.gt(sizes.max()).any()
+    quiet(write, analysis, tmp_path / "report", url)
+    text = (tmp_path / "report" / "REPORT.md").read_text()
+    assert f"Hidden size: V's complete trials span {share:.0%} of its log range" in text
+    ranked = next(line for line in text.splitlines() if line.startswith("- Ranked by"))
+    assert "not covered yet" in ranked and "agrees" not in ranked and "differs" not in ranked
+    assert "(paper: bigger networks help, with diminishing returns; not covered yet)" in text
+    assert "(paper: more than two thirds — " in text  # the learning rate is covered
+
+
+def test_ped_anova_finds_the_one_parameter_that_matters(tmp_path):
+    """A metric of the input noise alone: both lenses give it nearly all the importance."""
+    url = f"sqlite:///{tmp_path / 'noise.db'}"
+    rng = np.random.default_rng(8)
+    made = []
+    for _ in range(80):
+        params = sample(rng)
+        made.append(synthetic_trial(params, 5 * params["input_noise"], 5 * params["input_noise"]))
+    optuna.create_study(storage=url, study_name="jsb/V").add_trials(made)
+    analysis = analyse(*quiet(load_storage, url), n_trees=16)
+    table = analysis.importance.query("variant == 'V' and order == 1")
+    for lens in ("fanova", "ped-anova"):
+        shares = table[table.lens == lens].set_index("term").importance
+        assert shares.idxmax() == "input_noise" and shares["input_noise"] > 0.5, lens
+
+
+def test_parameter_counts_at_100_units_follow_the_formula(tops_report):
+    jsb = section((tops_report / "REPORT.md").read_text(), "jsb")
+    # N = 100, M = K = 88: V 4·100·189 + 3·100 = 75,900; NFG and CIFG 3·100·189 + 2·100;
+    # NOAF as V; the output layer 100·88 + 88.
+    assert "| V | 75,900 | 8,888 | 84,788 |" in jsb
+    assert "| NFG | 56,900 | 8,888 | 65,788 |" in jsb and "| CIFG | 56,900 |" in jsb
+    assert "| NOAF | 75,900 |" in jsb
+
+
+def test_curves_show_the_range_where_variants_differ(tops):
+    fig = drawn(figures.learning_curves(tops.curves, "jsb"))
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    curves = tops.curves[tops.curves.benchmark == "jsb"]
+    assert low < curves.best_valid.min() and 10.98 < high  # the chance line shows
+    assert high < curves.median_valid.max()  # the first epochs' 3 × values run off the top
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_a_variant_without_trials_is_in_figure_3(tops):
+    trials = pd.concat(
+        [
+            tops.trials,
+            tops.trials.query("benchmark == 'jsb'")
+            .head(1)
+            .assign(variant="FGR", state="WAITING", value=np.nan),
+        ]
     )
-    (enough,) = _variant_findings(summary(20), "jsb-original")
-    assert enough.endswith("Paper on JSB: significantly worse — differs.")
+    fig = figures.top_boxplot(trials, tops.summary, "jsb")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "FGR\nn = 0"
+    assert [t.get_text() for t in ax.texts if t.get_text() == "no trials yet"] == ["no trials yet"]

@@ -2,11 +2,14 @@
 rather than the variant, limits a study's results.
 
 - the protocol the trials ran under (preset, epoch cap, patience, batch size, loss reduction);
-- how trials ended: at the epoch cap, by early stopping, or diverged;
+- how trials ended: at the epoch cap, by early stopping, or diverged; how many blew up (a best
+  validation metric worse than an untrained network's);
 - how many had their best validation epoch at their last (still improving when stopped);
 - how many are no better than the benchmark's chance level (learned nothing from the input);
 - for the best 10 % of each variant, how many sit in the outer 5 % of each parameter's
-  (log) range at either end, where uniform sampling would put 5 % at each end.
+  (log) range at either end, where uniform sampling would put 5 % at each end;
+- how much of each parameter's (log) range the complete trials cover, from the lowest to the
+  highest value tried: below COVERED, nothing is said about that parameter against the paper.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .fanova import SPACE, cover
+from .fanova import SPACE, Param, cover
 from .metrics import metric_of
 from .stats import top_trials
 from .trials import variant_order
@@ -25,6 +28,7 @@ EDGE_FLAG = 0.25  # flagged when at least this share of top trials is there ...
 EDGE_P = 0.01  # ... and a binomial test against EDGE gives p below this
 EDGE_PARAMS = ("learning_rate", "hidden_size", "one_minus_momentum")
 STILL_IMPROVING = 0.5  # share of trials best at their last epoch that is flagged
+COVERED = 0.8  # share of a parameter's (log) range the trials must span for a finding on it
 PROTOCOL = ("preset", "max_epochs", "patience", "batch_size", "loss_reduction")
 
 CHECK_COLUMNS = [
@@ -35,12 +39,14 @@ CHECK_COLUMNS = [
     "share_epoch_cap",
     "share_early_stop",
     "share_diverged",
+    "share_blew_up",
     "share_best_at_last",
     "chance",
     "share_at_chance",
     "n_top",
     *[f"top_{p}_{end}" for p in EDGE_PARAMS for end in ("low", "high")],
     "edge_flags",
+    *[f"cover_{p.name}" for p in SPACE],
 ]
 
 
@@ -73,6 +79,7 @@ def checks(trials: pd.DataFrame) -> pd.DataFrame:
                     if is_pressing(int(inside.sum()), len(unit)):
                         flags.append(f"{name} {end}")
             row["edge_flags"] = "; ".join(flags)
+            row |= {f"cover_{p.name}": coverage(group, p) for p in cover(SPACE, complete)}
             rows.append(row)
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
@@ -83,6 +90,14 @@ def is_pressing(k: int, n: int) -> bool:
     if n == 0 or k / n < EDGE_FLAG:
         return False
     return bool(stats.binomtest(k, n, EDGE, alternative="greater").pvalue < EDGE_P)
+
+
+def coverage(trials: pd.DataFrame, param: Param) -> float:
+    """The share of `param`'s (log) range between the lowest and the highest value among
+    `trials`; 0 for none or one value."""
+    unit = param.to_unit(trials[param.name].to_numpy(float))
+    unit = unit[np.isfinite(unit)]
+    return float(unit.max() - unit.min()) if len(unit) else 0.0
 
 
 def edge_bounds(trials: pd.DataFrame, name: str) -> tuple[float, float]:
@@ -109,6 +124,7 @@ def _endings(group: pd.DataFrame) -> dict:
         "share_epoch_cap": share(at_cap & ~diverged, capped),
         "share_early_stop": share(~at_cap & ~diverged, capped),
         "share_diverged": float(diverged.mean()) if n else np.nan,
+        "share_blew_up": float(group.blew_up.mean()) if group.blew_up.notna().any() else np.nan,
         "share_best_at_last": share((group.best_epoch == group.epochs).fillna(False), known),
     }
 

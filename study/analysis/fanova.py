@@ -12,6 +12,12 @@ decade as 90 % of its range and understate its importance.
 The forest's out-of-bag R² says whether there is anything to decompose: a forest fitted to
 noise still splits its variance among the parameters, but predicts held-out trials no better
 than their mean.
+
+A forest says nothing about the part of the box no trial reached: `Fanova.support` gives the
+range its rows cover in each parameter, and marginals mark their grid points inside it.
+
+The sums over leaves run with one BLAS thread, so that a rerun gives the same bits (threaded
+matrix products may add in another order).
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ import numpy as np
 import pandas as pd
 from optuna.distributions import FloatDistribution, IntDistribution
 from sklearn.ensemble import RandomForestRegressor
+from threadpoolctl import threadpool_limits
 
 from ..search import SEARCH_SPACE
+from .metrics import metric_of
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,7 @@ class Fanova:
         if keep.sum() < 2:
             raise ValueError(f"fANOVA needs at least 2 complete rows, got {int(keep.sum())}")
         self.n_rows = int(keep.sum())
+        self._support = np.stack([X[keep].min(axis=0), X[keep].max(axis=0)])  # [2, d], unit
         with warnings.catch_warnings():  # a few rows without out-of-bag trees: R² from the rest
             warnings.simplefilter("ignore", UserWarning)
             self.forest = RandomForestRegressor(
@@ -187,10 +196,21 @@ class Fanova:
     def _index(self, name: str) -> int:
         return self.names.index(name)
 
+    def support(self, name: str) -> tuple[float, float]:
+        """The lowest and highest value of `name` among the rows the forest was fitted on,
+        as fractions of its (log) range: the part of the box the forest has seen."""
+        k = self._index(name)
+        return float(self._support[0, k]), float(self._support[1, k])
+
+    def _covered(self, name: str, grid: np.ndarray) -> np.ndarray:
+        low, high = self.support(name)
+        return (grid >= low - 1e-9) & (grid <= high + 1e-9)
+
     def importance(self) -> pd.DataFrame:
         """term, order (1 or 2), importance (mean fraction of variance), std (over trees)."""
         if self._importance is None:
-            self._importance = self._decompose()
+            with threadpool_limits(1):
+                self._importance = self._decompose()
         return self._importance
 
     def _decompose(self) -> pd.DataFrame:
@@ -221,42 +241,60 @@ class Fanova:
     def marginal(self, name: str, n_points: int = 60) -> pd.DataFrame:
         """Predicted response averaged over the other parameters, on a grid of `name`.
 
-        Columns: value (natural units), mean (over trees), std (over trees).
+        Columns: value (natural units), mean (over trees), std (over trees), covered (the
+        value is within the range of the fitted rows, see `support`).
         """
         k = self._index(name)
         grid = np.linspace(0.0, 1.0, n_points)
-        per_tree = np.array([t.weight_without([k]) @ t.contains(k, grid) for t in self._trees])
+        with threadpool_limits(1):
+            per_tree = np.array([t.weight_without([k]) @ t.contains(k, grid) for t in self._trees])
         return pd.DataFrame(
             {
                 "value": self.space[k].from_unit(grid),
                 "mean": per_tree.mean(axis=0),
                 "std": per_tree.std(axis=0),
+                "covered": self._covered(name, grid),
             }
         )
 
     def marginal_2d(
         self, first: str, second: str, n_points: int = 40
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Grids of `first` and `second` (natural units) and the mean and std over trees of
-        the predicted response averaged over the other parameters, shaped [first, second]."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Grids of `first` and `second` (natural units), the mean and std over trees of
+        the predicted response averaged over the other parameters, and whether both values
+        are within the fitted rows' range (see `support`), each shaped [first, second]."""
         a, b = self._index(first), self._index(second)
         grid = np.linspace(0.0, 1.0, n_points)
-        per_tree = np.array(
-            [
-                t.contains(a, grid).T @ (t.weight_without([a, b])[:, None] * t.contains(b, grid))
-                for t in self._trees
-            ]
-        )
+        with threadpool_limits(1):
+            per_tree = np.array(
+                [
+                    t.contains(a, grid).T
+                    @ (t.weight_without([a, b])[:, None] * t.contains(b, grid))
+                    for t in self._trees
+                ]
+            )
+        covered = self._covered(first, grid)[:, None] & self._covered(second, grid)[None, :]
         return (
             self.space[a].from_unit(grid),
             self.space[b].from_unit(grid),
             per_tree.mean(axis=0),
             per_tree.std(axis=0),
+            covered,
         )
 
 
 def fit_trials(trials: pd.DataFrame, n_trees: int = 64, seed: int = 0) -> Fanova:
     """fANOVA of the test metric over the COMPLETE trials of a trials table (see trials.py),
-    as the paper did; diverged trials are results of the search and stay in."""
+    as the paper did; diverged trials are results of the search and stay in. Test metrics
+    are capped at the benchmark's untrained reference (see `capped_metric`)."""
     complete = trials[trials.state == "COMPLETE"]
-    return Fanova(complete, complete.test_metric.to_numpy(float), n_trees=n_trees, seed=seed)
+    return Fanova(complete, capped_metric(complete), n_trees=n_trees, seed=seed)
+
+
+def capped_metric(trials: pd.DataFrame) -> np.ndarray:
+    """The test metric of each trial, capped at its benchmark's untrained reference
+    (`Metric.cap`: 61.0 nats on JSB): a trial that blew up to 5,000 nats learned as little as
+    one at 61, and a forest fitted to the raw values spends itself on a few such trials."""
+    levels = trials.benchmark.map({b: metric_of(b).cap for b in trials.benchmark.unique()})
+    levels = levels.astype(float).fillna(np.inf).to_numpy()
+    return np.minimum(trials.test_metric.to_numpy(float), levels)

@@ -15,7 +15,13 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 from .fanova import SPACE
 from .metrics import metric_of
@@ -77,34 +83,43 @@ def _metric_axis(benchmark: str, prefix: str = "test") -> str:
 
 
 def top_boxplot(trials: pd.DataFrame, summary: pd.DataFrame, benchmark: str) -> Figure:
-    """Test metric of each variant's top trials (the paper's Figure 3). Colour: the paper's
-    criterion (Welch, uncorrected p < 0.05); * marks it, ** marks p < 0.05 after Holm too."""
+    """Test metric of each variant's top trials (the paper's Figure 3), every variant of the
+    storage in the paper's order with n under its name ("no trials yet" where it has no
+    complete trial). Colour: the paper's criterion (Welch, uncorrected p < 0.05); * marks it,
+    ** marks p < 0.05 after Holm too; neither from fewer than 4 top trials a side (the
+    summary's `significant` says so)."""
     runs = trials[trials.benchmark == benchmark]
     order = variant_order(runs.variant.unique())
     top = pd.concat([top_trials(runs[runs.variant == v]) for v in order])
+    top = top[top.test_metric.notna()]
     rows = summary[summary.benchmark == benchmark].set_index("variant")
     direction = rows.direction.fillna("")
     palette = {v: DIRECTION_COLOURS[direction.get(v, "")] for v in order}
     palette[REFERENCE] = REFERENCE_COLOUR
-    fig = Figure(layout="constrained", figsize=(max(6.5, 1.4 + 0.8 * len(order)), 4.6))
+    fig = Figure(layout="constrained", figsize=(max(6.5, 1.4 + 0.8 * len(order)), 4.8))
     ax = fig.subplots()
-    top = top[top.test_metric.notna()]
     if top.empty:
         ax.text(0.5, 0.5, "no test metric recorded", ha="center", transform=ax.transAxes)
         return fig
+    position = {v: i for i, v in enumerate(order)}
     sns.boxplot(
         data=top, x="variant", y="test_metric", hue="variant", order=order, palette=palette,
         legend=False, showfliers=False, ax=ax,
     )  # fmt: skip
     rng = np.random.default_rng(JITTER_SEED)  # seeded: identical runs, identical figures
-    position = {v: i for i, v in enumerate(order)}
     x = top.variant.map(position).to_numpy(float) + rng.uniform(-0.12, 0.12, len(top))
     ax.scatter(x, top.test_metric, s=9, color="black", zorder=3)
+    counts = top.variant.value_counts()
     for v in order:
-        if v in rows.index and rows.significant.get(v, False):
+        if v not in counts:
+            ax.text(position[v], 0.5, "no trials yet", transform=ax.get_xaxis_transform(),
+                    ha="center", va="center", rotation=90, fontsize=8, color="grey")  # fmt: skip
+        elif v in rows.index and rows.significant.get(v, False):
             stars = "**" if rows.significant_holm.get(v, False) else "*"
             ax.text(position[v], 0.97, stars, transform=ax.get_xaxis_transform(),
                     ha="center", va="top", fontsize=14)  # fmt: skip
+    ax.set_xticks(range(len(order)), [f"{v}\nn = {counts.get(v, 0)}" for v in order])
+    ax.set_xlim(-0.6, len(order) - 0.4)
     ax.set_title(f"{benchmark}: best {TOP_FRACTION:.0%} of each variant's trials")
     ax.set_xlabel("")
     ax.set_ylabel(_metric_axis(benchmark) + ", lower is better")
@@ -112,14 +127,58 @@ def top_boxplot(trials: pd.DataFrame, summary: pd.DataFrame, benchmark: str) -> 
         Patch(color=REFERENCE_COLOUR, label=f"{REFERENCE} (reference)"),
         Patch(color=DIRECTION_COLOURS["worse"], label="worse than V"),
         Patch(color=DIRECTION_COLOURS["better"], label="better than V"),
-        Patch(color=DIRECTION_COLOURS[""], label="not different"),
+        Patch(color=DIRECTION_COLOURS[""], label="not different, or too few for a verdict"),
         Line2D([], [], ls="", marker="$*$", ms=9, color="black",
                label="* p < 0.05, Welch, uncorrected (the paper's criterion)"),
         Line2D([], [], ls="", marker="$**$", ms=14, color="black",
                label="** p < 0.05 also after Holm's correction"),
     ]  # fmt: skip
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2,
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
               fontsize=8, frameon=False)  # fmt: skip
+    return fig
+
+
+def paired_differences(summary: pd.DataFrame, benchmark: str) -> Figure:
+    """Each variant minus V, two ways: the paper's difference of top-10 % means with Welch's
+    95 % interval (* and ** as in Figure 3), and the median per-configuration difference over
+    the shared sample with its 95 % bootstrap interval (filled where Wilcoxon gives a
+    verdict). Variants without a value are listed with an empty row."""
+    rows = summary[(summary.benchmark == benchmark) & (summary.variant != REFERENCE)]
+    names = rows.variant.tolist()
+    fig = Figure(layout="constrained", figsize=(9.0, 1.4 + 0.42 * max(1, len(names))))
+    axes = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(names))
+    panels = (
+        ("top_diff", "top_diff_low", "top_diff_high", "direction",
+         f"top {TOP_FRACTION:.0%}: difference of means (Welch 95 % interval)"),
+        ("paired_median", "paired_low", "paired_high", "paired_direction",
+         "paired: median per-configuration difference (bootstrap 95 % interval)"),
+    )  # fmt: skip
+    for ax, (centre, low, high, verdict, title) in zip(axes, panels):
+        ax.axvline(0.0, color="grey", lw=1)
+        for i, row in enumerate(rows.itertuples()):
+            value = getattr(row, centre)
+            if not np.isfinite(value):
+                ax.text(0.5, i, "none yet", transform=ax.get_yaxis_transform(), ha="center",
+                        va="center", fontsize=8, color="grey")  # fmt: skip
+                continue
+            lo, hi = getattr(row, low), getattr(row, high)
+            err = [[value - lo], [hi - value]] if np.isfinite(lo) else None
+            said = getattr(row, verdict)
+            colour = DIRECTION_COLOURS[said] if said else "black"
+            ax.errorbar(value, i, xerr=err, fmt="o", color=colour,
+                        mfc=colour if said else "white", capsize=3)  # fmt: skip
+            if verdict == "direction" and row.significant:
+                stars = "**" if row.significant_holm else "*"
+                ax.annotate(stars, (value, i), xytext=(0, 5), textcoords="offset points",
+                            ha="center", fontsize=11)  # fmt: skip
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(f"variant − {REFERENCE}, {_metric_axis(benchmark)}")
+    axes[0].set_yticks(y, names)
+    axes[0].set_ylim(len(names) - 0.5, -0.5)
+    fig.suptitle(
+        f"{benchmark}: each variant against {REFERENCE} (positive: worse; filled: a verdict)"
+    )
     return fig
 
 
@@ -130,38 +189,57 @@ def importance_rows(importance: pd.DataFrame) -> list[str]:
 
 
 def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
-    """Share of variance per hyperparameter, pairwise interactions and the higher-order
-    remainder, per variant (V first) and pooled (`all`) (the paper's Figure 5); each row
-    labelled with its forest's out-of-bag R²."""
+    """The two lenses per variant (V first) and pooled (`all`): fANOVA's share of variance of
+    each hyperparameter and of the pairwise interactions, ±1 std over the forest's trees, each
+    row labelled with its forest's out-of-bag R² (the paper's Figure 5); and PED-ANOVA's
+    normalised importance of each hyperparameter among the top 10 %."""
     table = importance[importance.benchmark == benchmark]
-    rows = importance_rows(table)
-    mains = list(dict.fromkeys(table[table.order == 1].term))
-    shares = pd.DataFrame(index=rows, columns=[*mains, "pairwise", "higher order"], dtype=float)
+    fanova, ped = table[table.lens == "fanova"], table[table.lens == "ped-anova"]
+    rows = importance_rows(fanova)
+    mains = list(dict.fromkeys(fanova[fanova.order == 1].term))
     labels = []
     for variant in rows:
-        part = table[table.variant == variant]
-        for term in mains:
-            shares.loc[variant, term] = part[part.term == term].importance.sum()
-        shares.loc[variant, "pairwise"] = part[part.order == 2].importance.sum()
-        explained = shares.loc[variant, [*mains, "pairwise"]].sum()
-        shares.loc[variant, "higher order"] = max(0.0, 1.0 - explained)
+        part = fanova[fanova.variant == variant]
         name = "all, pooled" if variant == "all" else variant
-        r2 = part.oob_r2.iloc[0] if "oob_r2" in part and len(part) else np.nan
+        r2 = part.oob_r2.iloc[0] if len(part) else np.nan
         weak = ", not meaningful" if r2 < OOB_MEANINGFUL else ""
         labels.append(f"{name} (R² {r2:.2f}{weak})" if np.isfinite(r2) else name)
-    fig = Figure(layout="constrained", figsize=(8.5, 1.3 + 0.38 * len(rows)))
-    ax = fig.subplots()
-    left = np.zeros(len(rows))
-    colours = sns.color_palette("tab10", len(mains)) + ["#888888", "#dddddd"]
-    for column, colour in zip(shares.columns, colours):
-        values = shares[column].fillna(0).to_numpy()
-        ax.barh(labels, values, left=left, color=colour, label=LABELS.get(column, column))
-        left += values
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(f"fraction of the variance of the {_metric_axis(benchmark)} (fANOVA)")
-    ax.set_title(f"{benchmark}: hyperparameter importance (R²: the forest's out-of-bag fit)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    fig = Figure(layout="constrained", figsize=(11.0, 1.6 + 0.55 * len(rows)))
+    axes = fig.subplots(1, 2, sharey=True, width_ratios=[5, 4])
+    colours = dict(zip([*mains, "pairwise"], [*sns.color_palette("tab10", len(mains)), "#888888"]))
+    y = np.arange(len(rows))
+    for ax, lens_rows, terms, title in (
+        (axes[0], fanova, [*mains, "pairwise"], "fANOVA (log space), ±1 std over trees"),
+        (axes[1], ped, mains, f"PED-ANOVA, top {TOP_FRACTION:.0%} quantile (Optuna)"),
+    ):
+        height = 0.8 / len(terms)
+        for j, term in enumerate(terms):
+            values, errors = [], []
+            for variant in rows:
+                part = lens_rows[lens_rows.variant == variant]
+                if term == "pairwise":
+                    pairs = part[part.order == 2]
+                    values.append(pairs.importance.sum() if len(pairs) else np.nan)
+                    errors.append(np.nan)
+                    continue
+                hit = part[part.term == term]
+                values.append(hit.importance.iloc[0] if len(hit) else np.nan)
+                errors.append(hit["std"].iloc[0] if len(hit) else np.nan)
+            offset = y - 0.4 + (j + 0.5) * height
+            values, errors = np.asarray(values, float), np.asarray(errors, float)
+            ax.barh(offset, np.nan_to_num(values), height=height, color=colours[term],
+                    label=LABELS.get(term, term),
+                    xerr=np.where(np.isfinite(errors), errors, 0.0) if np.isfinite(errors).any()
+                    else None, error_kw={"lw": 0.8, "capsize": 1.5})  # fmt: skip
+        ax.set_xlim(0, 1)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_yticks(y, labels)
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)
+    axes[0].set_xlabel(f"fraction of the variance of the {_metric_axis(benchmark)}")
+    axes[1].set_xlabel("importance (normalised to sum to 1)")
+    fig.suptitle(f"{benchmark}: hyperparameter importance (R²: the forest's out-of-bag fit)")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=5, frameon=False)
     return fig
 
 
@@ -185,17 +263,29 @@ def marginal_curves(marginals: pd.DataFrame, benchmark: str) -> Figure:
         for variant, colour, style in zip(drawn, ("C0", "C1"), ("-", "--")):
             curve = table[(table.variant == variant) & (table.param == param)]
             label = "all variants, pooled" if variant == "all" else variant
-            ax.plot(curve.value, curve["mean"], color=colour, ls=style, label=label)
+            covered = _covered(curve)
+            ax.plot(curve.value, curve["mean"], color="#bbbbbb", ls=style, lw=1)
+            inside = curve["mean"].where(covered)  # NaN outside: the line breaks there
+            ax.plot(curve.value, inside, color=colour, ls=style, label=label)
             low, high = curve["mean"] - curve["std"], curve["mean"] + curve["std"]
-            ax.fill_between(curve.value, low, high, color=colour, alpha=0.2, lw=0)
+            ax.fill_between(curve.value, low, high, where=covered, color=colour, alpha=0.2,
+                            lw=0)  # fmt: skip
         if param in LOG_PARAMS:
             values = table[table.param == param].value
             log_axis(ax.xaxis, ax.set_xscale, values.min(), values.max())
         ax.set_xlabel(LABELS.get(param, param))
     axes[0].set_ylabel(f"predicted {_metric_axis(benchmark)}")
+    axes[0].plot([], [], color="#bbbbbb", label="beyond the trials' range")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{benchmark}: marginal predicted performance (±1 std over trees)")
     return fig
+
+
+def _covered(table: pd.DataFrame) -> np.ndarray:
+    """The table's `covered` flags; all True for tables written before they were recorded."""
+    if "covered" not in table or table.covered.isna().all():
+        return np.ones(len(table), dtype=bool)
+    return table.covered.fillna(False).astype(bool).to_numpy()
 
 
 def interaction_heatmaps(interactions: pd.DataFrame, benchmark: str) -> Figure:
@@ -208,8 +298,12 @@ def interaction_heatmaps(interactions: pd.DataFrame, benchmark: str) -> Figure:
     for ax, term in zip(axes, terms):
         part = table[table.term == term]
         first, second = term.split(":")
+        part = part.assign(covered=_covered(part))
         grid = part.pivot(index="first_value", columns="second_value", values="mean")
-        mesh = ax.pcolormesh(grid.columns, grid.index, grid.to_numpy(), shading="nearest",
+        inside = part.pivot(index="first_value", columns="second_value", values="covered")
+        values = np.ma.masked_where(~inside.to_numpy(bool), grid.to_numpy())
+        ax.set_facecolor("#dddddd")  # greyed where the trials did not reach
+        mesh = ax.pcolormesh(grid.columns, grid.index, values, shading="nearest",
                              cmap="viridis_r", rasterized=True)  # fmt: skip
         fig.colorbar(mesh, ax=ax, label=f"predicted {_metric_axis(benchmark)}")
         for name, values, axis, set_scale in (
@@ -223,7 +317,7 @@ def interaction_heatmaps(interactions: pd.DataFrame, benchmark: str) -> Figure:
         variant = part.variant.iloc[0]
         which = "all variants, pooled" if variant == "all" else variant
         ax.set_title(f"{which}: {LABELS.get(first, first)} × {LABELS.get(second, second)}")
-    fig.suptitle(f"{benchmark}: strongest pairwise interactions")
+    fig.suptitle(f"{benchmark}: strongest pairwise interactions (grey: beyond the trials)")
     return fig
 
 
@@ -244,6 +338,15 @@ def learning_curves(curves: pd.DataFrame, benchmark: str) -> Figure:
         if metric.chance is not None:
             ax.axhline(metric.chance, color="grey", ls="--", lw=1, label="chance")
         ax.set_title(variant)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    low, high = _curve_range(table, metric.chance)
+    if np.isfinite(low):
+        axes.flat[0].set_ylim(low, high)  # shared by every panel
+        for ax, variant in zip(axes.flat, order):
+            part = table[table.variant == variant]
+            if (part[["median_valid", "best_valid"]].min().min() > high) and len(part):
+                ax.text(0.5, 0.5, "every value above this range", transform=ax.transAxes,
+                        ha="center", va="center", fontsize=8, color="grey")  # fmt: skip
     for ax in axes.flat[len(order) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
@@ -255,23 +358,47 @@ def learning_curves(curves: pd.DataFrame, benchmark: str) -> Figure:
     return fig
 
 
+def _curve_range(table: pd.DataFrame, chance: float | None) -> tuple[float, float]:
+    """The metric range where variants differ: from the lowest curve value to half as far
+    again above chance (so the chance line and trials near it show), or to the highest value
+    where chance is unknown or below every curve; values beyond (untrained first epochs,
+    blow-ups) run off the top."""
+    values = pd.concat([table.median_valid, table.best_valid]).to_numpy(float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return np.nan, np.nan
+    low = values.min()
+    if chance is not None and chance > low:
+        span = chance - low
+        return low - 0.05 * span, chance + 0.5 * span
+    span = max(values.max() - low, 1e-9)
+    return low - 0.05 * span, values.max() + 0.05 * span
+
+
 def time_vs_size(trials: pd.DataFrame, benchmark: str) -> Figure:
-    """Each trial's training time (its population's wall time divided by the population's
-    size) against its hidden size, by variant."""
-    runs = trials[trials.benchmark == benchmark].assign(trial_seconds=trial_seconds)
-    runs = runs[runs.trial_seconds.notna() & runs.hidden_size.notna()]
-    runs = runs.assign(hidden_size=runs.hidden_size.astype(float))
+    """Each trial's training time per epoch (its population's wall time divided by the
+    population's size, over the epochs it trained) against its hidden size, by variant, with
+    a marker per device."""
+    runs = trials[trials.benchmark == benchmark]
+    runs = runs.assign(epoch_seconds=trial_seconds(runs) / runs.epochs.astype(float))
+    runs = runs[runs.epoch_seconds.notna() & runs.hidden_size.notna()]
+    runs = runs.assign(
+        hidden_size=runs.hidden_size.astype(float),
+        device=runs.device.fillna("device not recorded"),
+    )
     fig = Figure(layout="constrained", figsize=(6.5, 4.2))
     ax = fig.subplots()
     sns.scatterplot(
-        data=runs, x="hidden_size", y="trial_seconds", hue="variant",
-        hue_order=variant_order(runs.variant.unique()), s=14, ax=ax,
+        data=runs, x="hidden_size", y="epoch_seconds", hue="variant", style="device",
+        hue_order=variant_order(runs.variant.unique()), style_order=sorted(runs.device.unique()),
+        s=14, ax=ax,
     )  # fmt: skip
     if len(runs):
         log_axis(ax.xaxis, ax.set_xscale, runs.hidden_size.min(), runs.hidden_size.max())
-        log_axis(ax.yaxis, ax.set_yscale, runs.trial_seconds.min(), runs.trial_seconds.max())
+        log_axis(ax.yaxis, ax.set_yscale, runs.epoch_seconds.min(), runs.epoch_seconds.max())
         ax.legend(fontsize=7, ncol=2)
     ax.set_xlabel("hidden size")
-    ax.set_ylabel("training time per trial (s)")
-    ax.set_title(f"{benchmark}: training time per trial against hidden size")
+    ax.set_ylabel("training time per trial-epoch (s)")
+    devices = ", ".join(sorted(runs.device.unique()))
+    ax.set_title(f"{benchmark}: time per trial-epoch against hidden size ({devices})")
     return fig

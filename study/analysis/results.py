@@ -12,19 +12,22 @@ import pandas as pd
 from .checks import CHECK_COLUMNS, PROTOCOL
 from .curves import CURVE_COLUMNS
 from .stats import SUMMARY_COLUMNS
-from .trials import COLUMNS, read_trials
+from .trials import COLUMNS, STUDY_COLUMNS, read_trials
 
+FANOVA, PED_ANOVA = "fanova", "ped-anova"  # the two lenses of importance.csv
 IMPORTANCE_COLUMNS = [
     "benchmark",
     "variant",  # a variant, or `all` for the forest pooled over the benchmark's variants
+    "lens",  # FANOVA (the paper's) or PED_ANOVA (Optuna's, main effects only)
     "term",
     "order",
     "importance",
-    "std",
-    "oob_r2",  # out-of-bag R² of the forest this row came from
-    "n_trials",  # complete trials with a test metric the forest was fitted on
+    "std",  # over the forest's trees (fANOVA only)
+    "oob_r2",  # out-of-bag R² of the forest this row came from (fANOVA only)
+    "n_trials",  # complete trials with a test metric the lens was computed from
 ]
-MARGINAL_COLUMNS = ["benchmark", "variant", "param", "value", "mean", "std"]
+# `covered`: the value (both values) within the range the variant's complete trials span
+MARGINAL_COLUMNS = ["benchmark", "variant", "param", "value", "mean", "std", "covered"]
 INTERACTION_COLUMNS = [
     "benchmark",
     "variant",
@@ -33,9 +36,11 @@ INTERACTION_COLUMNS = [
     "second_value",
     "mean",
     "std",
+    "covered",
 ]
 _COLUMNS = {
     "trials": COLUMNS,
+    "studies": STUDY_COLUMNS,
     "summary": SUMMARY_COLUMNS,
     "importance": IMPORTANCE_COLUMNS,
     "checks": CHECK_COLUMNS,
@@ -45,8 +50,9 @@ _COLUMNS = {
 }
 # Text columns besides benchmark and variant; their empty cells read back as "".
 _STRINGS = {
-    "summary": ["direction"],
-    "importance": ["term"],
+    "studies": ["sample"],
+    "summary": ["direction", "paired_direction"],
+    "importance": ["lens", "term"],
     "checks": [*PROTOCOL, "edge_flags"],
     "marginals": ["param"],
     "interactions": ["term"],
@@ -58,6 +64,7 @@ class Results:
     """Every table of a report folder (see README's `odyssey report` for the columns)."""
 
     trials: pd.DataFrame
+    studies: pd.DataFrame
     summary: pd.DataFrame
     importance: pd.DataFrame
     checks: pd.DataFrame
@@ -94,6 +101,8 @@ def read_results(folder: str | Path) -> Results:
         table = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
         table = table.reindex(columns=_COLUMNS[name])  # an older folder: new columns empty
         table[strings] = table[strings].fillna("")  # empty cells are empty texts
+        if name == "importance":  # folders written before the second lens: all fANOVA
+            table["lens"] = table["lens"].replace("", FANOVA)
         tables[name] = table
     return Results(**tables)
 

@@ -1,8 +1,9 @@
 """Load every `<benchmark>/<variant>` study of a storage into one table of trials.
 
 The columns are the trial's key and value, the parameters of `study.search.SEARCH_SPACE` and
-the one-value fields of `study.search.TrialRecord` and of its protocol. Works on studies this
-tool did not write if they have its parameters and one objective: a missing user attribute
+the one-value fields of `study.search.TrialRecord` and of its protocol, and `blew_up` (a
+complete trial well beyond an untrained network, see `metrics.Metric.blow_up`). Works on studies
+this tool did not write if they have its parameters and one objective: a missing user attribute
 becomes NaN, not an error. Other studies are skipped with a `SkippedStudy` warning each.
 """
 
@@ -25,6 +26,7 @@ from ..errors import UserError
 from ..search import SEARCH_SPACE, TrialRecord, foreign_reason, own_seconds
 from ..storage import open_storage
 from ..train import Protocol
+from .metrics import metric_of
 
 
 class SkippedStudy(UserWarning):
@@ -48,6 +50,9 @@ KEYS = {
     "benchmark": "str",
     "variant": "str",
     "trial": "int64",
+    # the configuration's index in its study's sample: with a shared sample (the study's
+    # `sample` attribute is "shared"), index i is the same configuration in every variant
+    "config_index": "Int64",
     "state": "str",
     "requeued": "boolean",
     "value": "float64",
@@ -64,11 +69,15 @@ PROTOCOL = {
     for name, kind in _columns(typing.get_type_hints(Protocol)).items()
     if name in Protocol().results_fields()
 }
-_DTYPES = KEYS | PARAMS | {"momentum": "float64"} | RECORD | PROTOCOL
+_DTYPES = KEYS | PARAMS | {"momentum": "float64"} | RECORD | {"blew_up": "boolean"} | PROTOCOL
 COLUMNS = list(_DTYPES)
 # Per epoch of every COMPLETE trial that stored them: validation (Optuna's intermediate values)
 # and test metric (the `test_curve` user attribute, index 0 = epoch 1).
 EPOCH_COLUMNS = ["benchmark", "variant", "trial", "epoch", "valid", "test"]
+# Per study: the trials it plans (its `n_trials` attribute), how its configurations were
+# sampled (`sample`: "shared" when every variant of the benchmark has the same ones) and the
+# size of its bands of configurations (`band_size`); empty where the study does not say.
+STUDY_COLUMNS = ["benchmark", "variant", "planned", "sample", "band_size"]
 _INTEGERS = [name for name, kind in _DTYPES.items() if kind == "Int64"]
 _OPTIONAL_TEXTS = [name for name, kind in (RECORD | PROTOCOL).items() if kind == "object"]
 
@@ -100,13 +109,14 @@ def load_trials(
 
 def load_storage(
     storage: str | optuna.storages.BaseStorage, benchmarks: Iterable[str] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The trials table (COLUMNS) and the per-epoch table (EPOCH_COLUMNS) in one pass; the
-    second is empty for storages written before trials stored their curves."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The trials table (COLUMNS), the per-epoch table (EPOCH_COLUMNS) and the studies table
+    (STUDY_COLUMNS) in one pass; the second is empty for storages written before trials stored
+    their curves."""
     if isinstance(storage, str):
         storage = open_storage(storage)
     wanted = set(benchmarks) if benchmarks else None
-    rows, epochs = [], []
+    rows, epochs, studies = [], [], []
     for name in optuna.get_all_study_names(storage):
         parts = split_study_name(name)
         if parts is None:
@@ -123,6 +133,16 @@ def load_storage(
         # A FAIL row an interrupt or a lost worker sent back to the queue: its copy carries
         # the configuration on (Optuna records the numbers a copy replaces).
         retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        attrs = study.user_attrs
+        studies.append(
+            {
+                "benchmark": parts[0],
+                "variant": parts[1],
+                "planned": _number(attrs.get("n_trials")),
+                "sample": _text(attrs.get("sample")) or "",
+                "band_size": _number(attrs.get("band_size")),
+            }
+        )
         for trial in trials:
             rows.append(_row(*parts, trial) | {"requeued": trial.number in retried})
             if trial.state == optuna.trial.TrialState.COMPLETE:
@@ -132,9 +152,27 @@ def load_storage(
         raise UserError(f"no <benchmark>/<variant> study with trials in the storage{which}")
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame[_INTEGERS] = frame[_INTEGERS].round()  # a foreign study may have stored floats
+    frame["blew_up"] = blown_up(frame)
     frame = _in_order(_optional_texts(frame.astype(_DTYPES)))
     curves = pd.DataFrame(epochs, columns=EPOCH_COLUMNS).astype({"trial": int, "epoch": int})
-    return frame, _in_order(curves, ["benchmark", "variant", "trial", "epoch"])
+    studies = pd.DataFrame(studies, columns=STUDY_COLUMNS)
+    studies = studies.astype({"planned": "Int64", "band_size": "Int64"}, errors="ignore")
+    return (
+        frame,
+        _in_order(curves, ["benchmark", "variant", "trial", "epoch"]),
+        _in_order(studies, ["benchmark", "variant"]),
+    )
+
+
+def blown_up(trials: pd.DataFrame) -> pd.Series:
+    """Complete trials whose best validation metric is worse than their benchmark's blow-up
+    level (`Metric.blow_up`: 10 % past an untrained network's); NA where none is known."""
+    levels = trials.benchmark.map(
+        {b: metric_of(b).blow_up for b in trials.benchmark.unique()}
+    ).astype("Float64")
+    complete = trials.state == "COMPLETE"
+    flags = (trials.value.astype("Float64") > levels) & complete
+    return flags.where(levels.notna() | ~complete, pd.NA).astype("boolean")
 
 
 def _skip(name: str, why: str) -> None:
@@ -155,6 +193,7 @@ def _in_order(frame: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFram
 def _row(benchmark: str, variant: str, trial: optuna.trial.FrozenTrial) -> dict:
     params, attrs = trial.params, trial.user_attrs
     row = {"benchmark": benchmark, "variant": variant, "trial": trial.number}
+    row["config_index"] = _number(trial.user_attrs.get("config_index"))
     row["state"] = trial.state.name
     row["value"] = trial.value if trial.value is not None else np.nan
     row |= {name: _number(params.get(name)) for name in PARAMS}
@@ -208,6 +247,8 @@ def read_trials(path: str | Path) -> pd.DataFrame:
     frame = frame.reindex(columns=COLUMNS)  # older tables lack newer columns
     if frame.one_minus_momentum.isna().all():  # tables written before it was a column
         frame["one_minus_momentum"] = 1.0 - frame.momentum
+    if frame.blew_up.isna().all():
+        frame["blew_up"] = blown_up(frame)
     frame[_INTEGERS] = frame[_INTEGERS].apply(pd.to_numeric).round()  # older tables: 33.0
     return _optional_texts(frame.astype(_DTYPES))
 
