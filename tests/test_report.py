@@ -74,8 +74,7 @@ def tops_storage(tmp_path_factory) -> str:
 def tops_analysis(tops_storage):
     """What `odyssey report` computes for tops_storage; its forests are fitted once for the
     module (test_identical_runs_give_identical_files checks the command writes the same)."""
-    trials, epochs = quiet(load_storage, tops_storage)
-    return quiet(analyse, trials, epochs)
+    return quiet(analyse, *quiet(load_storage, tops_storage))
 
 
 @pytest.fixture(scope="module")
