@@ -140,7 +140,7 @@ def test_family_rows_name_their_baseline_and_targets(tmp_path):
 
 def test_family_targets_take_each_cells_best_population():
     def row(variant, K, ms, base):
-        return Row(variant, "compiled", K, 100, 100, ms, base, ms / base, 1)
+        return Row(variant, "compiled", "", K, 100, 100, ms, base, ms / base, 1)
 
     rows = [
         row("V", 1, 4.0, 2.0),
