@@ -205,18 +205,7 @@ class FamilyRNN(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(hidden_size, int):
-            hidden_sizes = [hidden_size] * population
-        else:
-            hidden_sizes = [int(h) for h in hidden_size]
-            if population not in (1, len(hidden_sizes)):
-                raise ValueError(
-                    f"population={population} but {len(hidden_sizes)} hidden sizes were given"
-                )
-        if not hidden_sizes or min(hidden_sizes) < 1 or input_size < 1:
-            raise ValueError(
-                f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}"
-            )
+        hidden_sizes = layer.population_sizes(input_size, hidden_size, population)
         if backend not in PATHS:
             raise ValueError(
                 f"cell {spec.cell} runs on backend {', '.join(PATHS)}, not {backend!r}"

@@ -132,6 +132,25 @@ def _self_check(path: str, spec: Spec, device: torch.device, dtype: torch.dtype)
     return None
 
 
+def population_sizes(
+    input_size: int, hidden_size: int | Sequence[int], population: int
+) -> list[int]:
+    """Each trial's hidden size: one size for all K trials, or one per trial."""
+    if isinstance(hidden_size, int):
+        hidden_sizes = [hidden_size] * population
+    else:
+        hidden_sizes = [int(h) for h in hidden_size]
+        if population not in (1, len(hidden_sizes)):
+            raise ValueError(
+                f"population={population} but {len(hidden_sizes)} hidden sizes were given"
+            )
+    if not hidden_sizes or min(hidden_sizes) < 1 or input_size < 1:
+        raise ValueError(
+            f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}"
+        )
+    return hidden_sizes
+
+
 class VariantLSTM(nn.Module):
     """An LSTM variant with torch.nn.LSTM's call convention and a population axis.
 
@@ -159,18 +178,7 @@ class VariantLSTM(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(hidden_size, int):
-            hidden_sizes = [hidden_size] * population
-        else:
-            hidden_sizes = [int(h) for h in hidden_size]
-            if population not in (1, len(hidden_sizes)):
-                raise ValueError(
-                    f"population={population} but {len(hidden_sizes)} hidden sizes were given"
-                )
-        if not hidden_sizes or min(hidden_sizes) < 1 or input_size < 1:
-            raise ValueError(
-                f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}"
-            )
+        hidden_sizes = population_sizes(input_size, hidden_size, population)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.spec = spec
