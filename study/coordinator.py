@@ -48,7 +48,7 @@ from .retries import (
     reconcile,
     state_counts,
 )
-from .rounds import rounds
+from .rounds import configurations, rounds
 from .search import (
     TrialRecord,
     prepare_study,
@@ -322,10 +322,7 @@ class Coordinator:
         index = trial.user_attrs.get("config_index", trial.number)
         if index not in self.round_of.get(name, {}):
             study = next(s for s in self.studies if s.study_name == name)
-            sizes = {
-                t.user_attrs.get("config_index", t.number): t.params["hidden_size"]
-                for t in self._patient(study.get_trials, deepcopy=False)
-            }
+            sizes, _ = configurations(self._patient(study.get_trials, deepcopy=False))
             band = study.user_attrs.get("band_size", self.population)
             self.round_of[name] = rounds(sizes, band)
         return self.round_of[name][index]
