@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 
-from study import benchmarks, tasks
+from study import benchmarks
+from study.training import tasks
 
 
 class Net(nn.Module):

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study.bench import _ours  # noqa: E402
+from study.cli.bench import _ours  # noqa: E402
 from variants import compiled  # noqa: E402
 
 

@@ -96,7 +96,7 @@ from pathlib import Path
 import torch
 import triton
 
-from study.bench import environment
+from study.cli.bench import environment
 
 work, target = Path(sys.argv[1]), Path(sys.argv[2])
 grids = [json.loads((work / f"grid-{H}.json").read_text()) for H in (20, 100, 200)

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from study.search import SEARCH_SPACE, TrialRecord
+from study.runner.search import SEARCH_SPACE, TrialRecord
 
 POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
 ODYSSEY = [sys.executable, "-m", "study.cli"]

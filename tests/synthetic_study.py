@@ -12,7 +12,7 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from study.search import SEARCH_SPACE, TrialRecord
+from study.runner.search import SEARCH_SPACE, TrialRecord
 
 PROTOCOL = {"max_epochs": 20, "patience": 5, "batch_size": 1, "loss_reduction": "sum"}
 POPULATION = 4

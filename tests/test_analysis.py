@@ -30,7 +30,7 @@ from study.analysis import (
 from study.analysis.trials import SkippedStudy
 from study.cli import main
 from study.errors import UserError
-from study.search import SEARCH_SPACE, TrialRecord
+from study.runner.search import SEARCH_SPACE, TrialRecord
 from synthetic_study import fill
 
 SHIFTS = {"V": 0.0, "NFG": 0.3, "NP": -0.3, "CIFG": 0.0}

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import variants
-from study.bench import Row, _grid, _training_step, family_targets, measure, step_flops
 from study.cli import build_parser, main
-from study.optim import PopulationNesterov
+from study.cli.bench import Row, _grid, _training_step, family_targets, measure, step_flops
+from study.training.optim import PopulationNesterov
 
 
 def test_tiny_grid_writes_json(tmp_path, capsys):

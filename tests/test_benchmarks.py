@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from study import benchmarks, tasks
+from study import benchmarks
 from study.benchmarks import cache, digits, jsb
 from study.cli import main
 from study.errors import UserError
+from study.training import tasks
 
 MUSIC21_BACH = Path(jsb.corpus_files()[0]).parent
 

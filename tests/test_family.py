@@ -11,8 +11,8 @@ from runs import assert_exact, run_args, write_tiny_jsb
 import variants
 from study.analysis import read_results
 from study.cli import main
-from study.options import resolve_variants
-from study.train import PopulationTrainer, Protocol, TrialConfig
+from study.runner.options import resolve_variants
+from study.training.trainer import PopulationTrainer, Protocol, TrialConfig
 from synthetic import make_benchmark
 from variants.family import CELLS
 

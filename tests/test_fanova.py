@@ -10,7 +10,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 from study.analysis.fanova import SPACE, Fanova, Param
-from study.search import SEARCH_SPACE
+from study.runner.search import SEARCH_SPACE
 
 UNIT3 = [Param(f"x{i}", 0.0, 1.0, log=False) for i in range(3)]
 

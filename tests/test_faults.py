@@ -38,17 +38,17 @@ from runs import (
     write_tiny_jsb,
 )
 
-from study import workers
 from study.cli import build_parser, main
-from study.coordinator import Coordinator, StopSignals
 from study.errors import UserError
-from study.locks import exclusive_sqlite
-from study.options import RunOptions
-from study.retries import state_counts
-from study.search import SEARCH_SPACE
-from study.storage import open_storage, sqlite_file, without_password
-from study.train import PROTOCOLS, PopulationTrainer
-from study.train import TrialState as TrainState
+from study.runner import workers
+from study.runner.coordinator import Coordinator, StopSignals
+from study.runner.locks import exclusive_sqlite
+from study.runner.options import RunOptions
+from study.runner.retries import state_counts
+from study.runner.search import SEARCH_SPACE
+from study.runner.storage import open_storage, sqlite_file, without_password
+from study.training.trainer import PROTOCOLS, PopulationTrainer
+from study.training.trainer import TrialState as TrainState
 from synthetic_study import fill
 
 LINUX = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
@@ -405,7 +405,7 @@ def test_a_lasting_outage_ends_the_run_with_one_line_and_keeps_what_was_told(
 def retry_waits(patch) -> list[float]:
     """The waits of the coordinator's retries from now on."""
     waits, sleep = [], time.sleep
-    patch.setattr("study.coordinator.time.sleep", lambda s: waits.append(s) or sleep(s))
+    patch.setattr("study.runner.coordinator.time.sleep", lambda s: waits.append(s) or sleep(s))
     return waits
 
 

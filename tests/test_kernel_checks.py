@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import variants
-from study import bench, optim
-from study.cli import main
+from study.cli import bench, main
+from study.training import optim
 from variants import cell, compiled, fused, layer
 from variants.layer import checked_backend
 

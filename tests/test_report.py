@@ -19,7 +19,6 @@ import sqlalchemy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
-from study import rounds
 from study.analysis import (
     Fanova,
     analyse,
@@ -37,7 +36,8 @@ from study.analysis.checks import is_pressing
 from study.analysis.report import complete_rounds, rounds_line
 from study.cli import main
 from study.errors import UserError
-from study.storage import display_url, open_storage
+from study.runner import rounds
+from study.runner.storage import display_url, open_storage
 from synthetic_study import fill, fill_shared, fill_top, sample
 from synthetic_study import metric as synthetic_metric
 from synthetic_study import trial as synthetic_trial

@@ -1,5 +1,5 @@
-"""The shared sample, balanced rounds and trials stored the moment they stop (study.rounds,
-study.search, the coordinator's take order)."""
+"""The shared sample, balanced rounds and trials stored the moment they stop (study.runner.rounds,
+study.runner.search, the coordinator's take order)."""
 
 import itertools
 from collections import defaultdict
@@ -12,16 +12,18 @@ from runs import write_tiny_jsb
 from scipy.stats import ks_2samp
 
 import variants
-from study import benchmarks, train, workers
-from study.commands import study_table
-from study.coordinator import Coordinator, Monitor, run
+from study import benchmarks
 from study.errors import UserError
-from study.options import RunOptions
-from study.retries import reconcile
-from study.rounds import band_order, complete_rounds, padding_overhead, progress, rounds
-from study.search import prepare_study, sample_configs, stable_seed
-from study.storage import open_storage
-from study.train import PROTOCOLS, PopulationTrainer, TrialConfig
+from study.runner import workers
+from study.runner.coordinator import Coordinator, Monitor, run
+from study.runner.options import RunOptions
+from study.runner.retries import reconcile
+from study.runner.rounds import band_order, complete_rounds, padding_overhead, progress, rounds
+from study.runner.search import prepare_study, sample_configs, stable_seed
+from study.runner.status import study_table
+from study.runner.storage import open_storage
+from study.training import trainer as train
+from study.training.trainer import PROTOCOLS, PopulationTrainer, TrialConfig
 
 
 @pytest.fixture(scope="module")

@@ -19,16 +19,17 @@ from runs import (
 )
 
 import variants
-from study import benchmarks, workers
+from study import benchmarks
 from study.cli import main
-from study.coordinator import Monitor, run
 from study.errors import UserError
-from study.locks import exclusive_sqlite
-from study.options import RunOptions, resolve_variants
-from study.retries import reconcile, state_counts
-from study.search import SEARCH_SPACE, prepare_study, sample_configs
-from study.storage import open_storage
-from study.train import PROTOCOLS
+from study.runner import workers
+from study.runner.coordinator import Monitor, run
+from study.runner.locks import exclusive_sqlite
+from study.runner.options import RunOptions, resolve_variants
+from study.runner.retries import reconcile, state_counts
+from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
+from study.runner.storage import open_storage
+from study.training.trainer import PROTOCOLS
 from synthetic_study import fill
 
 
@@ -226,7 +227,7 @@ def test_a_training_error_sends_trials_back_to_the_queue(tmp_path, tiny_jsb, mon
 
 
 def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
-    from study.train import PopulationTrainer, TrialConfig
+    from study.training.trainer import PopulationTrainer, TrialConfig
 
     bench = benchmarks.load("jsb-original", tiny_jsb)
     mine = TrialConfig(8, 1e-3, 0.9, 0.0, seed=1)
@@ -311,7 +312,7 @@ def test_a_study_of_frame_averaged_trials_refuses_the_summed_loss(tmp_path, tiny
 
 
 def test_time_limit_stops_like_ctrl_c_and_a_rerun_goes_on(tmp_path, tiny_jsb, capsys, monkeypatch):
-    from study.train import PopulationTrainer
+    from study.training.trainer import PopulationTrainer
 
     storage = f"sqlite:///{tmp_path}/study.db"
     args = run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")
@@ -376,7 +377,7 @@ def test_a_log_file_gets_timestamped_lines(tmp_path, tiny_jsb, capsys):
 
 
 def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
-    from study.train import PopulationTrainer, TrialConfig
+    from study.training.trainer import PopulationTrainer, TrialConfig
 
     path = tmp_path / "curve.json"
     argv = ["train", "--benchmark", "jsb-original", "--data", tiny_jsb, "--hidden-size", "4,6"]

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from study import optim, tasks
-from study.optim import PopulationNesterov
-from study.train import Population, PopulationTrainer, Protocol, TrialConfig, TrialState
+from study.training import optim, tasks
+from study.training.optim import PopulationNesterov
+from study.training.trainer import Population, PopulationTrainer, Protocol, TrialConfig, TrialState
 from synthetic import make_benchmark
 
 
@@ -341,7 +341,7 @@ def test_forget_bias_and_clipping_options():
 
 
 def test_clipping_scales_each_trial_by_its_own_norm():
-    from study.train import _clip_per_trial
+    from study.training.trainer import _clip_per_trial
 
     # Trial 0's gradient has norm 5 (3-4-0 over two tensors), trial 1's norm 0.5.
     a = torch.zeros(2, 2, requires_grad=True)

@@ -11,7 +11,7 @@ weight gradients are sums over all steps and stay batched GEMMs after the loop:
 
     dR = sum_t d_pre(t)^T y(t-1),    dR_gg = sum_{t>0} d_gates(t)^T gates(t-1).
 
-The library (this recurrence and study/optim.py's update, csrc/*.cpp) is plain C++ behind a
+The library (this recurrence and study/training/optim.py's update, csrc/*.cpp) is plain C++ behind a
 C interface, loaded with ctypes, and does not depend on torch's C++ ABI: it builds on first
 use with the system's C++ compiler in about 4 s of CPU on this project's 2-core machines (a
 torch.utils.cpp_extension module that only includes torch/extension.h takes 35 s there) and
@@ -42,7 +42,7 @@ from .spec import Spec
 
 # One library of every compiled CPU kernel: the recurrence, the family's (csrc/family.cpp,
 # used by variants/family_compiled.py) and the optimizer's update (csrc/update.cpp, used by
-# study/optim.py).
+# study/training/optim.py).
 SOURCES = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.cpp")))
 HEADERS = tuple(sorted((Path(__file__).with_name("csrc")).glob("*.h")))  # in the cache key
 # Code generation: ODYSSEY_CXXFLAGS replaces these (e.g. "-O3" for a build that runs on any

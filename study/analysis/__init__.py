@@ -11,10 +11,10 @@ figures and the report.
     >>> results = analysis.read_results("results/odyssey")  # every table of a report folder
 """
 
+from ..benchmarks.metrics import Metric, metric_of
 from .checks import checks
 from .curves import summarize_curves
 from .fanova import SPACE, Fanova, Param, fit_trials
-from .metrics import Metric, metric_of
 from .report import Analysis, analyse, default_out, write
 from .results import Results, read_results, read_tables
 from .stats import holm, summarize, top_trials, welch

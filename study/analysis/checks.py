@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..benchmarks.metrics import metric_of
 from .fanova import SPACE, Param, cover
-from .metrics import metric_of
 from .stats import top_trials
 from .trials import variant_order
 

@@ -33,8 +33,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from sklearn.ensemble import RandomForestRegressor
 from threadpoolctl import threadpool_limits
 
-from ..search import SEARCH_SPACE
-from .metrics import metric_of
+from ..benchmarks.metrics import metric_of
+from ..runner.search import SEARCH_SPACE
 
 
 @dataclass(frozen=True)

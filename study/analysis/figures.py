@@ -23,8 +23,8 @@ from matplotlib.ticker import (
     NullLocator,
 )
 
+from ..benchmarks.metrics import metric_of
 from .fanova import SPACE
-from .metrics import metric_of
 from .stats import REFERENCE, TOP_FRACTION, top_trials
 from .trials import trial_seconds, variant_order
 

@@ -19,7 +19,7 @@ import pandas as pd
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import create_trial
 
-from ..search import SEARCH_SPACE
+from ..runner.search import SEARCH_SPACE
 from .fanova import SPACE, Param, capped_metric, cover
 
 TARGET_QUANTILE = 0.1  # the paper's top 10 %

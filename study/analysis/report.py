@@ -1,4 +1,4 @@
-"""`odyssey report`: the tables, figures and REPORT.md of a study storage.
+"""The tables, figures and REPORT.md of a study storage (`odyssey report`).
 
 It reads as the paper would be read: variants judged by the paper's criterion (Welch,
 uncorrected p < 0.05) with Holm's correction beside it; importances and marginals of V (the
@@ -9,12 +9,8 @@ as context only, never a verdict.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
-import sys
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +21,9 @@ from scipy import stats
 
 import variants
 
-from .. import rounds
-from ..storage import display_url
+from ..benchmarks.metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
+from ..runner import rounds
+from ..runner.storage import display_url
 from . import figures
 from .checks import (
     COVERED,
@@ -40,7 +37,6 @@ from .checks import (
 )
 from .curves import CURVE_COLUMNS, summarize_curves
 from .fanova import SPACE, Fanova, cover, fit_trials
-from .metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
 from .pedanova import ped_anova
 from .results import (
     FANOVA,
@@ -54,8 +50,6 @@ from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE, SHARED, TOP_FRACTION, summ
 from .trials import (
     EPOCH_COLUMNS,
     STUDY_COLUMNS,
-    SkippedStudy,
-    load_storage,
     trial_seconds,
     variant_order,
 )
@@ -238,33 +232,6 @@ def default_out(storage: str) -> Path:
     return folder
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    start = time.perf_counter()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SkippedStudy)
-            trials, epochs, studies = load_storage(args.storage, args.benchmark)
-    finally:  # one line per skipped study, also when none is left; others as Python shows them
-        for warning in caught:
-            if issubclass(warning.category, SkippedStudy):
-                print(f"odyssey report: {warning.message}", file=sys.stderr)
-            else:
-                warnings.warn_explicit(
-                    warning.message, warning.category, warning.filename, warning.lineno
-                )
-    out = Path(args.out) if args.out else default_out(args.storage)
-    path = write(analyse(trials, epochs, studies), out, args.storage)
-    print(
-        f"{len(trials)} trials of {trials.benchmark.nunique()} benchmark(s) from "
-        f"{display_url(args.storage)} analysed in {time.perf_counter() - start:.1f} s.\n"
-        f"Report: {path}"
-    )
-    return 0
-
-
 # ---- REPORT.md ----------------------------------------------------------------------------
 
 
@@ -343,7 +310,7 @@ def _band_size(studies: pd.DataFrame) -> int | None:
 
 
 def complete_rounds(runs: pd.DataFrame, studies: pd.DataFrame) -> int | None:
-    """Rounds complete on one benchmark, as the runner orders them (`study.rounds`): its
+    """Rounds complete on one benchmark, as the runner orders them (`study.runner.rounds`): its
     configurations by index and hidden size, cut into bands of the studies' `band_size`.
     None where the studies do not record one band size."""
     band = _band_size(studies[studies.benchmark.isin(runs.benchmark.unique())])

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .metrics import metric_of
+from ..benchmarks.metrics import metric_of
 
 REFERENCE = "V"
 ALPHA = 0.05

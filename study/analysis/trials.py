@@ -1,7 +1,7 @@
 """Load every `<benchmark>/<variant>` study of a storage into one table of trials.
 
-The columns are the trial's key and value, the parameters of `study.search.SEARCH_SPACE` and
-the one-value fields of `study.search.TrialRecord` and of its protocol, and `blew_up` (a
+The columns are the trial's key and value, the parameters of `study.runner.search.SEARCH_SPACE` and
+the one-value fields of `study.runner.search.TrialRecord` and of its protocol, and `blew_up` (a
 complete trial well beyond an untrained network, see `metrics.Metric.blow_up`). Works on studies
 this tool did not write if they have its parameters and one objective: a missing user attribute
 becomes NaN, not an error. Other studies are skipped with a `SkippedStudy` warning each.
@@ -22,11 +22,11 @@ from optuna.distributions import IntDistribution
 
 import variants
 
+from ..benchmarks.metrics import metric_of
 from ..errors import UserError
-from ..search import SEARCH_SPACE, TrialRecord, foreign_reason, own_seconds
-from ..storage import open_storage
-from ..train import Protocol
-from .metrics import metric_of
+from ..runner.search import SEARCH_SPACE, TrialRecord, foreign_reason, own_seconds
+from ..runner.storage import open_storage
+from ..training.trainer import Protocol
 
 
 class SkippedStudy(UserWarning):

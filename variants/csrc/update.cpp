@@ -1,4 +1,4 @@
-// The two halves of study/optim.py's update, each one pass over a parameter of K trials
+// The two halves of study/training/optim.py's update, each one pass over a parameter of K trials
 // ([K, n], contiguous) and its velocity: the torch ops take six passes and temporaries,
 // and at large K these tensors outgrow the caches. Built into one library with
 // recurrence.cpp (variants/compiled.py).

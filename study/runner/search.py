@@ -27,10 +27,11 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from .errors import UserError
+from ..benchmarks.metrics import metric_of
+from ..errors import UserError
+from ..training.trainer import Protocol, TrialConfig
 from .locks import study_lock
 from .options import SAMPLERS
-from .train import Protocol, TrialConfig
 
 SEARCH_SPACE = {
     "hidden_size": IntDistribution(20, 200, log=True),
@@ -168,8 +169,6 @@ def foreign_reason(study: optuna.Study, trials: Sequence[FrozenTrial] | None = N
 
 def objective_name(benchmark: str) -> str:
     """What a study's value is, as optuna-dashboard and `optuna.visualization` label it."""
-    from .analysis.metrics import metric_of  # the analysis's table of metrics, on use only
-
     return f"best {metric_of(benchmark).label('validation')}"
 
 

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 import variants
-from study.train import resolve_device
 from variants import family
 from variants.layer import checked_backend
+
+from ..training.trainer import resolve_device
 
 
 def cmd_check(args: argparse.Namespace) -> int:

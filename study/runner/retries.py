@@ -73,7 +73,7 @@ def reconcile(
     storage: optuna.storages.RDBStorage, study: optuna.Study, *, fresh_run: bool = False
 ) -> int:
     """Queue each configuration of the study that has no trial waiting, running or complete:
-    a new one from the study's sample (`study.search`: the benchmark's shared one, or the
+    a new one from the study's sample (`study.runner.search`: the benchmark's shared one, or the
     study's own), or a copy of its last failed trial where it runs
     again (see the module's docstring; `fresh_run` starts the attempts afresh). Returns how
     many were queued. Safe to call any time, from any coordinator, any number of times."""

@@ -14,7 +14,7 @@ import optuna
 import sqlalchemy
 from optuna.storages._rdb import models
 
-from .errors import UserError
+from ..errors import UserError
 
 # Heartbeats, stale-trial retries and QMC are marked experimental by Optuna; they are the
 # features the runner is built on, so the warnings say nothing to our users.
@@ -208,7 +208,7 @@ def open_storage(
         elif not path.is_file():
             raise UserError(f"storage {shown}: no such SQLite file; expected a study database")
     kwargs: dict = {}
-    if heartbeat is not None:  # what runs again is study.retries' to decide: no callback
+    if heartbeat is not None:  # what runs again is study.runner.retries' to decide: no callback
         kwargs = {"heartbeat_interval": heartbeat, "grace_period": 2 * heartbeat + 1}
     for attempt in range(5):
         try:

@@ -10,14 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import OptionError
+from ..errors import OptionError
 
 if TYPE_CHECKING:
-    from .train import Protocol
+    from ..training.trainer import Protocol
 
 DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
 SAMPLERS = ("random", "qmc")
-SAMPLE_SCHEMES = ("shared", "independent")  # see study.search
+SAMPLE_SCHEMES = ("shared", "independent")  # see study.runner.search
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -39,7 +39,7 @@ class RunOptions:
     sampler: str = "random"
     sample: str | None = None  # shared or independent; None: the storage's, shared if new
     data: str | None = None  # user data of the benchmark
-    checkpoints: str | None = None  # None: beside a SQLite file (study.coordinator)
+    checkpoints: str | None = None  # None: beside a SQLite file (study.runner.coordinator)
     heartbeat: int = 30  # seconds; a trial silent for 2 x + 1 s is another's to retry
     time_limit: float | None = None  # seconds; then stop as on Ctrl-C
 

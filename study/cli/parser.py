@@ -1,17 +1,14 @@
-"""`odyssey`: the command line. Each command's work lives in its own module."""
+"""The parser of `odyssey`: every command and flag. Each command's work lives in its own
+module beside this one, imported only when the command runs."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import os
-import sys
 from typing import NoReturn
 
-from . import __version__
-from .errors import Interrupted, OptionError, UserError
-from .options import DEFAULT_STORAGE, RunOptions
+from .. import __version__
+from ..runner.options import DEFAULT_STORAGE, RunOptions
 
 
 def _handler(path: str):
@@ -45,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="build every variant, print parameter counts, check a step"
     )
     check.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    check.set_defaults(func=_handler("study.selfcheck:cmd_check"))
+    check.set_defaults(func=_handler("study.cli.check:cmd_check"))
 
     datasets = sub.add_parser(
         "datasets", help="list the benchmarks: availability, sizes, metric, chance level"
@@ -58,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="user data for timit, iam-ondb or jsb-original (else ODYSSEY_TIMIT, "
         "ODYSSEY_IAM_ONDB, ODYSSEY_JSB_ORIGINAL)",
     )
-    datasets.set_defaults(func=_handler("study.benchmarks.cli:cmd_datasets"))
+    datasets.set_defaults(func=_handler("study.cli.datasets:cmd_datasets"))
 
     bench = sub.add_parser(
         "bench", help="training speed of the variants against torch.nn.LSTM, side by side"
@@ -85,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--sequences", type=int, default=40, help="with --training: sequences timed (default 40)"
     )
-    bench.set_defaults(func=_handler("study.bench:cmd_bench"))
+    bench.set_defaults(func=_handler("study.cli.bench:cmd_bench"))
 
     run = sub.add_parser("run", help="random search: train trials of each variant on a benchmark")
     run.add_argument("--benchmark", required=True, help="benchmark name (see `odyssey datasets`)")
@@ -154,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this wall time as on Ctrl-C (trials back to the queue); rerun to go on",
     )
     _protocol_options(run)
-    run.set_defaults(func=_handler("study.commands:cmd_run"))
+    run.set_defaults(func=_handler("study.cli.run:cmd_run"))
 
     train = sub.add_parser(
         "train", help="train one configuration (or a few) by hand, an epoch per line"
@@ -181,12 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     train.add_argument("--json", metavar="PATH", help="write every curve and result as JSON")
     _protocol_options(train)
-    train.set_defaults(func=_handler("study.handtrain:cmd_train"))
+    train.set_defaults(func=_handler("study.cli.train:cmd_train"))
 
     status = sub.add_parser("status", help="a table of every study in a storage")
     status.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(func=_handler("study.commands:cmd_status"))
+    status.set_defaults(func=_handler("study.cli.status:cmd_status"))
 
     report = sub.add_parser(
         "report", help="tables, Welch tests, fANOVA, figures and REPORT.md from a study storage"
@@ -200,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--benchmark", action="append", help="analyse only this benchmark (repeatable)"
     )
-    report.set_defaults(func=_handler("study.analysis.report:cmd_report"))
+    report.set_defaults(func=_handler("study.cli.report:cmd_report"))
 
     return parser
 
@@ -229,44 +226,7 @@ def _protocol_options(parser: argparse.ArgumentParser) -> None:
 
 def protocol_of(args: argparse.Namespace):
     """The protocol of `args.preset` with the deviations `_protocol_options` parsed."""
-    from .train import protocol
+    from ..training.trainer import protocol
 
     names = [name for name, _, _ in PROTOCOL_OVERRIDES] + ["loss_reduction"]
     return protocol(args.preset, **{name: getattr(args, name) for name in names})
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return _run(args)
-    except BrokenPipeError:  # `odyssey datasets | head`: the reader has what it wanted
-        # Python flushes stdout once more at exit, into the same closed pipe.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1  # as rich's console does when the tables meet a closed pipe
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        return args.func(args) or 0
-    except OptionError as err:  # the library names a field; the user gave an option
-        option = f"--{err.field.replace('_', '-')}" if err.field in vars(args) else err.field
-        print(f"odyssey {args.command}: error: {option}: {err.problem}", file=sys.stderr)
-        return 2
-    except UserError as err:
-        print(f"odyssey {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        raise
-    except OSError as err:  # a folder or file given on the command line that cannot be used
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"odyssey {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as err:  # Interrupted says what became of the work in flight
-        said = str(err) if isinstance(err, Interrupted) else "interrupted"
-        print(f"odyssey {args.command}: {said}", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,9 +22,9 @@ from torch import Tensor, nn
 
 import variants
 
+from ..benchmarks.core import Benchmark, Split
+from ..errors import OptionError, UserError
 from . import tasks
-from .benchmarks.core import Benchmark, Split
-from .errors import OptionError, UserError
 from .optim import PopulationNesterov
 
 

@@ -9,8 +9,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from ..benchmarks import describe, names
 from ..errors import UserError
-from . import describe, names
 
 SPLITS = ("train", "valid", "test")
 

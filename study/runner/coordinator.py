@@ -1,7 +1,7 @@
 """The coordinator: each `odyssey run` is one. It alone talks to the storage for its workers.
 
 It takes waiting trials (a heartbeat first, then an atomic WAITING -> RUNNING, row-locked on
-PostgreSQL) in balanced rounds (`study.rounds`), hands them to workers as jobs of up to K
+PostgreSQL) in balanced rounds (`study.runner.rounds`), hands them to workers as jobs of up to K
 trials of one band of hidden sizes, writes each trial's learning curve at every epoch
 boundary and tells each trial's result the moment it stops. A background thread
 beats the heart of its running trials and fails those of coordinators that stopped beating
@@ -37,8 +37,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 import variants
 
-from . import __version__
-from .errors import Interrupted, UserError
+from .. import __version__
+from ..errors import Interrupted, UserError
+from ..training.trainer import resolve_device
 from .locks import exclusive_sqlite
 from .options import RunOptions
 from .retries import (
@@ -59,7 +60,6 @@ from .search import (
     trial_config,
 )
 from .storage import display_url, open_storage, sqlite_file, storage_identity, without_password
-from .train import resolve_device
 from .workers import EpochReport, InlinePool, Job, Outcome, WorkerPool
 
 T = TypeVar("T")
@@ -317,8 +317,8 @@ class Coordinator:
         return None
 
     def _round(self, name: str, trial: FrozenTrial) -> int:
-        """The round of a trial's configuration (`study.rounds`), from the hidden sizes of the
-        study's configurations and its band size."""
+        """The round of a trial's configuration (`rounds`), from the hidden sizes of the study's
+        configurations and its band size."""
         index = trial.user_attrs.get("config_index", trial.number)
         if index not in self.round_of.get(name, {}):
             study = next(s for s in self.studies if s.study_name == name)

@@ -32,13 +32,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 import variants
-from study import __version__, benchmarks, tasks
-from study.errors import UserError
-from study.optim import PopulationNesterov
-from study.options import resolve_variants
-from study.train import PopulationTrainer, Protocol, TrialConfig, resolve_device
 from variants import family
 from variants.layer import BACKENDS, checked_backend
+
+from .. import __version__, benchmarks
+from ..errors import UserError
+from ..runner.options import resolve_variants
+from ..training import tasks
+from ..training.optim import PopulationNesterov
+from ..training.trainer import PopulationTrainer, Protocol, TrialConfig, resolve_device
 
 INPUT_SIZE = 39
 WARMUP = 2

@@ -11,7 +11,7 @@ the first band of the next: the cost of a round's tail is an idle worker, and a 
 single variant would train on one worker only.) The bands are visited in maximin order
 over their size quantiles: the median band first, then always the band farthest from those
 visited (the smaller one on a tie), so after r rounds the visited bands are spread as evenly
-over the size range as r bands can be. With the shared sample (`study.search`), round r is
+over the size range as r bands can be. With the shared sample (`study.runner.search`), round r is
 the same configurations in every variant.
 """
 

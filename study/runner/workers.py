@@ -23,11 +23,11 @@ import torch
 
 import variants
 
-from . import benchmarks
-from .errors import UserError
+from .. import benchmarks
+from ..errors import UserError
+from ..training.trainer import PopulationTrainer, Protocol, TrialConfig
+from ..training.trainer import TrialState as TrainState
 from .retries import Failure
-from .train import PopulationTrainer, Protocol, TrialConfig
-from .train import TrialState as TrainState
 
 
 @dataclass(frozen=True)

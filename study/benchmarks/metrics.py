@@ -90,7 +90,7 @@ def metric_of(benchmark: str) -> Metric:
 
 def _cached_chance(benchmark: str) -> float | None:
     """The chance level stored with the one built cache of `benchmark`, if exactly one."""
-    from ..benchmarks.cache import data_home
+    from .cache import data_home
 
     found = []
     for path in sorted((data_home() / ".cache").glob(f"{benchmark}-*.npz")):

@@ -1,10 +1,9 @@
-"""`odyssey run` and `odyssey status`: the command line's side of the runner (progress on a
-terminal or in a log file, the closing summary, the status table)."""
+"""`odyssey run`: the command line's side of the runner (progress on a terminal or in a log
+file, the closing summary)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import signal
 import sys
@@ -12,18 +11,13 @@ import time
 from collections import Counter
 from dataclasses import fields
 
-import optuna
-from optuna.trial import TrialState
-
-from . import benchmarks
-from .cli import protocol_of
-from .coordinator import Monitor, TimeLimitReached, placement, run
-from .errors import UserError
-from .options import RunOptions, resolve_variants
-from .retries import failed_errors, state_counts
-from .rounds import progress
-from .search import foreign_reason, own_seconds, study_name
-from .storage import display_url, open_storage
+from .. import benchmarks
+from ..runner.coordinator import Monitor, TimeLimitReached, placement, run
+from ..runner.options import RunOptions, resolve_variants
+from ..runner.search import study_name
+from ..runner.status import study_table
+from ..runner.storage import display_url
+from .parser import protocol_of
 
 
 class AnnouncingMonitor(Monitor):
@@ -175,81 +169,4 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
-
-
-def study_table(storage_url: str) -> tuple[list[dict], list[str]]:
-    """One row per study of this tool: trial counts by state, diverged, best value, compute
-    time, the errors of failed trials; and a line for each study skipped as another
-    application's. Reads the storage only."""
-    storage = open_storage(storage_url)
-    rows, skipped = [], []
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        reason = foreign_reason(study)
-        if reason is not None:
-            skipped.append(f"skipped study {summary.study_name}: not this tool's ({reason})")
-            continue
-        trials = study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        band_size = study.user_attrs.get("band_size")
-        rows.append(
-            {
-                "study": summary.study_name,
-                **state_counts(trials),
-                "rounds": None
-                if band_size is None
-                else "/".join(map(str, progress(trials, band_size))),
-                "diverged": sum(bool(t.user_attrs.get("diverged")) for t in complete),
-                "blew_up": _blown_up(summary.study_name, complete),
-                "best_value": min((t.value for t in complete), default=None),
-                "compute_hours": sum(own_seconds(t.user_attrs) or 0.0 for t in complete) / 3600,
-                "errors": dict(failed_errors(trials)),
-            }
-        )
-    return rows, skipped
-
-
-def _blown_up(name: str, complete: list) -> int | None:
-    """Complete trials whose value is past the benchmark's blow-up level (the report's
-    `blew_up`: 10 % worse than an untrained network); None where it has no such level."""
-    from .analysis.metrics import metric_of
-
-    level = metric_of(name.rpartition("/")[0]).blow_up
-    return None if level is None else sum(t.value > level for t in complete)
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    rows, skipped = study_table(args.storage)
-    for line in skipped:
-        print(f"odyssey status: {line}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        raise UserError(
-            f"no studies of this tool in {display_url(args.storage)}; start one with `odyssey run`"
-        )
-    table = Table(title=display_url(args.storage))
-    columns = [c for c in rows[0] if c != "errors"]
-    for column in columns:
-        if column == "study":
-            table.add_column(column, no_wrap=True)
-        else:
-            table.add_column(column.replace("_", " "), justify="right")
-    for row in rows:
-        table.add_row(
-            *(
-                f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
-                for v in (row[c] for c in columns)
-            )
-        )
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    console.print(table)
-    for row in rows:
-        for error, n in row["errors"].items():
-            console.print(f"{row['study']}: {n} failed: {error}", soft_wrap=True, markup=False)
     return 0

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import optuna
 import sqlalchemy
 
-from .errors import UserError
+from ..errors import UserError
 from .storage import display_url, sqlite_file
 
 

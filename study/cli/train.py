@@ -10,10 +10,10 @@ from pathlib import Path
 
 import variants
 
-from . import benchmarks
-from .cli import protocol_of
-from .errors import UserError
-from .train import PopulationTrainer, TrialConfig, resolve_device
+from .. import benchmarks
+from ..errors import UserError
+from ..training.trainer import PopulationTrainer, TrialConfig, resolve_device
+from .parser import protocol_of
 
 
 def _values(option: str, text: str, kind: type) -> list:

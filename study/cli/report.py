@@ -1,0 +1,40 @@
+"""`odyssey report`: analyse a storage and write its tables, figures and REPORT.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from ..analysis import analyse, default_out, load_storage, write
+from ..analysis.trials import SkippedStudy
+from ..runner.storage import display_url
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedStudy)
+            trials, epochs, studies = load_storage(args.storage, args.benchmark)
+    finally:  # one line per skipped study, also when none is left; others as Python shows them
+        for warning in caught:
+            if issubclass(warning.category, SkippedStudy):
+                print(f"odyssey report: {warning.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
+    out = Path(args.out) if args.out else default_out(args.storage)
+    path = write(analyse(trials, epochs, studies), out, args.storage)
+    print(
+        f"{len(trials)} trials of {trials.benchmark.nunique()} benchmark(s) from "
+        f"{display_url(args.storage)} analysed in {time.perf_counter() - start:.1f} s.\n"
+        f"Report: {path}"
+    )
+    return 0
