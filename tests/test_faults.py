@@ -41,11 +41,12 @@ from runs import (
 from study.cli import build_parser, main
 from study.errors import UserError
 from study.runner import workers
-from study.runner.coordinator import Coordinator, StopSignals
 from study.runner.locks import exclusive_sqlite
 from study.runner.options import RunOptions
+from study.runner.queue import TrialQueue
 from study.runner.retries import state_counts
 from study.runner.search import SEARCH_SPACE
+from study.runner.signals import StopSignals
 from study.runner.storage import open_storage, sqlite_file, without_password
 from study.training.trainer import PROTOCOLS, PopulationTrainer
 from study.training.trainer import TrialState as TrainState
@@ -405,7 +406,7 @@ def test_a_lasting_outage_ends_the_run_with_one_line_and_keeps_what_was_told(
 def retry_waits(patch) -> list[float]:
     """The waits of the coordinator's retries from now on."""
     waits, sleep = [], time.sleep
-    patch.setattr("study.runner.coordinator.time.sleep", lambda s: waits.append(s) or sleep(s))
+    patch.setattr("study.runner.outages.time.sleep", lambda s: waits.append(s) or sleep(s))
     return waits
 
 
@@ -836,7 +837,7 @@ def test_take_job_passes_over_a_trial_another_coordinator_finished(tmp_path, tin
             real(self, trial_id, TrialState.COMPLETE, [1.0])
         return real(self, trial_id, state, values)
 
-    with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
+    with TrialQueue(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
         monkeypatch.setattr(RDBStorage, "set_trial_state_values", racing)
         job = coordinator.take_job()
         finished = coordinator.storage.get_trial(raced[0]).number
@@ -844,7 +845,7 @@ def test_take_job_passes_over_a_trial_another_coordinator_finished(tmp_path, tin
 
 
 def test_requeue_running_passes_over_a_trial_failed_elsewhere(tmp_path, tiny_jsb):
-    with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
+    with TrialQueue(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
         job = coordinator.take_job()
         assert len(job.trials) == 2
         # another coordinator failed trial 0 as stale meanwhile
@@ -866,7 +867,7 @@ def test_a_stop_inside_a_storage_call_waits_for_the_call(tmp_path, tiny_jsb, mon
         real(self, trial_id, step, value)
         written.append(step)
 
-    with Coordinator(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
+    with TrialQueue(coordinator_options(tmp_path, tiny_jsb)) as coordinator:
         job = coordinator.take_job()
         numbers = [number for number, *_ in job.trials]
         trained = [workers.TrialProgress(n, 1, 9.0, 9.0, False) for n in numbers]

@@ -3,6 +3,7 @@ study.runner.search, the coordinator's take order)."""
 
 import itertools
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -15,15 +16,16 @@ import variants
 from study import benchmarks
 from study.errors import UserError
 from study.runner import workers
-from study.runner.coordinator import Coordinator, Monitor, run
+from study.runner.coordinator import Monitor, run
 from study.runner.options import RunOptions
+from study.runner.queue import TrialQueue
 from study.runner.retries import reconcile
 from study.runner.rounds import band_order, complete_rounds, padding_overhead, progress, rounds
 from study.runner.search import prepare_study, sample_configs, stable_seed
 from study.runner.status import study_table
 from study.runner.storage import open_storage
 from study.training import trainer as train
-from study.training.trainer import PROTOCOLS, PopulationTrainer, TrialConfig
+from study.training.trainer import PROTOCOLS, PopulationTrainer, TrialConfig, TrialResult
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +243,7 @@ def test_variants_advance_round_by_round_over_the_same_configurations(tmp_path, 
 
 def test_a_requeued_trial_goes_before_a_new_round(tmp_path, tiny_jsb):
     given = options(tmp_path, tiny_jsb, variants=("V",))
-    with Coordinator(given) as coordinator:
+    with TrialQueue(given) as coordinator:
         first = coordinator.take_job()
         second = coordinator.take_job()
         assert coordinator.current_round == 1  # a free worker takes the next round
@@ -256,15 +258,16 @@ def test_a_requeued_trial_goes_before_a_new_round(tmp_path, tiny_jsb):
 
 def test_a_trial_is_told_when_it_stops_not_when_its_population_ends(tmp_path, tiny_jsb):
     given = options(tmp_path, tiny_jsb, variants=("V",), trials=2)
-    with Coordinator(given) as coordinator:
+    with TrialQueue(given) as coordinator:
         job = coordinator.take_job()
         (early, checkpoint, _), (late, *_) = ((n, p, c) for n, c, p in job.trials)
         open(checkpoint, "wb").close()
-        result = {
-            "number": early, "value": 9.5, "test_metric": 9.6, "best_epoch": 1, "epochs": 2,
-            "diverged": False, "seconds": 1.0, "population": 2.0, "n_params": 10,
-            "valid_curve": [9.5, 9.7], "test_curve": [9.6, 9.8], "train_curve": [1.0, 0.9],
-        }  # fmt: skip
+        stopped = TrialResult(
+            value=9.5, test_metric=9.6, best_epoch=1, epochs=2,
+            diverged=False, seconds=1.0, population=2.0, n_params=10,
+            valid_curve=[9.5, 9.7], test_curve=[9.6, 9.8], train_curve=[1.0, 0.9],
+        )  # fmt: skip
+        result = workers.FinishedTrial(early, stopped)
         progress = [
             workers.TrialProgress(early, 2, 9.7, 9.5, True),
             workers.TrialProgress(late, 2, 9.0, 9.0, False),
@@ -276,7 +279,7 @@ def test_a_trial_is_told_when_it_stops_not_when_its_population_ends(tmp_path, ti
         assert states == {early: TrialState.COMPLETE, late: TrialState.RUNNING}
         assert not __import__("os").path.exists(checkpoint)
         # the population's end tells the other alone
-        later = {**result, "number": late, "value": 8.0}
+        later = workers.FinishedTrial(late, replace(result.result, value=8.0))
         assert coordinator.finish(job, [result, later]) == [later]
     stored = {t.number: t for t in study.get_trials()}
     assert stored[early].value == 9.5 and stored[late].value == 8.0
@@ -295,9 +298,9 @@ def test_train_job_reports_each_result_in_the_epoch_it_stops(tmp_path, tiny_jsb)
     )
     reports = []
     results = workers.train_job(job, reports.append)
-    stopped = {r.epoch: [x["number"] for x in r.results] for r in reports}
+    stopped = {r.epoch: [x.number for x in r.results] for r in reports}
     assert stopped == {1: [], 2: [], 3: [0], 4: [], 5: [1]}
-    assert [r["epochs"] for r in results] == [3, 5]
+    assert [r.result.epochs for r in results] == [3, 5]
     assert reports[2].results[0] == results[0]
 
 

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import asdict
 
 import optuna
 import pytest
@@ -244,8 +245,8 @@ def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):
             "jsb-original", tiny_jsb, "V", spec, PROTOCOLS["smoke"], "cpu", 0, trials
         )
 
-    (result,) = workers.train_job(job("0.pt"))
-    (fresh,) = workers.train_job(job("fresh.pt"))  # no file: starts afresh
+    (result,) = [asdict(f.result) for f in workers.train_job(job("0.pt"))]
+    (fresh,) = [asdict(f.result) for f in workers.train_job(job("fresh.pt"))]  # starts afresh
     for outcome in (result, fresh):
         del outcome["seconds"]  # wall time
     assert result == fresh and result["epochs"] >= 1

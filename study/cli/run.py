@@ -12,11 +12,14 @@ from collections import Counter
 from dataclasses import fields
 
 from .. import benchmarks
-from ..runner.coordinator import Monitor, TimeLimitReached, placement, run
+from ..runner.coordinator import Monitor, run
 from ..runner.options import RunOptions, resolve_variants
+from ..runner.queue import StudyProgress
 from ..runner.search import study_name
+from ..runner.signals import TimeLimitReached
 from ..runner.status import study_table
 from ..runner.storage import display_url
+from ..training.trainer import TrialResult
 from .parser import protocol_of
 
 
@@ -24,25 +27,38 @@ class AnnouncingMonitor(Monitor):
     """Prints the run's first line once every check of its options and storage has passed,
     so that a refused run prints its one error line alone."""
 
-    def __init__(self, console, banner: str) -> None:
+    def __init__(self, console, banner: str, options: RunOptions) -> None:
         self.console, self.banner = console, banner
+        self.n_trials, self.max_epochs = options.trials, options.protocol.max_epochs
 
     def started(self) -> None:
         self.console.print(self.banner, soft_wrap=True)
+
+    def progress_text(self, progress: StudyProgress) -> str:
+        """'epoch 37/150, 12 trials active, best valid 8.91'."""
+        return (
+            f"epoch {progress.epoch}/{self.max_epochs}, {progress.active} trials active, "
+            f"best valid {progress.best:.4g}"
+        )
 
 
 class BarMonitor(AnnouncingMonitor):
     """A progress bar per study, on a terminal."""
 
-    def __init__(self, console, banner: str, bar, n_trials: int) -> None:
-        super().__init__(console, banner)
-        self.bar, self.n_trials, self.tasks = bar, n_trials, {}
+    def __init__(self, console, banner: str, options: RunOptions, bar) -> None:
+        super().__init__(console, banner, options)
+        self.bar, self.tasks = bar, {}
 
-    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+    def studies(
+        self, counts: dict[str, dict[str, int]], progress: dict[str, StudyProgress]
+    ) -> None:
         for name, c in counts.items():
             if name not in self.tasks:
                 self.tasks[name] = self.bar.add_task(name, total=self.n_trials, detail="")
-            detail = live.get(name) or f"running {c['running']}"
+            if name in progress:
+                detail = self.progress_text(progress[name])
+            else:
+                detail = f"running {c['running']}"
             if c["failed"]:
                 detail += f", failed {c['failed']}"
             self.bar.update(self.tasks[name], completed=c["complete"], detail=detail)
@@ -59,21 +75,23 @@ class LogMonitor(AnnouncingMonitor):
     """Timestamped lines for a log file (nohup, SLURM, CI): one per finished trial and at
     most one per study per `every` seconds."""
 
-    def __init__(self, console, banner: str, n_trials: int, every: float = 60.0) -> None:
-        super().__init__(console, banner)
-        self.n_trials, self.every, self.last = n_trials, every, {}
+    def __init__(self, console, banner: str, options: RunOptions, every: float = 60.0) -> None:
+        super().__init__(console, banner, options)
+        self.every, self.last = every, {}
 
     def _print(self, text: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
 
-    def studies(self, counts: dict[str, dict[str, int]], live: dict[str, str]) -> None:
+    def studies(
+        self, counts: dict[str, dict[str, int]], progress: dict[str, StudyProgress]
+    ) -> None:
         now = time.monotonic()
         for name, c in counts.items():
             line = f"{c['complete']}/{self.n_trials} complete, {c['running']} running"
             if c["failed"]:
                 line += f", {c['failed']} failed"
-            if name in live:
-                line += f"; {live[name]}"
+            if name in progress:
+                line += f"; {self.progress_text(progress[name])}"
             if now - self.last.get(name, -math.inf) >= self.every:
                 self._print(f"{name}: {line}")
                 self.last[name] = now
@@ -81,11 +99,11 @@ class LogMonitor(AnnouncingMonitor):
     def round(self, number: int, total: int, sizes: tuple[int, int]) -> None:
         self._print(_round_line(number, total, sizes))
 
-    def trial(self, name: str, number: int, result: dict) -> None:
+    def trial(self, name: str, number: int, result: TrialResult) -> None:
         self._print(
-            f"{name}: trial {number} done: valid {result['value']:.4g}, "
-            f"test {result['test_metric']:.4g} at epoch {result['best_epoch']} of "
-            f"{result['epochs']}{' (diverged)' if result['diverged'] else ''}"
+            f"{name}: trial {number} done: valid {result.value:.4g}, "
+            f"test {result.test_metric:.4g} at epoch {result.best_epoch} of "
+            f"{result.epochs}{' (diverged)' if result.diverged else ''}"
         )
 
 
@@ -112,14 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     # starts background jobs with SIGINT ignored; `kill -INT` should still stop the run.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
-    options = run_options(args)
-    device, population = placement(options)
+    options = run_options(args).resolved()  # its device and K, said in the first line
     console = Console(stderr=True)
     bench = benchmarks.load(options.benchmark, options.data)  # fails early; builds the cache
     banner = (
         f"[bold]{options.benchmark}[/]: {len(bench.train)} training sequences; "
         f"{len(options.variants)} variants x {options.trials} trials, preset {options.preset}, "
-        f"{options.workers} worker(s), population {population}, {device}"
+        f"{options.workers} worker(s), population {options.population}, {options.device}"
     )
     start = time.perf_counter()
     stopped = False
@@ -133,9 +150,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 TimeRemainingColumn(),
                 console=console,
             ) as bar:
-                run(options, BarMonitor(console, banner, bar, options.trials))
+                run(options, BarMonitor(console, banner, options, bar))
         else:
-            run(options, LogMonitor(console, banner, options.trials))
+            run(options, LogMonitor(console, banner, options))
     except TimeLimitReached:
         stopped = True
     names = {study_name(options.benchmark, v) for v in options.variants}

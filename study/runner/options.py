@@ -7,10 +7,11 @@ The command line takes its defaults from `RunOptions`, so this module imports no
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..errors import OptionError
+from ..training.devices import check_device
 
 if TYPE_CHECKING:
     from ..training.trainer import Protocol
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
 SAMPLERS = ("random", "qmc")
 SAMPLE_SCHEMES = ("shared", "independent")  # see study.runner.search
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,13 @@ class RunOptions:
     trials: int = 200  # per variant, the paper's number
     storage: str = DEFAULT_STORAGE
     workers: int = 1  # 1: train in the coordinator's own process
-    population: int | None = None  # trials trained together; None: 16 on CPU, 64 on a GPU
-    device: str = "auto"
+    population: int | None = None  # trials trained together (K); None: see `resolved`
+    device: str = "auto"  # see study.training.devices
     seed: int = 0
     sampler: str = "random"
     sample: str | None = None  # shared or independent; None: the storage's, shared if new
     data: str | None = None  # user data of the benchmark
-    checkpoints: str | None = None  # None: beside a SQLite file (study.runner.coordinator)
+    checkpoints: str | None = None  # None: beside a SQLite file (study.runner.queue)
     heartbeat: int = 30  # seconds; a trial silent for 2 x + 1 s is another's to retry
     time_limit: float | None = None  # seconds; then stop as on Ctrl-C
 
@@ -60,13 +60,23 @@ class RunOptions:
             raise OptionError(
                 "sample", f"must be one of {', '.join(SAMPLE_SCHEMES)}, got {self.sample!r}"
             )
-        if self.device not in DEVICES:
-            raise OptionError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        check_device(self.device)
         if not self.variants:
             raise OptionError("variants", "must name at least one variant")
         from .storage import parse_url  # imports optuna: only once options are checked
 
         parse_url(self.storage)
+
+    def resolved(self) -> RunOptions:
+        """These options as the run trains with them: the device resolved (auto: a GPU if
+        torch sees one; one torch lacks is refused) and the population size K given (16 on
+        CPU, 64 on a GPU). Resolved options resolve to themselves, so `run` resolves what
+        it is given and the command line resolves once, before its first line."""
+        from ..training.trainer import resolve_device  # imports torch
+
+        device = resolve_device(self.device)
+        population = self.population or (64 if device.type == "cuda" else 16)
+        return replace(self, device=str(device), population=population)
 
     @property
     def grace(self) -> int:

@@ -24,7 +24,6 @@ A copy carries the configuration index, seed and attempt number, and Optuna's re
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Sequence
 
@@ -32,19 +31,13 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
+from .failures import Failure
 from .locks import study_lock
 from .search import SEARCH_SPACE, sample_configs, sample_source, stable_seed
 
 MAX_ATTEMPTS = 3
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
 STALE_ERROR = "its coordinator stopped: no heartbeat within the grace period"
-
-
-class Failure(enum.Enum):
-    INTERRUPTED = "interrupted"
-    INFRASTRUCTURE = "infrastructure"
-    TRAINING = "training"
-    RESULT = "result"
 
 
 def fail(storage: optuna.storages.BaseStorage, trial_id: int, failure: Failure, error: str) -> None:

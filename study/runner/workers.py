@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import NamedTuple
 
@@ -25,9 +25,9 @@ import variants
 
 from .. import benchmarks
 from ..errors import UserError
-from ..training.trainer import PopulationTrainer, Protocol, TrialConfig
+from ..training.trainer import PopulationTrainer, Protocol, TrialConfig, TrialResult
 from ..training.trainer import TrialState as TrainState
-from .retries import Failure
+from .failures import Failure
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,15 @@ class Job:
     @property
     def key(self) -> tuple[str, int]:
         return self.variant, self.trials[0][0]
+
+
+@dataclass(frozen=True)
+class FinishedTrial:
+    """A trial's result with its number in its study: what a worker sends for each trial
+    that stopped, and what the coordinator tells the storage."""
+
+    number: int
+    result: TrialResult
 
 
 class TrialProgress(NamedTuple):
@@ -63,14 +72,18 @@ class EpochReport(NamedTuple):
     key: tuple[str, int]  # the job's
     epoch: int  # of the population
     trained: list[TrialProgress]
-    results: list[dict]  # TrialResult fields and the trial's number
+    results: list[FinishedTrial]
 
 
-# How a job ended: its results by trial, or why it failed.
-Outcome = tuple[Job, list[dict] | None, tuple[Failure, str] | None]
+class Outcome(NamedTuple):
+    """How a job ended: the results of its trials, or why it failed."""
+
+    job: Job
+    results: list[FinishedTrial] | None
+    failure: tuple[Failure, str] | None
 
 
-def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> list[dict]:
+def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> list[FinishedTrial]:
     """Train the job's trials, checkpointing each after every epoch, then `report`ing the
     epoch with the results of the trials that stopped in it; returns every trial's result.
 
@@ -106,12 +119,12 @@ def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> 
                         TrialProgress(number, state.epoch, valid, state.best_value, state.done)
                     )
                     if state.done:
-                        stopped.append({"number": number, **asdict(state.result())})
+                        stopped.append(FinishedTrial(number, state.result()))
             if report is not None:
                 report(EpochReport(job.key, trainer.epoch, trained, stopped))
 
         for (number, *_), result in zip(members, trainer.run(on_epoch=save)):
-            results.append({"number": number, **asdict(result)})
+            results.append(FinishedTrial(number, result))
     return results
 
 
@@ -156,11 +169,11 @@ class InlinePool:
                 raise _CallerError(err) from err
 
         try:
-            self._outcomes.append((job, train_job(job, report), None))
+            self._outcomes.append(Outcome(job, train_job(job, report), None))
         except _CallerError as caller:
             raise caller.error from None
         except Exception as err:  # a bug in training must not lose the study
-            self._outcomes.append((job, None, classify(err)))
+            self._outcomes.append(Outcome(job, None, classify(err)))
 
     def wait(self, timeout: float) -> list[Outcome]:
         outcomes, self._outcomes = self._outcomes, []
@@ -230,14 +243,16 @@ class WorkerPool:
                 if kind == "epoch":
                     self.on_epoch(payload)
                 elif worker.job is not None:
-                    result = (payload, None) if kind == "done" else (None, payload)
-                    outcomes.append((worker.job, *result))
+                    if kind == "done":
+                        outcomes.append(Outcome(worker.job, payload, None))
+                    else:
+                        outcomes.append(Outcome(worker.job, None, payload))
                     worker.job = None
             if gone or not worker.process.is_alive():
                 worker.process.join()
                 if worker.job is not None:
                     failure = (Failure.INFRASTRUCTURE, _death(worker.process.exitcode))
-                    outcomes.append((worker.job, None, failure))
+                    outcomes.append(Outcome(worker.job, None, failure))
                 self._bury(worker)
         return outcomes
 

@@ -25,6 +25,7 @@ import variants
 from ..benchmarks.core import Benchmark, Split
 from ..errors import OptionError, UserError
 from . import tasks
+from .devices import check_device
 from .optim import PopulationNesterov
 
 
@@ -442,10 +443,8 @@ class Population:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
+    if check_device(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"device must be auto, cpu or cuda, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("device 'cuda' was asked for but torch sees no CUDA device")
     return torch.device(device)

@@ -1,0 +1,470 @@
+"""A run's side of the storage: it alone talks to the storage for its workers.
+
+It takes waiting trials (a heartbeat first, then an atomic WAITING -> RUNNING, row-locked on
+PostgreSQL) in balanced rounds (`study.runner.rounds`) as jobs of up to K trials of one band
+of hidden sizes, writes each trial's learning curve at every epoch boundary and tells each
+trial's result the moment it stops. A background thread beats the heart of its running
+trials and fails those of coordinators that stopped beating theirs; `retries.reconcile`
+queues again what should run again.
+
+Every storage step leaves a state that recovers if the process dies just after it: a
+heartbeat without RUNNING is never read; a RUNNING trial with a heartbeat goes stale after
+the grace period; a FAIL is queued again by the next `reconcile`; a COMPLETE is final. Each
+step waits out an outage of the storage (`study.runner.outages`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import tempfile
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import NamedTuple
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+import variants
+
+from .. import __version__
+from ..errors import UserError
+from ..training.trainer import TrialResult
+from .failures import Failure
+from .options import RunOptions
+from .outages import PatientCalls
+from .retries import fail, give_unbeaten_a_heartbeat, reconcile, state_counts
+from .rounds import configurations, rounds
+from .search import (
+    TrialRecord,
+    prepare_study,
+    protocol_record,
+    sample_source,
+    stable_seed,
+    study_name,
+    trial_config,
+)
+from .signals import StopSignals
+from .storage import open_storage, sqlite_file, storage_identity
+from .workers import EpochReport, FinishedTrial, Job
+
+
+def checkpoint_folder(options: RunOptions) -> Path:
+    """Where a run keeps its trials' epoch checkpoints: one folder per database, whatever
+    the URL calls it, so that two storages never share one (a trial resumes from a file
+    named by its configuration index and seed, which another storage's study of the same
+    name has too). By default beside a SQLite file (`<file>.checkpoints`), and for a server
+    results/checkpoints/<key> in the current folder; with --checkpoints DIR, DIR/<key>. The
+    key is a hash of the database (SQLite: its resolved file; a server: backend, host, port,
+    database)."""
+    key = f"{stable_seed(storage_identity(options.storage)):08x}"
+    if options.checkpoints is not None:
+        return Path(options.checkpoints) / key
+    path = sqlite_file(options.storage)
+    if path is not None:
+        return path.with_name(path.name + ".checkpoints")
+    return Path("results", "checkpoints", key)
+
+
+def _writable_folder(folder: Path) -> None:
+    """Create `folder` and write a file into it, or say in one line why that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"checkpoint folder {folder}: {err.strerror or err}; give --checkpoints a folder "
+            "this run can write"
+        ) from None
+
+
+class StudyProgress(NamedTuple):
+    """Where a study's populations in training here stand after their latest epochs."""
+
+    epoch: int  # the furthest of them
+    active: int  # trials still training
+    best: float  # the best validation metric of their trials so far
+
+
+class TrialQueue:
+    """The storage side of a run: prepares the studies, takes jobs, tells results, sends the
+    trials in flight back to the queue. Use it as a context manager, or `close()` it: that
+    stops its heartbeats."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options = options.resolved()
+        self.stops = StopSignals()
+        self.patient = PatientCalls(options.storage, options.grace, self.stops)
+        self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
+        self.studies = self._prepare_studies()
+        # The heaviest variant first in each round, so that the round's last job is light.
+        self.taking_order = sorted(self.studies, key=lambda s: -_cost(s.study_name))
+        self.study_ids = {
+            s.study_name: self.storage.get_study_id_from_name(s.study_name) for s in self.studies
+        }
+        self._queue = threading.Lock()  # one reconcile at a time in this process
+        for study in self.studies:
+            self.reconcile(study, fresh_run=True)
+        self.round_of: dict[str, dict[int, int]] = {}  # study -> configuration -> round
+        self.current_round: int | None = None
+        # Made before any trial is taken: a folder that cannot be made strands none.
+        self.checkpoints = checkpoint_folder(options)
+        for variant in options.variants:
+            _writable_folder(self.checkpoints / options.benchmark / variant)
+        self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
+        self.curve_steps: dict[int, set[int]] = {}  # trial id -> epochs already in the storage
+        self.live: dict[tuple[str, int], tuple[str, StudyProgress]] = {}  # job key -> its study
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._error: Exception | None = None
+        self._versions = {
+            "torch": torch.__version__,
+            "optuna": optuna.__version__,
+            "lstm-odyssey": __version__,
+        }
+        self._thread = threading.Thread(target=self._maintain, name="heartbeats", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> TrialQueue:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the heartbeats: this run's running trials go stale from now on."""
+        self._stop.set()
+        self._thread.join(timeout=self.options.grace)
+
+    def _prepare_studies(self) -> list[optuna.Study]:
+        """The run's studies, made or checked by `search.prepare_study`."""
+        options = self.options
+        record = protocol_record(options.preset, options.protocol)
+        return [
+            self.patient(
+                prepare_study,
+                self.storage,
+                options.benchmark,
+                variant,
+                n_trials=options.trials,
+                sampler=options.sampler,
+                seed=options.seed,
+                sample=options.sample,
+                band_size=options.population,
+                protocol=record,
+            )
+            for variant in options.variants
+        ]
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def take_job(self) -> Job | None:
+        """Up to K waiting trials of one study from the earliest round that has any (so
+        requeued trials go first, and every study's band of a round starts before any band of
+        the next), the heaviest variant first; trials of a band train together, smallest
+        first. A free worker takes the next round's first band rather than wait for the last
+        bands of this one to end."""
+        waiting = {
+            s.study_name: self.patient(s.get_trials, deepcopy=False, states=(TrialState.WAITING,))
+            for s in self.studies
+        }
+        current = min(
+            (self._round(n, t) for n, trials in waiting.items() for t in trials), default=None
+        )
+        if current is None:
+            return None
+        for study in self.taking_order:
+            name = study.study_name
+            band = [t for t in waiting[name] if self._round(name, t) == current]
+            taken = []
+            for trial in sorted(band, key=lambda t: (t.params["hidden_size"], t.number)):
+                trial_id = self.patient(
+                    self.storage.get_trial_id_from_study_id_trial_number,
+                    self.study_ids[name],
+                    trial.number,
+                )
+                if self.patient(self._take, trial_id):
+                    with self._lock:
+                        self.running[trial_id] = (study, trial)
+                        self.curve_steps[trial_id] = set(trial.intermediate_values)
+                    taken.append(trial)
+                if len(taken) == self.options.population:
+                    break
+            if taken:
+                self.current_round = current
+                return self._job(study, taken)
+        return None
+
+    def _round(self, name: str, trial: FrozenTrial) -> int:
+        """The round of a trial's configuration (`rounds`), from the hidden sizes of the study's
+        configurations and its band size."""
+        index = trial.user_attrs.get("config_index", trial.number)
+        if index not in self.round_of.get(name, {}):
+            study = next(s for s in self.studies if s.study_name == name)
+            sizes, _ = configurations(self.patient(study.get_trials, deepcopy=False))
+            band = study.user_attrs.get("band_size", self.options.population)
+            self.round_of[name] = rounds(sizes, band)
+        return self.round_of[name][index]
+
+    def round_info(self, number: int) -> tuple[int, int, tuple[int, int]]:
+        """Round `number` (0-based) as (1-based number, rounds in all, its hidden sizes)."""
+        name = self.studies[0].study_name
+        sizes = [
+            t.params["hidden_size"]
+            for t in self.patient(self.studies[0].get_trials, deepcopy=False)
+            if self.round_of[name].get(t.user_attrs.get("config_index")) == number
+        ]
+        total = max(self.round_of[name].values()) + 1
+        return number + 1, total, (min(sizes, default=0), max(sizes, default=0))
+
+    def _take(self, trial_id: int) -> bool:
+        """The heartbeat first, then WAITING -> RUNNING: dying between the two leaves a
+        waiting trial with a heartbeat, which nothing reads; dying after, a running trial
+        whose heartbeat stops, which goes stale."""
+        self.storage.record_heartbeat(trial_id)
+        try:
+            return self.storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False  # finished by another coordinator since it was listed
+
+    def _job(self, study: optuna.Study, trials: list[FrozenTrial]) -> Job:
+        """The trials' job. Every study of a shared sample gets the same sequence order, so
+        that V and a variant trained on one configuration differ only in the cell."""
+        variant = study.study_name.split("/", 1)[1]
+        source = sample_source(study.study_name, study.user_attrs)
+        return Job(
+            benchmark=self.options.benchmark,
+            data_path=self.options.data,
+            variant=variant,
+            spec=variants.resolve(variant),
+            protocol=self.options.protocol,
+            device=self.options.device,
+            order_seed=stable_seed(self.options.seed, source),
+            trials=tuple(
+                (t.number, trial_config(t), str(self._checkpoint(variant, t))) for t in trials
+            ),
+        )
+
+    def _checkpoint(self, variant: str, trial: FrozenTrial) -> Path:
+        attrs = trial.user_attrs
+        folder = self.checkpoints / self.options.benchmark / variant
+        return folder / f"{attrs['config_index']}-{attrs['seed']}.pt"
+
+    # --- results ------------------------------------------------------------------------
+
+    def finish(
+        self,
+        job: Job,
+        results: list[FinishedTrial] | None,
+        failure: tuple[Failure, str] | None = None,
+    ) -> list[FinishedTrial]:
+        """The job ended: tell each of its trials not yet told its result, or fail it saying
+        why; then queue again what should run again. Returns the results told now."""
+        by_number = {finished.number: finished for finished in results or []}
+        told, studies = [], set()
+        for number, _, _ in job.trials:
+            finished = by_number.get(number)
+            result = finished.result if finished is not None else None
+            study = self._settle(job.variant, number, result, failure)
+            if study is not None:
+                studies.add(study)
+                if finished is not None:
+                    told.append(finished)
+        self.live.pop(job.key, None)
+        for study in studies:
+            self.reconcile(study)
+        return told
+
+    def _settle(
+        self,
+        variant: str,
+        number: int,
+        result: TrialResult | None,
+        failure: tuple[Failure, str] | None,
+    ) -> optuna.Study | None:
+        """Tell a trial running here its result, or fail it; a trial told COMPLETE drops its
+        checkpoint. Returns its study, or None if it is not running here (told already)."""
+        try:
+            trial_id, (study, trial) = self._running_by_number(variant, number)
+        except KeyError:
+            return None
+        try:
+            if self.patient(self._tell, trial_id, result, failure):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self._checkpoint(variant, trial))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another coordinator failed it as stale meanwhile and queued it again
+        finally:
+            with self._lock:
+                self.running.pop(trial_id, None)
+                self.curve_steps.pop(trial_id, None)
+        return study
+
+    def _tell(
+        self,
+        trial_id: int,
+        result: TrialResult | None,
+        failure: tuple[Failure, str] | None,
+    ) -> bool:
+        """Whether the trial is now COMPLETE; else it is FAIL."""
+        if result is None:
+            fail(self.storage, trial_id, *(failure or (Failure.INFRASTRUCTURE, "no result")))
+            return False
+        self._write_curve(trial_id, result.valid_curve)
+        if not math.isfinite(result.value):
+            fail(self.storage, trial_id, Failure.RESULT, "no finite metric")
+            return False
+        for key, value in asdict(self._record(result)).items():
+            self.storage.set_trial_user_attr(trial_id, key, value)
+        self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [result.value])
+        return True
+
+    def _record(self, result: TrialResult) -> TrialRecord:
+        """What the storage keeps of a trial besides its value and validation curve."""
+        return TrialRecord(
+            test_metric=result.test_metric,
+            best_epoch=result.best_epoch,
+            epochs=result.epochs,
+            diverged=result.diverged,
+            n_params=result.n_params,
+            seconds=result.seconds,
+            population=result.population,
+            test_curve=result.test_curve,
+            train_curve=result.train_curve,
+            device=self.options.device,
+            preset=self.options.preset,
+            protocol=asdict(self.options.protocol),
+            versions=self._versions,
+        )
+
+    def _write_curve(self, trial_id: int, valid: list[float], first: int = 1) -> None:
+        """Validation metric per epoch as the trial's intermediate values (epoch 1, 2, ...),
+        skipping the epochs already written."""
+        steps = self.curve_steps.setdefault(trial_id, set())
+        for epoch, value in enumerate(valid, first):
+            if epoch not in steps:
+                self.storage.set_trial_intermediate_value(trial_id, epoch, value)
+                steps.add(epoch)
+
+    def record_epoch(self, report: EpochReport) -> list[FinishedTrial]:
+        """A population finished an epoch: its trials' points go into the storage now, so
+        that a dashboard shows the curves while the study runs (best effort: a point not
+        written now is written with the trial's result), and the trials that stopped in it
+        are told their results. Returns those results."""
+        variant = report.key[0]
+        for trial in report.trained:
+            try:
+                trial_id, _ = self._running_by_number(variant, trial.number)
+                with self.stops.held():
+                    self._write_curve(trial_id, [trial.valid], first=trial.epoch)
+            except (KeyError, optuna.exceptions.UpdateFinishedTrialError):
+                pass  # no longer ours: failed as stale by another coordinator
+            except Exception as err:
+                fatal = self.patient.fatal(err)
+                if fatal is err:
+                    raise
+                if fatal is not None:
+                    raise fatal from None
+        told = [
+            finished
+            for finished in report.results
+            if self._settle(variant, finished.number, finished.result, None) is not None
+        ]
+        active = sum(not t.done for t in report.trained)
+        best = min((t.best for t in report.trained), default=math.inf)
+        name = study_name(self.options.benchmark, variant)
+        self.live[report.key] = (name, StudyProgress(report.epoch, active, best))
+        return told
+
+    def progress(self) -> dict[str, StudyProgress]:
+        """Where each study in training here stands, over its populations."""
+        by_study: dict[str, list[StudyProgress]] = {}
+        for name, population in list(self.live.values()):
+            by_study.setdefault(name, []).append(population)
+        return {
+            name: StudyProgress(
+                epoch=max(p.epoch for p in populations),
+                active=sum(p.active for p in populations),
+                best=min(p.best for p in populations),
+            )
+            for name, populations in by_study.items()
+        }
+
+    # --- the queue ----------------------------------------------------------------------
+
+    def requeue_running(self) -> int:
+        """Ctrl-C or the time limit: the trials in flight go back to the queue (same
+        parameters, checkpoints kept). Each is failed as interrupted, then `reconcile` queues
+        its copy; a second Ctrl-C at any point leaves each trial either running (to go
+        stale) or failed (to be queued by the next reconcile), never queued twice."""
+        with self._lock:
+            running = list(self.running)
+            self.running.clear()
+        requeued = 0
+        for trial_id in running:
+            try:
+                self.patient(fail, self.storage, trial_id, Failure.INTERRUPTED, "interrupted")
+                requeued += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # told, or failed as stale by another coordinator, meanwhile
+        for study in self.studies:
+            self.reconcile(study)
+        return requeued
+
+    def reconcile(self, study: optuna.Study, *, fresh_run: bool = False) -> int:
+        """`retries.reconcile`, one at a time in this process; how many were queued."""
+        with self._queue:
+            return self.patient(reconcile, self.storage, study, fresh_run=fresh_run)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            s.study_name: state_counts(self.patient(s.get_trials, deepcopy=False))
+            for s in self.studies
+        }
+
+    def check(self) -> None:
+        """Raise what stopped the background thread, if anything did."""
+        if self._error is not None:
+            raise self._error
+
+    def _running_by_number(self, variant: str, number: int):
+        name = study_name(self.options.benchmark, variant)
+        with self._lock:
+            for trial_id, (study, trial) in self.running.items():
+                if study.study_name == name and trial.number == number:
+                    return trial_id, (study, trial)
+        raise KeyError(f"{name} trial {number} is not running here")
+
+    # --- the background thread ----------------------------------------------------------
+
+    def _maintain(self) -> None:
+        """Every half heartbeat: beat for the running trials, fail the stale trials of
+        coordinators that stopped, and queue them again. Transient storage errors wait for
+        the next round; any other error stops the thread and goes to the main one."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # the main thread's
+        while not self._stop.wait(self.options.heartbeat / 2):
+            try:
+                with self._lock:
+                    ids = list(self.running)
+                for trial_id in ids:
+                    self.storage.record_heartbeat(trial_id)
+                for study in self.studies:
+                    give_unbeaten_a_heartbeat(self.storage, self.study_ids[study.study_name])
+                    optuna.storages.fail_stale_trials(study)
+                    self.reconcile(study)
+            except Exception as err:
+                fatal = self.patient.fatal(err)
+                if fatal is not None:
+                    self._error = fatal
+                    return
+
+
+def _cost(name: str) -> int:
+    """Parameters of one layer of the study's variant at 100 units: what its populations
+    cost, in order."""
+    return variants.build(name.rpartition("/")[2], 1, 100).n_params()[0]
