@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=RunOptions.population,
         help="trials trained together (default 16; GPU 64)",
     )
-    run.add_argument("--device", default=RunOptions.device, help="auto (default), cpu or cuda")
+    run.add_argument(
+        "--device", default=RunOptions.device, help="auto (default), cpu, cuda or cuda:N"
+    )
     run.add_argument(
         "--seed", type=int, default=RunOptions.seed, help="seed of the search and the trials"
     )

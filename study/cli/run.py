@@ -116,6 +116,29 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # A batch system ends a job with SIGTERM (and `kill` sends it): stop as on Ctrl-C,
+    # trials in flight back to the queue, instead of leaving them to go stale. A shell
+    # starts background jobs with SIGINT ignored; `kill -INT` should still stop the run.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    options = run_options(args).resolved()  # its device and K, said in the first line
+    bench = benchmarks.load(options.benchmark, options.data)  # fails early; builds the cache
+    banner = (
+        f"[bold]{options.benchmark}[/]: {len(bench.train)} training sequences; "
+        f"{len(options.variants)} variants x {options.trials} trials, preset {options.preset}, "
+        f"{options.workers} worker(s), population {options.population}, {options.device}"
+    )
+    start = time.perf_counter()
+    try:
+        _run_shown(options, banner)
+        stopped = False
+    except TimeLimitReached:
+        stopped = True
+    return _closing(options, stopped, start)
+
+
+def _run_shown(options: RunOptions, banner: str) -> None:
+    """`run`, with progress bars on a terminal and timestamped lines elsewhere."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -125,36 +148,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         TimeRemainingColumn,
     )
 
-    # A batch system ends a job with SIGTERM (and `kill` sends it): stop as on Ctrl-C,
-    # trials in flight back to the queue, instead of leaving them to go stale. A shell
-    # starts background jobs with SIGINT ignored; `kill -INT` should still stop the run.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
-    options = run_options(args).resolved()  # its device and K, said in the first line
     console = Console(stderr=True)
-    bench = benchmarks.load(options.benchmark, options.data)  # fails early; builds the cache
-    banner = (
-        f"[bold]{options.benchmark}[/]: {len(bench.train)} training sequences; "
-        f"{len(options.variants)} variants x {options.trials} trials, preset {options.preset}, "
-        f"{options.workers} worker(s), population {options.population}, {options.device}"
-    )
-    start = time.perf_counter()
-    stopped = False
-    try:
-        if console.is_terminal:
-            with Progress(
-                TextColumn("{task.description:<28}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}"),
-                TimeRemainingColumn(),
-                console=console,
-            ) as bar:
-                run(options, BarMonitor(console, banner, options, bar))
-        else:
-            run(options, LogMonitor(console, banner, options))
-    except TimeLimitReached:
-        stopped = True
+    if not console.is_terminal:
+        run(options, LogMonitor(console, banner, options))
+        return
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        run(options, BarMonitor(console, banner, options, bar))
+
+
+def _closing(options: RunOptions, stopped: bool, start: float) -> int:
+    """The closing summary and what to do next; the exit status (1 if trials failed)."""
     names = {study_name(options.benchmark, v) for v in options.variants}
     rows = [row for row in study_table(options.storage)[0] if row["study"] in names]
     complete = sum(r["complete"] for r in rows)
