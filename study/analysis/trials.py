@@ -26,7 +26,7 @@ from ..benchmarks.metrics import metric_of
 from ..errors import UserError
 from ..runner.search import SEARCH_SPACE, TrialRecord, foreign_reason, own_seconds
 from ..runner.storage import open_storage
-from ..training.trainer import Protocol
+from ..training.protocol import Protocol
 
 
 class SkippedStudy(UserWarning):
