@@ -48,7 +48,8 @@ from study.runner.retries import state_counts
 from study.runner.search import SEARCH_SPACE
 from study.runner.signals import StopSignals
 from study.runner.storage import open_storage, sqlite_file, without_password
-from study.training.trainer import PROTOCOLS, PopulationTrainer
+from study.training.protocol import PROTOCOLS
+from study.training.trainer import PopulationTrainer
 from study.training.trainer import TrialState as TrainState
 from synthetic_study import fill
 
@@ -816,7 +817,6 @@ def coordinator_options(tmp_path, tiny_jsb, trials=2):
         benchmark="jsb-original",
         variants=("V",),
         protocol=PROTOCOLS["smoke"],
-        preset="smoke",
         trials=trials,
         storage=f"sqlite:///{tmp_path}/study.db",
         population=2,

@@ -14,9 +14,10 @@ from ..errors import OptionError
 from ..training.devices import check_device
 
 if TYPE_CHECKING:
-    from ..training.trainer import Protocol
+    from ..training.protocol import Protocol
 
 DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
+DEFAULT_PRESET = "paper"  # a name in study.training.protocol.PROTOCOLS
 SAMPLERS = ("random", "qmc")
 SAMPLE_SCHEMES = ("shared", "independent")  # see study.runner.search
 
@@ -28,8 +29,7 @@ class RunOptions:
 
     benchmark: str
     variants: tuple[str, ...]
-    protocol: Protocol
-    preset: str = "paper"
+    protocol: Protocol  # its preset is the run's (`preset`)
     trials: int = 200  # per variant, the paper's number
     storage: str = DEFAULT_STORAGE
     workers: int = 1  # 1: train in the coordinator's own process
@@ -77,6 +77,11 @@ class RunOptions:
         device = resolve_device(self.device)
         population = self.population or (64 if device.type == "cuda" else 16)
         return replace(self, device=str(device), population=population)
+
+    @property
+    def preset(self) -> str | None:
+        """The preset the protocol was made from (`--preset`)."""
+        return self.protocol.preset
 
     @property
     def grace(self) -> int:

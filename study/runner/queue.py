@@ -42,7 +42,6 @@ from .rounds import configurations, rounds
 from .search import (
     TrialRecord,
     prepare_study,
-    protocol_record,
     sample_source,
     stable_seed,
     study_name,
@@ -144,7 +143,7 @@ class TrialQueue:
     def _prepare_studies(self) -> list[optuna.Study]:
         """The run's studies, made or checked by `search.prepare_study`."""
         options = self.options
-        record = protocol_record(options.preset, options.protocol)
+        record = options.protocol.record()
         return [
             self.patient(
                 prepare_study,
@@ -338,7 +337,7 @@ class TrialQueue:
             train_curve=result.train_curve,
             device=self.options.device,
             preset=self.options.preset,
-            protocol=asdict(self.options.protocol),
+            protocol=self.options.protocol.record(),  # as the study's
             versions=self._versions,
         )
 
