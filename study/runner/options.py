@@ -70,8 +70,8 @@ class RunOptions:
     def resolved(self) -> RunOptions:
         """These options as the run trains with them: the device resolved (auto: a GPU if
         torch sees one; one torch lacks is refused) and the population size K given (16 on
-        CPU, 64 on a GPU). Resolved options resolve to themselves, so `run` resolves what
-        it is given and the command line resolves once, before its first line."""
+        CPU, 64 on a GPU). Resolving resolved options changes nothing: `run` resolves what it
+        is given, and the command line resolves first, to say the device and K at once."""
         from ..training.trainer import resolve_device  # imports torch
 
         device = resolve_device(self.device)
