@@ -21,7 +21,7 @@ import os
 import signal
 import tempfile
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -324,17 +324,11 @@ class TrialQueue:
         return True
 
     def _record(self, result: TrialResult) -> TrialRecord:
-        """What the storage keeps of a trial besides its value and validation curve."""
+        """What the storage keeps of a trial besides its value and validation curve: the
+        fields of its result that a record holds, and how and where it was trained."""
+        kept = {f.name for f in fields(TrialRecord)}
         return TrialRecord(
-            test_metric=result.test_metric,
-            best_epoch=result.best_epoch,
-            epochs=result.epochs,
-            diverged=result.diverged,
-            n_params=result.n_params,
-            seconds=result.seconds,
-            population=result.population,
-            test_curve=result.test_curve,
-            train_curve=result.train_curve,
+            **{f.name: getattr(result, f.name) for f in fields(result) if f.name in kept},
             device=self.options.device,
             preset=self.options.preset,
             protocol=self.options.protocol.record(),  # as the study's
