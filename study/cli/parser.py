@@ -172,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{what}; comma-separated values train a population, one per value",
         )
     train.add_argument(
-        "--preset", default="paper", help="training budget: paper (default), quick, smoke or demo"
+        "--preset",
+        default=DEFAULT_PRESET,
+        help="training budget: paper (default), quick, smoke or demo",
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the weights and the noise")
     train.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
