@@ -9,21 +9,57 @@ import pytest
 from nbclient import NotebookClient
 
 from study.analysis import analyse, load_storage, write
-from synthetic_study import fill
+from synthetic_study import fill, fill_shared
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("results")
+def report(folder: Path) -> Path:
+    """`folder` with the report of its study.db."""
     url = f"sqlite:///{folder / 'study.db'}"
-    fill(url, "jsb", {"V": 0.0, "NFG": 0.3, "CIFG": 0.0}, n_trials=20, n_failed=1, n_diverged=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trials, epochs, studies = load_storage(url)
         write(analyse(trials, epochs, studies, n_trees=16), folder, url)
     return folder
+
+
+def execute(path: Path, results: Path, monkeypatch) -> nbformat.NotebookNode:
+    """The notebook at `path`, run headless on the report folder `results`."""
+    notebook = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("ODYSSEY_RESULTS", str(results))
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": path.parent}}
+    ).execute()
+    return notebook
+
+
+def images(cells: list) -> list[dict]:
+    return [
+        output
+        for cell in cells
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """Independent samples per variant (no paired comparison)."""
+    folder = tmp_path_factory.mktemp("results")
+    url = f"sqlite:///{folder / 'study.db'}"
+    fill(url, "jsb", {"V": 0.0, "NFG": 0.3, "CIFG": 0.0}, n_trials=20, n_failed=1, n_diverged=1)
+    return report(folder)
+
+
+@pytest.fixture(scope="module")
+def shared_results(tmp_path_factory) -> Path:
+    """One shared sample of 8 configurations, all below chance; NFG is V + 0.5 on each."""
+    folder = tmp_path_factory.mktemp("shared")
+    v = {i: 9 + 0.1 * i for i in range(8)}
+    nfg = {i: value + 0.5 for i, value in v.items()}
+    fill_shared(f"sqlite:///{folder / 'study.db'}", "jsb", {"V": v, "NFG": nfg}, n_configs=8)
+    return report(folder)
 
 
 def test_there_is_a_notebook_per_figure_family():
@@ -49,15 +85,18 @@ def test_notebook_is_committed_clean_and_runs(path, results, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs"
+    assert images(execute(path, results, monkeypatch).cells), f"{path.name} drew no figure"
 
-    monkeypatch.setenv("ODYSSEY_RESULTS", str(results))
-    NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": path.parent}}
-    ).execute()
-    images = [
-        output
-        for cell in notebook.cells
-        for output in cell.get("outputs", [])
-        if "image/png" in output.get("data", {})
-    ]
-    assert images, f"{path.name} drew no figure"
+
+def test_variants_notebook_draws_the_paired_comparison_of_a_shared_sample(
+    results, shared_results, monkeypatch
+):
+    """The paired figure, one per benchmark, where the studies share their sample; a line
+    saying why there is none where they do not."""
+    path = NOTEBOOKS[0]
+    for folder, drawn in ((shared_results, 1), (results, 0)):
+        cells = execute(path, folder, monkeypatch).cells
+        (paired,) = [c for c in cells if "paired_differences" in c.source]
+        assert len(images([paired])) == drawn
+        said = "".join(o.get("text", "") for o in paired.outputs)
+        assert ("do not share a sample" in said) == (not drawn)

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--preset",
         default=DEFAULT_PRESET,
-        help="training budget: paper (default), quick or smoke",
+        help="training budget: paper (default), quick, smoke or demo",
     )
     run.add_argument("--storage", default=RunOptions.storage, help="Optuna storage URL")
     run.add_argument(
@@ -174,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{what}; comma-separated values train a population, one per value",
         )
     train.add_argument(
-        "--preset", default="paper", help="training budget: paper (default), quick or smoke"
+        "--preset",
+        default=DEFAULT_PRESET,
+        help="training budget: paper (default), quick, smoke or demo",
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the weights and the noise")
     train.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
