@@ -1,29 +1,14 @@
-"""Every notebook runs headless on the report of a small synthetic study and draws figures,
-reading the report's tables with one call (`read_results`) and refitting nothing."""
+"""Every notebook runs headless on the report of a synthetic study (conftest.py's
+synthetic_report) and draws figures, reading the report's tables with one call
+(`read_results`) and refitting nothing."""
 
-import warnings
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from study.analysis import analyse, load_storage, write
-from synthetic_study import fill
-
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("results")
-    url = f"sqlite:///{folder / 'study.db'}"
-    fill(url, "jsb", {"V": 0.0, "NFG": 0.3, "CIFG": 0.0}, n_trials=20, n_failed=1, n_diverged=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trials, epochs, studies = load_storage(url)
-        write(analyse(trials, epochs, studies, n_trees=16), folder, url)
-    return folder
 
 
 def test_there_is_a_notebook_per_figure_family():
@@ -45,12 +30,12 @@ def test_notebook_starts_by_reading_the_tables(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_committed_clean_and_runs(path, results, monkeypatch):
+def test_notebook_is_committed_clean_and_runs(path, synthetic_report, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs"
 
-    monkeypatch.setenv("ODYSSEY_RESULTS", str(results))
+    monkeypatch.setenv("ODYSSEY_RESULTS", str(synthetic_report))
     NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": path.parent}}
     ).execute()

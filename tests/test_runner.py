@@ -15,7 +15,6 @@ from runs import (
     fresh_postgres,
     run_args,
     wait_for,
-    write_tiny_jsb,
 )
 
 import variants
@@ -31,11 +30,6 @@ from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.runner.storage import open_storage
 from study.training.trainer import PROTOCOLS
 from synthetic_study import fill
-
-
-@pytest.fixture(scope="module")
-def tiny_jsb(tmp_path_factory):
-    return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
 
 
 def test_configurations_are_drawn_from_the_search_space():
@@ -182,10 +176,9 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         (["nope"], "odyssey: error: argument COMMAND: invalid choice: 'nope'"),
     ],
 )
-def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch, fresh_data_home):
     """One line and exit status 2, before any data is built or file written."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
     try:
         status = main(argv)
     except SystemExit as exit:  # argparse's errors
