@@ -13,7 +13,8 @@ from reference import randomize
 from study.analysis import read_results
 from study.cli import main
 from study.runner.options import resolve_variants
-from study.training.trainer import PopulationTrainer, Protocol, TrialConfig
+from study.training.protocol import Protocol
+from study.training.trainer import PopulationTrainer, TrialConfig
 from synthetic import make_benchmark
 from variants.family import CELLS
 

@@ -46,7 +46,8 @@ from study.runner.options import RunOptions
 from study.runner.retries import state_counts
 from study.runner.search import SEARCH_SPACE
 from study.runner.storage import open_storage, sqlite_file, without_password
-from study.training.trainer import PROTOCOLS, PopulationTrainer
+from study.training.protocol import PROTOCOLS
+from study.training.trainer import PopulationTrainer
 from study.training.trainer import TrialState as TrainState
 from synthetic_study import fill
 
@@ -809,7 +810,6 @@ def coordinator_options(tmp_path, tiny_jsb, trials=2):
         benchmark="jsb-original",
         variants=("V",),
         protocol=PROTOCOLS["smoke"],
-        preset="smoke",
         trials=trials,
         storage=f"sqlite:///{tmp_path}/study.db",
         population=2,

@@ -22,7 +22,8 @@ from study.runner.search import prepare_study, sample_configs, stable_seed
 from study.runner.status import study_table
 from study.runner.storage import open_storage
 from study.training import trainer as train
-from study.training.trainer import PROTOCOLS, PopulationTrainer, TrialConfig
+from study.training.protocol import PROTOCOLS, Protocol
+from study.training.trainer import PopulationTrainer, TrialConfig
 
 
 def options(tmp_path, data, **given) -> RunOptions:
@@ -31,7 +32,6 @@ def options(tmp_path, data, **given) -> RunOptions:
             "benchmark": "jsb-original",
             "variants": ("V", "CIFG", "NP"),
             "protocol": PROTOCOLS["smoke"],
-            "preset": "smoke",
             "trials": 6,
             "storage": f"sqlite:///{tmp_path}/study.db",
             "population": 2,
@@ -280,7 +280,7 @@ def test_a_trial_is_told_when_it_stops_not_when_its_population_ends(tmp_path, ti
 def test_train_job_reports_each_result_in_the_epoch_it_stops(tmp_path, tiny_jsb):
     """A trial that cannot improve (learning rate 0: the same weights every epoch) stops after
     `patience` epochs; its result comes with that epoch's report, while the other trains on."""
-    protocol = train.Protocol(max_epochs=5, patience=2, max_sequences=6)
+    protocol = Protocol(max_epochs=5, patience=2, max_sequences=6)
     frozen = TrialConfig(8, 0.0, 0.9, 0.0, seed=1)
     learning = TrialConfig(8, 1e-2, 0.9, 0.0, seed=2)
     trials = ((0, frozen, str(tmp_path / "0.pt")), (1, learning, str(tmp_path / "1.pt")))
@@ -301,7 +301,7 @@ def test_a_trials_time_is_its_share_of_each_epoch(tmp_path, tiny_jsb, monkeypatc
     clock = itertools.count()
     monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
     bench = benchmarks.load("jsb-original", tiny_jsb)
-    protocol = train.Protocol(max_epochs=4, patience=10, max_sequences=4)
+    protocol = Protocol(max_epochs=4, patience=10, max_sequences=4)
     pair = PopulationTrainer(bench, "V", protocol)
     a = pair.add(TrialConfig(8, 1e-3, 0.9, 0.0, seed=1))
     pair.add(TrialConfig(12, 1e-3, 0.9, 0.0, seed=2))

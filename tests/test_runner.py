@@ -28,7 +28,7 @@ from study.runner.options import RunOptions, resolve_variants
 from study.runner.retries import reconcile, state_counts
 from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.runner.storage import open_storage
-from study.training.trainer import PROTOCOLS
+from study.training.protocol import PROTOCOLS
 from synthetic_study import fill
 
 
@@ -348,7 +348,6 @@ def test_curves_reach_the_storage_while_trials_train(tmp_path, tiny_jsb):
         benchmark="jsb-original",
         variants=("V",),
         protocol=PROTOCOLS["smoke"],
-        preset="smoke",
         trials=2,
         storage=storage,
         population=2,

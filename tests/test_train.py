@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from study.training import optim, tasks
 from study.training.optim import PopulationNesterov
-from study.training.trainer import Population, PopulationTrainer, Protocol, TrialConfig, TrialState
+from study.training.protocol import Protocol
+from study.training.trainer import Population, PopulationTrainer, TrialConfig, TrialState
 from synthetic import make_benchmark
 
 

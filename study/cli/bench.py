@@ -40,7 +40,8 @@ from ..errors import UserError
 from ..runner.options import resolve_variants
 from ..training import tasks
 from ..training.optim import PopulationNesterov
-from ..training.trainer import PopulationTrainer, Protocol, TrialConfig, resolve_device
+from ..training.protocol import Protocol
+from ..training.trainer import PopulationTrainer, TrialConfig, resolve_device
 
 INPUT_SIZE = 39
 WARMUP = 2

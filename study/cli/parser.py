@@ -8,7 +8,7 @@ import importlib
 from typing import NoReturn
 
 from .. import __version__
-from ..runner.options import DEFAULT_STORAGE, RunOptions
+from ..runner.options import DEFAULT_PRESET, DEFAULT_STORAGE, RunOptions
 
 
 def _handler(path: str):
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--preset",
-        default=RunOptions.preset,
+        default=DEFAULT_PRESET,
         help="training budget: paper (default), quick or smoke",
     )
     run.add_argument("--storage", default=RunOptions.storage, help="Optuna storage URL")
@@ -226,7 +226,7 @@ def _protocol_options(parser: argparse.ArgumentParser) -> None:
 
 def protocol_of(args: argparse.Namespace):
     """The protocol of `args.preset` with the deviations `_protocol_options` parsed."""
-    from ..training.trainer import protocol
+    from ..training.protocol import protocol
 
     names = [name for name, _, _ in PROTOCOL_OVERRIDES] + ["loss_reduction"]
     return protocol(args.preset, **{name: getattr(args, name) for name in names})

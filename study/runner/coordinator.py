@@ -53,7 +53,6 @@ from .rounds import configurations, rounds
 from .search import (
     TrialRecord,
     prepare_study,
-    protocol_record,
     sample_source,
     stable_seed,
     study_name,
@@ -222,7 +221,7 @@ class Coordinator:
         device, self.population = placement(options)
         self.device = str(device)
         self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
-        record = protocol_record(options.preset, options.protocol)
+        record = options.protocol.record()
         self.studies = [
             self._patient(
                 prepare_study,
@@ -432,7 +431,7 @@ class Coordinator:
             **{f.name: result[f.name] for f in fields(TrialRecord) if f.name in result},
             device=self.device,
             preset=self.options.preset,
-            protocol=asdict(self.options.protocol),
+            protocol=self.options.protocol.record(),  # as the study's
             versions=self._versions,
         )
         for key, value in asdict(record).items():

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from ..errors import OptionError
 
 if TYPE_CHECKING:
-    from ..training.trainer import Protocol
+    from ..training.protocol import Protocol
 
 DEFAULT_STORAGE = "sqlite:///results/odyssey.db"
+DEFAULT_PRESET = "paper"  # a name in study.training.protocol.PROTOCOLS
 SAMPLERS = ("random", "qmc")
 SAMPLE_SCHEMES = ("shared", "independent")  # see study.runner.search
 DEVICES = ("auto", "cpu", "cuda")
@@ -28,8 +29,7 @@ class RunOptions:
 
     benchmark: str
     variants: tuple[str, ...]
-    protocol: Protocol
-    preset: str = "paper"
+    protocol: Protocol  # its preset is the run's (`preset`)
     trials: int = 200  # per variant, the paper's number
     storage: str = DEFAULT_STORAGE
     workers: int = 1  # 1: train in the coordinator's own process
@@ -67,6 +67,11 @@ class RunOptions:
         from .storage import parse_url  # imports optuna: only once options are checked
 
         parse_url(self.storage)
+
+    @property
+    def preset(self) -> str | None:
+        """The preset the protocol was made from (`--preset`)."""
+        return self.protocol.preset
 
     @property
     def grace(self) -> int:

@@ -29,7 +29,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..benchmarks.metrics import metric_of
 from ..errors import UserError
-from ..training.trainer import Protocol, TrialConfig
+from ..training.protocol import check_record, stored_record
+from ..training.trainer import TrialConfig
 from .locks import study_lock
 from .options import SAMPLERS
 
@@ -39,6 +40,12 @@ SEARCH_SPACE = {
     "one_minus_momentum": FloatDistribution(0.01, 1.0, log=True),
     "input_noise": FloatDistribution(0.0, 1.0),
 }
+
+
+def momentum_of(one_minus_momentum: float) -> float:
+    """The momentum of a sampled configuration: the space samples 1 - momentum, log-uniform,
+    so that momenta near 1 are as likely as near 0 (docs/paper.md)."""
+    return 1.0 - one_minus_momentum
 
 
 def study_name(benchmark: str, variant: str) -> str:
@@ -83,7 +90,7 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
     return TrialConfig(
         hidden_size=int(p["hidden_size"]),
         learning_rate=float(p["learning_rate"]),
-        momentum=1.0 - float(p["one_minus_momentum"]),
+        momentum=momentum_of(float(p["one_minus_momentum"])),
         input_noise=float(p["input_noise"]),
         seed=int(trial.user_attrs["seed"]),
     )
@@ -119,38 +126,6 @@ def own_seconds(attrs: dict) -> float | None:
     if old and isinstance(seconds, (int, float)) and isinstance(population, (int, float)):
         return seconds / max(population, 1)
     return seconds
-
-
-def protocol_record(preset: str, protocol: Protocol) -> dict:
-    """What a study stores of how its trials are trained: the preset and every field that
-    changes a trial's result."""
-    return {"preset": preset, **protocol.results_fields()}
-
-
-def stored_protocol(study: optuna.Study) -> dict | None:
-    """The protocol a study was run with. Studies made before it was stored with the study
-    are read from their first finished trial (those trained with frames averaged)."""
-    if "protocol" in study.user_attrs:
-        return study.user_attrs["protocol"]
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if "protocol" in trial.user_attrs:
-            fields = {
-                k: v for k, v in trial.user_attrs["protocol"].items() if k != "eval_batch_size"
-            }
-            return {"preset": trial.user_attrs.get("preset"), "loss_reduction": "mean", **fields}
-    return None
-
-
-def check_protocol(name: str, stored: dict, wanted: dict) -> None:
-    """One line naming every difference between a study's protocol and this run's."""
-    keys = [k for k in {**stored, **wanted} if stored.get(k) != wanted.get(k)]
-    if keys:
-        was = ", ".join(f"{k} {stored.get(k)}" for k in keys)
-        now = ", ".join(f"{k} {wanted.get(k)}" for k in keys)
-        raise UserError(
-            f"study {name} was run with {was}, not {now}: rerun it with the same options, "
-            "or give another --storage for the new protocol"
-        )
 
 
 def foreign_reason(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> str | None:
@@ -202,7 +177,7 @@ def prepare_study(
     asked; then record N (which may grow, never shrink), the sampler, the seed, the sample
     scheme and band size of the benchmark's studies in this storage (`sample` None: theirs,
     shared if there are none; `band_size` where they have none) and `protocol` (see
-    `protocol_record`). Its trials are queued by `retries.reconcile`."""
+    `Protocol.record`). Its trials are queued by `retries.reconcile`."""
     name = study_name(benchmark, variant)
     with study_lock(storage, name):
         stored_scheme, stored_band = sampled_like(storage, benchmark) or (None, None)
@@ -222,9 +197,10 @@ def prepare_study(
                 "give another --storage"
             )
         attrs = study.user_attrs
-        stored = stored_protocol(study)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        stored = stored_record(study.user_attrs, (t.user_attrs for t in complete))
         if protocol is not None and stored is not None:
-            check_protocol(name, stored, protocol)
+            check_record(name, stored, protocol)
         if attrs.get("n_trials", 0) > n_trials:
             raise UserError(
                 f"study {name} already holds {attrs['n_trials']} trials; --trials {n_trials} "

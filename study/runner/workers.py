@@ -25,7 +25,8 @@ import variants
 
 from .. import benchmarks
 from ..errors import UserError
-from ..training.trainer import PopulationTrainer, Protocol, TrialConfig
+from ..training.protocol import Protocol
+from ..training.trainer import PopulationTrainer, TrialConfig
 from ..training.trainer import TrialState as TrainState
 from .retries import Failure
 

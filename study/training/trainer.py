@@ -1,4 +1,5 @@
-"""The paper's training protocol, for a population of trials trained at once.
+"""The paper's training protocol (`protocol.Protocol`), for a population of trials trained
+at once.
 
 Each trial has its own hidden size, learning rate, momentum, input noise and seed; all
 trials of a population see the same sequence order. A trial's whole state (weights,
@@ -14,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -23,58 +24,10 @@ from torch import Tensor, nn
 import variants
 
 from ..benchmarks.core import Benchmark, Split
-from ..errors import OptionError, UserError
+from ..errors import UserError
 from . import tasks
 from .optim import PopulationNesterov
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How a trial is trained. The defaults are the paper's (docs/paper.md §4)."""
-
-    max_epochs: int = 150
-    patience: int = 15  # stop after this many epochs without a better validation metric
-    batch_size: int = 1  # > 1 groups sequences of similar length (a deviation from the paper)
-    max_sequences: int | None = None  # use only the first n sequences of each split
-    init_std: float = 0.1
-    forget_bias: float | None = None  # initial b_f; None: drawn like every other weight
-    clip_norm: float | None = None  # per-trial gradient norm clipping; None: none (paper)
-    loss_reduction: str = "sum"  # over a sequence's frames: "sum" (paper) or "mean"
-    eval_batch_size: int = 32  # sequences per evaluation batch (no effect on results)
-
-    def __post_init__(self) -> None:
-        for name in ("max_epochs", "patience", "batch_size", "eval_batch_size", "max_sequences"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise OptionError(name, f"must be at least 1, got {value}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise OptionError("clip_norm", f"must be positive, got {self.clip_norm}")
-        if self.forget_bias is not None and not math.isfinite(self.forget_bias):
-            raise OptionError("forget_bias", f"must be finite, got {self.forget_bias}")
-        if self.loss_reduction not in tasks.LOSS_REDUCTIONS:
-            raise OptionError(
-                "loss_reduction",
-                f"must be one of {', '.join(tasks.LOSS_REDUCTIONS)}, got {self.loss_reduction!r}",
-            )
-
-    def results_fields(self) -> dict:
-        """The fields that change what a trial computes (evaluation batching does not)."""
-        return {k: v for k, v in asdict(self).items() if k != "eval_batch_size"}
-
-
-PROTOCOLS = {
-    "paper": Protocol(),
-    "quick": Protocol(max_epochs=20, patience=5),
-    "smoke": Protocol(max_epochs=3, patience=2, max_sequences=24),
-    # `make demo`: enough updates for trials with a learning rate of 1e-3 or more to learn
-    "demo": Protocol(max_epochs=16, patience=4, max_sequences=40),
-}
-
-
-def protocol(name: str, **overrides) -> Protocol:
-    if name not in PROTOCOLS:
-        raise UserError(f"unknown preset {name!r}; expected one of {', '.join(PROTOCOLS)}")
-    return replace(PROTOCOLS[name], **{k: v for k, v in overrides.items() if v is not None})
+from .protocol import PROTOCOLS, Protocol
 
 
 @dataclass(frozen=True)
