@@ -33,6 +33,7 @@ from runs import (
     assert_exact,
     fresh_postgres,
     run_args,
+    slow_epochs,
     wait_for,
     workers_of,
 )
@@ -635,14 +636,8 @@ def test_checkpoints_live_beside_the_storage_and_are_found_whatever_the_url_call
     monkeypatch.chdir(here)
     first = f"sqlite:///{tmp_path}/data/study.db"
     args = without_checkpoints_option(run_args(first, tiny_jsb, tmp_path, trials=2, variants="V"))
-    epoch = PopulationTrainer.train_epoch
-
-    def slow_epoch(self):
-        time.sleep(1.0)
-        epoch(self)
-
     with monkeypatch.context() as patch:
-        patch.setattr(PopulationTrainer, "train_epoch", slow_epoch)
+        slow_epochs(patch)
         assert main([*args, "--time-limit", "0.5"]) == 0  # stops after the first epoch
     folder = tmp_path / "data" / "study.db.checkpoints" / "jsb-original" / "V"
     assert len(list(folder.glob("*.pt"))) == 2

@@ -3,7 +3,6 @@ import math
 import os
 import signal
 import subprocess
-import time
 
 import optuna
 import pytest
@@ -14,6 +13,7 @@ from runs import (
     assert_exact,
     fresh_postgres,
     run_args,
+    slow_epochs,
     wait_for,
 )
 
@@ -305,18 +305,10 @@ def test_a_study_of_frame_averaged_trials_refuses_the_summed_loss(tmp_path, tiny
 
 
 def test_time_limit_stops_like_ctrl_c_and_a_rerun_goes_on(tmp_path, tiny_jsb, capsys, monkeypatch):
-    from study.training.trainer import PopulationTrainer
-
     storage = f"sqlite:///{tmp_path}/study.db"
     args = run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")
-    epoch = PopulationTrainer.train_epoch
-
-    def slow_epoch(self):
-        time.sleep(1.0)
-        epoch(self)
-
     with monkeypatch.context() as patch:
-        patch.setattr(PopulationTrainer, "train_epoch", slow_epoch)
+        slow_epochs(patch)
         assert main([*args, "--time-limit", "0.5"]) == 0  # stops after the first epoch
     err = capsys.readouterr().err
     assert "time limit of 0.5 s reached" in err and "0 trials complete, 3 left" in err
