@@ -1,6 +1,12 @@
+"""The fixtures several test modules share."""
+
+import optuna
 import pytest
 import torch
+from runs import write_tiny_jsb
 
+from study.cli import main
+from synthetic_study import SHIFTS, fill, quiet
 from variants.layer import BACKENDS
 
 # Every concrete compute path of the variants package; each is checked against the reference.
@@ -28,6 +34,52 @@ def data_home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ODYSSEY_DATA_HOME", str(home))
         yield home
+
+
+@pytest.fixture
+def fresh_data_home(tmp_path, monkeypatch):
+    """A data home of the test's own, not yet made: nothing built before is found there."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_jsb(tmp_path_factory) -> str:
+    """A tiny benchmark file in the original JSB format (runs.write_tiny_jsb); only read."""
+    return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
+
+
+@pytest.fixture(scope="session")
+def synthetic_storage(tmp_path_factory) -> str:
+    """4 variants × 40 trials of `jsb` (SHIFTS: NFG worse, NP better, CIFG identical to V),
+    each with 2 diverged and 3 failed trials, plus a study whose name breaks the convention.
+    Only read."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('storage') / 'study.db'}"
+    fill(url, "jsb", SHIFTS, n_trials=40, seed=0, n_failed=3, n_diverged=2)
+    optuna.create_study(storage=url, study_name="not-a-variant-study")
+    return url
+
+
+@pytest.fixture(scope="session")
+def synthetic_report(synthetic_storage, tmp_path_factory):
+    """The folder `odyssey report` writes for synthetic_storage: its forests are fitted once
+    for the session. Only read."""
+    out = tmp_path_factory.mktemp("report")
+    assert quiet(main, ["report", "--storage", synthetic_storage, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def one_program():
+    """Under Triton's interpreter, all rows of a launch in one program; on a GPU the default
+    layout. Imported here on use: only tests/triton_device.py may import triton first."""
+    from variants import triton_lstm
+
+    if triton_lstm.interpreted():
+        triton_lstm.use_layout(triton_lstm.Layout(chunk=64, rows=64, num_warps=4, r_cache=".ca"))
+    yield
+    triton_lstm.use_layout(None)
 
 
 @pytest.fixture(params=PATHS)

@@ -1,10 +1,22 @@
 """A deliberately plain LSTM straight from the equations of docs/paper.md §1–2.
 
 float64, one sequence, one step at a time, one named matrix per term. Every fast path
-of the variants package is checked against this.
+of the variants package is checked against this (and the family's against
+tests/reference_family.py), on the weights `randomize` writes into a layer.
 """
 
 import torch
+
+
+def randomize(rnn, scale=0.5, seed=0):
+    """Random weights written through the paper_weights() views; returns float64 copies."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = {}
+    for name, view in rnn.paper_weights().items():
+        value = torch.randn(view.shape, generator=gen, dtype=torch.float64) * scale
+        view.copy_(value)
+        weights[name] = value
+    return weights
 
 
 def reference_lstm(spec, w, x):

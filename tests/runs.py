@@ -1,5 +1,5 @@
 """What the runner's tests share: a tiny benchmark file, `odyssey run` arguments, the
-exactly-once check, and looking at processes from outside."""
+exactly-once check, slow epochs, and looking at processes from outside."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from study.runner.search import SEARCH_SPACE, TrialRecord
+from study.training.trainer import PopulationTrainer
 
 POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
 ODYSSEY = [sys.executable, "-m", "study.cli"]
@@ -75,6 +76,18 @@ def assert_exact(storage, names, n) -> None:
         for t in complete:
             assert set(SEARCH_SPACE) == set(t.params)
             assert set(t.user_attrs) - QUEUED == {f.name for f in fields(TrialRecord)}
+
+
+def slow_epochs(patch) -> None:
+    """Every training epoch takes a second longer: a time limit of half a second stops a run
+    after its first epoch."""
+    epoch = PopulationTrainer.train_epoch
+
+    def slow_epoch(self):
+        time.sleep(1.0)
+        epoch(self)
+
+    patch.setattr(PopulationTrainer, "train_epoch", slow_epoch)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 120) -> bool:

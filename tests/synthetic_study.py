@@ -5,6 +5,7 @@ as intermediate values."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 
 import numpy as np
@@ -16,6 +17,16 @@ from study.runner.search import SEARCH_SPACE, TrialRecord
 
 PROTOCOL = {"max_epochs": 20, "patience": 5, "batch_size": 1, "loss_reduction": "sum"}
 POPULATION = 4
+# The shifts of conftest.py's synthetic_storage: NFG worse, NP better, CIFG identical to V.
+SHIFTS = {"V": 0.0, "NFG": 0.3, "NP": -0.3, "CIFG": 0.0}
+
+
+def quiet(func, *args, **kwargs):
+    """`func(...)` without the warnings the analysis gives (e.g. of the studies it skips),
+    for tests that do not check them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return func(*args, **kwargs)
 
 
 def metric(params: dict) -> float:

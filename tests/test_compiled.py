@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_fused import (
+from recurrence import (
+    FLOAT32_CHECKED,
+    INPUTS,
     all_specs,
     assert_float32_error_is_that_of_the_plain_path,
+    assert_matches_plain,
     outputs_and_grads,
     random_inputs,
 )
@@ -19,7 +22,6 @@ from variants.layer import resolve_backend
 pytestmark = pytest.mark.skipif(
     not compiled.runs("cpu", torch.float64), reason="no C++ compiler: the fused path runs"
 )
-NAMES = ["pre_x", "w_hh", "peephole", "w_gg", "y0", "c0"]
 
 
 @pytest.fixture
@@ -31,23 +33,12 @@ def threads():
     torch.set_num_threads(before)
 
 
-def assert_matches_plain(spec, inputs):
-    out, c_T, grads = outputs_and_grads(compiled.recurrence, spec, inputs, seed=1)
-    ref_out, ref_c, ref_grads = outputs_and_grads(cell.recurrence, spec, inputs, seed=1)
-    torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(c_T, ref_c, rtol=1e-12, atol=1e-12)
-    for name, g, ref in zip(NAMES, grads, ref_grads):
-        assert (g is None) == (ref is None), name
-        if ref is not None:
-            torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-12, msg=name)
-
-
 # N = 3 and 13: rows shorter than a vector of four doubles, and rows with a partial vector.
 @pytest.mark.parametrize("N", [3, 13])
 @pytest.mark.parametrize("spec", list(all_specs()), ids=lambda s: s.describe())
 def test_every_spec_matches_plain(spec, N):
     inputs = random_inputs(spec, T=6, K=3, B=2, N=N, dtype=torch.float64, device="cpu", seed=0)
-    assert_matches_plain(spec, inputs)
+    assert_matches_plain(compiled.recurrence, spec, inputs)
 
 
 @pytest.mark.parametrize("N", [3, 13])
@@ -59,7 +50,7 @@ def test_every_spec_in_float32_is_close_to_float64(spec, N):
     single = [t.float() if t is not None else None for t in inputs]
     out, c_T, grads = outputs_and_grads(compiled.recurrence, spec, single, seed=1)
     ref_out, ref_c, ref_grads = outputs_and_grads(cell.recurrence, spec, inputs, seed=1)
-    names = ["out", "c_T", *NAMES]
+    names = ["out", "c_T", *INPUTS]
     for name, got, ref in zip(names, [out, c_T, *grads], [ref_out, ref_c, *ref_grads]):
         if ref is not None:
             assert (got.double() - ref).norm() / ref.norm() < 1e-5, name
@@ -70,7 +61,7 @@ def test_every_spec_in_float32_is_close_to_float64(spec, N):
 def test_threads_split_trials_and_batches(name, K, B, threads):
     spec = variants.resolve(name)
     inputs = random_inputs(spec, T=5, K=K, B=B, N=9, dtype=torch.float64, device="cpu", seed=2)
-    assert_matches_plain(spec, inputs)
+    assert_matches_plain(compiled.recurrence, spec, inputs)
 
 
 @pytest.mark.parametrize("name", ["V", "NOAF", "FGR"])
@@ -80,7 +71,7 @@ def test_saturated_gates_match_plain(name):
     inputs = random_inputs(spec, T=6, K=2, B=2, N=5, dtype=torch.float64, device="cpu", seed=3)
     with torch.no_grad():
         inputs[0].mul_(400.0)
-    assert_matches_plain(spec, inputs)
+    assert_matches_plain(compiled.recurrence, spec, inputs)
 
 
 def test_non_finite_input_stays_non_finite():
@@ -120,7 +111,7 @@ def test_padded_population_with_lengths_matches_plain(name):
     assert (results["compiled"][0].view(7, 2, 3, 2, 5)[:, 1, :, :, 3:] == 0).all()
 
 
-@pytest.mark.parametrize("name", ["V", "CIFG", "FGR"])
+@pytest.mark.parametrize("name", FLOAT32_CHECKED)
 def test_float32_error_is_that_of_the_plain_path(name):
     assert_float32_error_is_that_of_the_plain_path(name, "compiled", "cpu")
 

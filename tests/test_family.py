@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 from reference_family import reference, slstm, slstm_unstabilised
-from runs import assert_exact, run_args, write_tiny_jsb
+from runs import assert_exact, run_args
 
 import variants
+from reference import randomize
 from study.analysis import read_results
 from study.cli import main
 from study.runner.options import resolve_variants
@@ -18,24 +19,13 @@ from synthetic import make_benchmark
 from variants.family import CELLS
 
 T, B, M = 7, 2, 3
-NAMES = {"gru": "GRU", "mgu": "MGU", "mingru": "minGRU", "minlstm": "minLSTM", "slstm": "sLSTM"}
+NAMES = {variants.resolve(name).cell: name for name in variants.FAMILY[1:]}  # cell: variant
 PATHS = ["plain", "compiled"]
 
 
 @pytest.fixture(params=PATHS)
 def path(request):
     return request.param
-
-
-def randomize(rnn, scale=0.5, seed=0):
-    """Random weights written through the paper_weights() views; returns float64 copies."""
-    gen = torch.Generator().manual_seed(seed)
-    weights = {}
-    for name, view in rnn.paper_weights().items():
-        value = torch.randn(view.shape, generator=gen, dtype=torch.float64) * scale
-        view.copy_(value)
-        weights[name] = value
-    return weights
 
 
 def build(cell, hidden, path, **kwargs):
@@ -338,10 +328,9 @@ def test_check_lists_the_family_with_parameter_counts(capsys):
     assert "minLSTM" in out and "12,000" in out and "sLSTM" in out
 
 
-def test_smoke_study_of_the_family_and_its_report(tmp_path):
-    data = write_tiny_jsb(tmp_path / "jsb.pkl")
+def test_smoke_study_of_the_family_and_its_report(tmp_path, tiny_jsb):
     storage = f"sqlite:///{tmp_path}/family.db"
-    assert main(run_args(storage, data, tmp_path, trials=2, variants="family")) == 0
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="family")) == 0
     names = [f"jsb-original/{v}" for v in variants.FAMILY]
     assert_exact(storage, names, 2)
     out = tmp_path / "report"

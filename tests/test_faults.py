@@ -33,9 +33,9 @@ from runs import (
     assert_exact,
     fresh_postgres,
     run_args,
+    slow_epochs,
     wait_for,
     workers_of,
-    write_tiny_jsb,
 )
 
 from study.cli import build_parser, main
@@ -55,11 +55,6 @@ from synthetic_study import fill
 
 LINUX = pytest.mark.skipif(sys.platform != "linux", reason="reads processes from /proc")
 NAME = "jsb-original/V"
-
-
-@pytest.fixture(scope="module")
-def tiny_jsb(tmp_path_factory):
-    return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
 
 
 class Crash(BaseException):
@@ -642,14 +637,8 @@ def test_checkpoints_live_beside_the_storage_and_are_found_whatever_the_url_call
     monkeypatch.chdir(here)
     first = f"sqlite:///{tmp_path}/data/study.db"
     args = without_checkpoints_option(run_args(first, tiny_jsb, tmp_path, trials=2, variants="V"))
-    epoch = PopulationTrainer.train_epoch
-
-    def slow_epoch(self):
-        time.sleep(1.0)
-        epoch(self)
-
     with monkeypatch.context() as patch:
-        patch.setattr(PopulationTrainer, "train_epoch", slow_epoch)
+        slow_epochs(patch)
         assert main([*args, "--time-limit", "0.5"]) == 0  # stops after the first epoch
     folder = tmp_path / "data" / "study.db.checkpoints" / "jsb-original" / "V"
     assert len(list(folder.glob("*.pt"))) == 2
@@ -713,8 +702,7 @@ def test_output_into_a_closed_pipe_ends_quietly(tmp_path, monkeypatch, capsys):
 # --- clean edges -----------------------------------------------------------------------------
 
 
-def test_malformed_user_files_are_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
+def test_malformed_user_files_are_one_line(tmp_path, capsys, fresh_data_home):
     strings = tmp_path / "strings.pkl"
     strings.write_bytes(pickle.dumps({s: ["abc"] for s in ("train", "valid", "test")}))
     iam = tmp_path / "iam"
@@ -796,17 +784,18 @@ def _options(parser, command):
         ["bench", "--training", "jsb", "--sequences", "0"],
     ],
 )
-def test_messages_name_only_options_that_exist(argv, capsys, tmp_path, monkeypatch):
+def test_messages_name_only_options_that_exist(
+    argv, capsys, tmp_path, monkeypatch, fresh_data_home
+):
     """Each bad value is named by the option that set it, and refused before any data is
     built."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     named = set(re.findall(r"--[a-z][a-z-]*", err))
     assert named and named <= _options(build_parser(), argv[0]), err
-    assert not (tmp_path / "home").exists()
+    assert not fresh_data_home.exists()
 
 
 # --- races with another coordinator --------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Every notebook runs headless on the report of a small synthetic study and draws figures,
-reading the report's tables with one call (`read_results`) and refitting nothing."""
+"""Every notebook runs headless on the report of a synthetic study (conftest.py's
+synthetic_report) and draws figures, reading the report's tables with one call
+(`read_results`) and refitting nothing."""
 
 import warnings
 from pathlib import Path
@@ -9,19 +10,9 @@ import pytest
 from nbclient import NotebookClient
 
 from study.analysis import analyse, load_storage, write
-from synthetic_study import fill, fill_shared
+from synthetic_study import fill_shared
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-
-
-def report(folder: Path) -> Path:
-    """`folder` with the report of its study.db."""
-    url = f"sqlite:///{folder / 'study.db'}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trials, epochs, studies = load_storage(url)
-        write(analyse(trials, epochs, studies, n_trees=16), folder, url)
-    return folder
 
 
 def execute(path: Path, results: Path, monkeypatch) -> nbformat.NotebookNode:
@@ -44,22 +35,18 @@ def images(cells: list) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    """Independent samples per variant (no paired comparison)."""
-    folder = tmp_path_factory.mktemp("results")
-    url = f"sqlite:///{folder / 'study.db'}"
-    fill(url, "jsb", {"V": 0.0, "NFG": 0.3, "CIFG": 0.0}, n_trials=20, n_failed=1, n_diverged=1)
-    return report(folder)
-
-
-@pytest.fixture(scope="module")
 def shared_results(tmp_path_factory) -> Path:
-    """One shared sample of 8 configurations, all below chance; NFG is V + 0.5 on each."""
+    """The report of one shared sample of 8 configurations, all below chance; NFG is V + 0.5
+    on each."""
     folder = tmp_path_factory.mktemp("shared")
+    url = f"sqlite:///{folder / 'study.db'}"
     v = {i: 9 + 0.1 * i for i in range(8)}
     nfg = {i: value + 0.5 for i, value in v.items()}
-    fill_shared(f"sqlite:///{folder / 'study.db'}", "jsb", {"V": v, "NFG": nfg}, n_configs=8)
-    return report(folder)
+    fill_shared(url, "jsb", {"V": v, "NFG": nfg}, n_configs=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write(analyse(*load_storage(url), n_trees=16), folder, url)
+    return folder
 
 
 def test_there_is_a_notebook_per_figure_family():
@@ -81,20 +68,20 @@ def test_notebook_starts_by_reading_the_tables(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_is_committed_clean_and_runs(path, results, monkeypatch):
+def test_notebook_is_committed_clean_and_runs(path, synthetic_report, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code), "clear the outputs"
-    assert images(execute(path, results, monkeypatch).cells), f"{path.name} drew no figure"
+    assert images(execute(path, synthetic_report, monkeypatch).cells), f"{path.name} drew no figure"
 
 
 def test_variants_notebook_draws_the_paired_comparison_of_a_shared_sample(
-    results, shared_results, monkeypatch
+    synthetic_report, shared_results, monkeypatch
 ):
     """The paired figure, one per benchmark, where the studies share their sample; a line
     saying why there is none where they do not."""
     path = NOTEBOOKS[0]
-    for folder, drawn in ((shared_results, 1), (results, 0)):
+    for folder, drawn in ((shared_results, 1), (synthetic_report, 0)):
         cells = execute(path, folder, monkeypatch).cells
         (paired,) = [c for c in cells if "paired_differences" in c.source]
         assert len(images([paired])) == drawn

@@ -4,11 +4,9 @@ benchmarks, learning curves, readable and reproducible figures, safe defaults, m
 passwords, and the tables the notebooks read."""
 
 import json
-import os
 import re
 import sys
 import uuid
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import pandas as pd
 import pytest
 import sqlalchemy
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from runs import POSTGRES
 from scipy import stats
 
 from study.analysis import (
@@ -38,11 +37,10 @@ from study.cli import main
 from study.errors import UserError
 from study.runner import rounds
 from study.runner.storage import display_url, open_storage
-from synthetic_study import fill, fill_shared, fill_top, sample
+from synthetic_study import fill, fill_shared, fill_top, quiet, sample
 from synthetic_study import metric as synthetic_metric
 from synthetic_study import trial as synthetic_trial
 
-POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
 V = [1.0, 1.1, 1.2, 1.3]
 # NFG: p ≈ 0.034 alone, but not after Holm over three tests; NOAF: far worse; CIFG: as V.
 TOPS = {
@@ -52,12 +50,6 @@ TOPS = {
     "CIFG": list(V),
 }
 EDGE_LR = 9e-3  # the top trials' learning rate: in the top 5 % of log10 [1e-6, 1e-2]
-
-
-def quiet(func, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return func(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")

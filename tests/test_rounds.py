@@ -9,7 +9,6 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runs import write_tiny_jsb
 from scipy.stats import ks_2samp
 
 import variants
@@ -27,11 +26,6 @@ from study.runner.storage import open_storage
 from study.training import trainer as train
 from study.training.protocol import PROTOCOLS, Protocol
 from study.training.trainer import PopulationTrainer, TrialConfig, TrialResult
-
-
-@pytest.fixture(scope="module")
-def tiny_jsb(tmp_path_factory):
-    return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
 
 
 def options(tmp_path, data, **given) -> RunOptions:

@@ -3,7 +3,6 @@ import math
 import os
 import signal
 import subprocess
-import time
 from dataclasses import asdict
 
 import optuna
@@ -15,8 +14,8 @@ from runs import (
     assert_exact,
     fresh_postgres,
     run_args,
+    slow_epochs,
     wait_for,
-    write_tiny_jsb,
 )
 
 import variants
@@ -32,11 +31,6 @@ from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.runner.storage import open_storage
 from study.training.protocol import PROTOCOLS
 from synthetic_study import fill
-
-
-@pytest.fixture(scope="module")
-def tiny_jsb(tmp_path_factory):
-    return write_tiny_jsb(tmp_path_factory.mktemp("jsb") / "jsb.pkl")
 
 
 def test_configurations_are_drawn_from_the_search_space():
@@ -183,10 +177,9 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         (["nope"], "odyssey: error: argument COMMAND: invalid choice: 'nope'"),
     ],
 )
-def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+def test_user_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch, fresh_data_home):
     """One line and exit status 2, before any data is built or file written."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ODYSSEY_DATA_HOME", str(tmp_path / "home"))
     try:
         status = main(argv)
     except SystemExit as exit:  # argparse's errors
@@ -313,18 +306,10 @@ def test_a_study_of_frame_averaged_trials_refuses_the_summed_loss(tmp_path, tiny
 
 
 def test_time_limit_stops_like_ctrl_c_and_a_rerun_goes_on(tmp_path, tiny_jsb, capsys, monkeypatch):
-    from study.training.trainer import PopulationTrainer
-
     storage = f"sqlite:///{tmp_path}/study.db"
     args = run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")
-    epoch = PopulationTrainer.train_epoch
-
-    def slow_epoch(self):
-        time.sleep(1.0)
-        epoch(self)
-
     with monkeypatch.context() as patch:
-        patch.setattr(PopulationTrainer, "train_epoch", slow_epoch)
+        slow_epochs(patch)
         assert main([*args, "--time-limit", "0.5"]) == 0  # stops after the first epoch
     err = capsys.readouterr().err
     assert "time limit of 0.5 s reached" in err and "0 trials complete, 3 left" in err

@@ -1,64 +1,18 @@
 """The triton backend against the plain path: outputs and every gradient, for every preset
-and every combination of switches.
-
-On a CUDA machine the kernels are compiled and these tests are marked `cuda`. Without a
-GPU they run in Triton's interpreter on CPU tensors: TRITON_INTERPRET must be set before
-triton decorates the kernels, so it is set here, at collection, before any test imports
-variants.triton_lstm (no other test module does). The interpreter runs the programs of a
-launch one after another, so most tests put every row in one program (`one_program`).
+and every combination of switches; on a GPU or in Triton's interpreter (tests/triton_device.py).
 """
-
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from recurrence import FLOAT32_CHECKED, INPUTS, all_specs, outputs_and_grads, random_inputs
+from triton_device import DEVICE, DTYPE, MARKS, assert_compiles_for_hopper, assert_matches
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+import variants
+from variants import cell, layer, triton_lstm
+from variants.layer import checked_backend
+from variants.triton_lstm import Layout
 
-from test_fused import all_specs, outputs_and_grads, random_inputs  # noqa: E402
-
-import variants  # noqa: E402
-from variants import cell, layer, triton_lstm  # noqa: E402
-from variants.layer import checked_backend  # noqa: E402
-from variants.triton_lstm import Layout  # noqa: E402
-
-if not triton_lstm.interpreted():
-    DEVICE, DTYPE = "cuda", torch.float32
-    pytestmark = pytest.mark.cuda
-elif os.environ.get("TRITON_INTERPRET") == "1":
-    DEVICE, DTYPE = "cpu", torch.float64
-else:  # pragma: no cover - triton imported without the interpreter and no GPU
-    pytest.skip("triton kernels need a GPU or TRITON_INTERPRET=1", allow_module_level=True)
-
-NAMES = ["pre_x", "w_hh", "peephole", "w_gg", "y0", "c0"]
-
-
-@pytest.fixture
-def one_program():
-    """Under the interpreter, all rows of a launch in one program; on a GPU the default."""
-    if DEVICE == "cpu":
-        triton_lstm.use_layout(Layout(chunk=64, rows=64, num_warps=4, r_cache=".ca"))
-    yield
-    triton_lstm.use_layout(None)
-
-
-def assert_matches(got, exact, plain32, names):
-    """`got` against the float64 plain path: to rounding in float64; in float32 (CUDA), as
-    close as the plain path's own float32 error allows (the fused path's rule)."""
-    for name, g, e, p in zip(names, got, exact, plain32):
-        assert (g is None) == (e is None), name
-        if e is None:
-            continue
-        g, e, p = (t.detach().cpu().double() for t in (g, e, p))
-        if DTYPE == torch.float64:
-            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-11, msg=name)
-        else:
-            error, plain_error = (g - e).norm(), (p - e).norm()
-            assert error <= max(4 * plain_error, 1e-6 * e.norm()), (name, error, plain_error)
+pytestmark = MARKS
 
 
 def check_recurrence(spec, T, K, B, N, seed=0):
@@ -68,7 +22,7 @@ def check_recurrence(spec, T, K, B, N, seed=0):
     exact = outputs_and_grads(cell.recurrence, spec, inputs, seed + 1)
     as32 = [t.detach().float() if t is not None else None for t in inputs]
     plain32 = outputs_and_grads(cell.recurrence, spec, as32, seed + 1)
-    names = ["out", "c_T", *NAMES]
+    names = ["out", "c_T", *INPUTS]
     assert_matches(
         [out, c_T, *grads], [exact[0], exact[1], *exact[2]], [plain32[0], plain32[1], *plain32[2]],
         names,
@@ -155,10 +109,10 @@ def test_forward_only_records_nothing(name, one_program):
     torch.testing.assert_close(c_eval, c_T.detach())
 
 
-@pytest.mark.parametrize("name", ["V", "CIFG", "FGR"])
+@pytest.mark.parametrize("name", FLOAT32_CHECKED)
 def test_float32_error_is_that_of_the_plain_path(name, one_program):
     """Larger sizes in float32: on a GPU the paper's (hidden 100 and 60, T = 100); under
-    the interpreter smaller ones. Within the fused path's rule of test_fused.py."""
+    the interpreter smaller ones. Within the fused path's rule (tests/recurrence.py)."""
     sizes, T = ([100, 60], 100) if DEVICE == "cuda" else ([24, 13], 16)
     torch.manual_seed(0)
     template = variants.build(name, 39, sizes, dtype=torch.float64)
@@ -242,13 +196,4 @@ for name in sys.argv[1:]:
 def test_kernels_compile_for_hopper():
     """Every switch on and off once: peepholes, the gates, coupling, full gate recurrence,
     the activations; forward saving, forward only and backward; the default layout."""
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    specs = ["V", "CIFG+FGR", "NIAF+NOAF+NP", "NIG+NFG+NOG"]
-    run = subprocess.run(
-        [sys.executable, "-c", COMPILE_FOR_HOPPER, *specs],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert_compiles_for_hopper(COMPILE_FOR_HOPPER, "V", "CIFG+FGR", "NIAF+NOAF+NP", "NIG+NFG+NOG")

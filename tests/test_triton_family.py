@@ -1,40 +1,16 @@
 """The family's Triton kernels (variants/triton_family.py) against its plain path: outputs,
-last states and every gradient, for every cell.
-
-As in test_triton.py: without a GPU the kernels run in Triton's interpreter on CPU tensors
-in float64, TRITON_INTERPRET set here at collection, and every row in one program.
+last states and every gradient, for every cell; on a GPU or in Triton's interpreter
+(tests/triton_device.py).
 """
-
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from triton_device import DEVICE, DTYPE, MARKS, assert_compiles_for_hopper, assert_matches
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
+import variants
+from variants import family, triton_family
 
-import variants  # noqa: E402
-from variants import family, triton_family, triton_lstm  # noqa: E402
-from variants.triton_lstm import Layout  # noqa: E402
-
-if not triton_lstm.interpreted():
-    DEVICE, DTYPE = "cuda", torch.float32
-    pytestmark = pytest.mark.cuda
-elif os.environ.get("TRITON_INTERPRET") == "1":
-    DEVICE, DTYPE = "cpu", torch.float64
-else:  # pragma: no cover - triton imported without the interpreter and no GPU
-    pytest.skip("triton kernels need a GPU or TRITON_INTERPRET=1", allow_module_level=True)
-
-
-@pytest.fixture
-def one_program():
-    if DEVICE == "cpu":
-        triton_lstm.use_layout(Layout(chunk=64, rows=64, num_warps=4, r_cache=".ca"))
-    yield
-    triton_lstm.use_layout(None)
+pytestmark = MARKS
 
 
 def random_inputs(name, T, K, B, N, seed):
@@ -88,17 +64,8 @@ def test_kernels_match_the_plain_path(name, one_program):
     as32 = [[t.float() for t in x] if isinstance(x, list) else x if x is None else x.float()
             for x in inputs]  # fmt: skip
     plain32, plain32_grads = outputs_and_grads(family.plain_recurrence, name, as32, 1)
-    for k, (g, e, p) in enumerate(zip(got + got_grads, exact + exact_grads,
-                                      plain32 + plain32_grads)):  # fmt: skip
-        assert (g is None) == (e is None), k
-        if e is None:
-            continue
-        g, p = g.detach().cpu().double(), p.detach().double()
-        if DTYPE == torch.float64:
-            torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-11, msg=str(k))
-        else:  # float32 on a GPU: as close as the plain path's own float32 error allows
-            error, plain_error = (g - e).norm(), (p - e).norm()
-            assert error <= max(4 * plain_error, 1e-6 * e.norm()), (k, error, plain_error)
+    got, exact, plain32 = got + got_grads, exact + exact_grads, plain32 + plain32_grads
+    assert_matches(got, exact, plain32, [str(k) for k in range(len(got))])
 
 
 def test_layer_runs_the_kernels_by_name(one_program):
@@ -112,9 +79,7 @@ def test_layer_runs_the_kernels_by_name(one_program):
     assert family.resolve_path("triton", x.device, DTYPE) == "triton"
 
 
-# Compiles the kernels for an H100 (sm_90) with Triton's own compiler and ptxas, which need
-# no GPU, as test_triton.py does for the LSTM's: the interpreter does not check what
-# Triton's compiler accepts.
+# Compiles the kernels for an H100 (sm_90), as test_triton.py does for the LSTM's.
 COMPILE_FOR_HOPPER = """
 import triton
 from triton.backends.compiler import GPUTarget
@@ -142,9 +107,4 @@ for fn, constants in kernels:
 
 @pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU every test compiles the kernels")
 def test_kernels_compile_for_hopper():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run(
-        [sys.executable, "-c", COMPILE_FOR_HOPPER], env=env, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert_compiles_for_hopper(COMPILE_FOR_HOPPER)

@@ -4,21 +4,10 @@ import pytest
 import torch
 
 import variants
-from reference import reference_bidirectional, reference_lstm
+from reference import randomize, reference_bidirectional, reference_lstm
 from variants import PAPER_VARIANTS, Spec
 
 T, B, M = 7, 2, 3
-
-
-def randomize(lstm, scale=0.5, seed=0):
-    """Random weights written through the paper_weights() views; returns float64 copies."""
-    gen = torch.Generator().manual_seed(seed)
-    weights = {}
-    for name, view in lstm.paper_weights().items():
-        value = torch.randn(view.shape, generator=gen, dtype=torch.float64) * scale
-        view.copy_(value)
-        weights[name] = value
-    return weights
 
 
 def split(weights, sfx):
