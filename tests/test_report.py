@@ -33,7 +33,8 @@ from study.analysis import (
     write,
 )
 from study.analysis.checks import is_pressing
-from study.analysis.report import complete_rounds, rounds_line
+from study.analysis.report import rounds_line
+from study.analysis.tables import complete_rounds
 from study.cli import main
 from study.errors import UserError
 from study.runner import rounds
