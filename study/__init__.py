@@ -1,8 +1,81 @@
-"""The study: benchmarks, training, the Optuna runner, analysis, plots and the `odyssey` CLI."""
+"""The study: benchmarks, training, the Optuna runner, analysis, plots and the `odyssey` CLI.
 
+The Python API in three calls, as the command line does it:
+
+    >>> import study
+    >>> study.run("jsb", variants="V,CIFG", trials=4, protocol="smoke",
+    ...           storage="sqlite:///results/mine.db")        # -> trial counts per study
+    >>> study.status("sqlite:///results/mine.db")              # -> one row per study
+    >>> study.report("sqlite:///results/mine.db", "results/mine")   # -> .../REPORT.md
+
+`study.analysis` reads a storage or a report folder into tables (`read_results`) and draws the
+figures; `variants.build` makes a cell. Each function imports what it needs when called, so
+that `import study` (and `odyssey --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 try:
     __version__ = version("lstm-odyssey")
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "unknown"
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .runner.coordinator import Monitor
+    from .training.protocol import Protocol
+
+__all__ = ["__version__", "report", "run", "status"]
+
+
+def run(
+    benchmark: str,
+    variants: str | Sequence[str] = "all",
+    *,
+    protocol: str | Protocol = "paper",
+    monitor: Monitor | None = None,
+    **options,
+) -> dict[str, dict[str, int]]:
+    """Train the random search of `variants` on `benchmark`, as `odyssey run` does, until no
+    trial waits; returns the trial counts by state of each study. Rerun to continue.
+
+    `variants`: names, or a comma-separated text with 'all' (the paper's nine) or 'family'.
+    `protocol`: a preset name (paper, quick, smoke, demo) or a `Protocol`. `options`: the
+    fields of `study.runner.options.RunOptions` (trials, storage, workers, population,
+    device, seed, sampler, sample, data, checkpoints, heartbeat, time_limit), which are
+    `odyssey run`'s options. `monitor`: progress callbacks (`study.runner.coordinator.Monitor`);
+    none by default.
+    """
+    from .runner.coordinator import run as run_studies
+    from .runner.options import RunOptions, resolve_variants
+    from .training.protocol import protocol as preset
+
+    names = resolve_variants(variants if isinstance(variants, str) else ",".join(variants))
+    chosen = preset(protocol) if isinstance(protocol, str) else protocol
+    return run_studies(RunOptions(benchmark, names, chosen, **options), monitor)
+
+
+def status(storage: str) -> pd.DataFrame:
+    """One row per study of this tool in `storage`, as `odyssey status --json` prints them:
+    trial counts by state, rounds, diverged and blown-up trials, best value, compute hours,
+    errors of failed trials. Reads only."""
+    import pandas as pd
+
+    from .runner.status import study_table
+
+    return pd.DataFrame(study_table(storage)[0])
+
+
+def report(storage: str, out: str | Path | None = None) -> Path:
+    """Analyse `storage` and write the report into `out` (default: named after the storage,
+    as `odyssey report`); returns the path of REPORT.md."""
+    from .analysis import analyse, default_out, load_storage, write
+
+    folder = Path(out) if out is not None else default_out(storage)
+    return write(analyse(*load_storage(storage)), folder, storage)

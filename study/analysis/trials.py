@@ -24,7 +24,7 @@ import variants
 
 from ..benchmarks.metrics import metric_of
 from ..errors import UserError
-from ..runner.search import SEARCH_SPACE, TrialRecord, foreign_reason, own_seconds
+from ..runner.search import SEARCH_SPACE, TrialRecord, foreign_reason, momentum_of, own_seconds
 from ..runner.storage import open_storage
 from ..training.protocol import Protocol
 
@@ -197,7 +197,7 @@ def _row(benchmark: str, variant: str, trial: optuna.trial.FrozenTrial) -> dict:
     row["state"] = trial.state.name
     row["value"] = trial.value if trial.value is not None else np.nan
     row |= {name: _number(params.get(name)) for name in PARAMS}
-    row["momentum"] = 1.0 - row["one_minus_momentum"]
+    row["momentum"] = momentum_of(row["one_minus_momentum"])
     protocol = attrs.get("protocol")
     protocol = protocol if isinstance(protocol, dict) else {}
     row |= {name: _value(attrs.get(name), kind) for name, kind in RECORD.items()}
@@ -246,7 +246,7 @@ def read_trials(path: str | Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=texts | flags, keep_default_na=False, na_values=[""])
     frame = frame.reindex(columns=COLUMNS)  # older tables lack newer columns
     if frame.one_minus_momentum.isna().all():  # tables written before it was a column
-        frame["one_minus_momentum"] = 1.0 - frame.momentum
+        frame["one_minus_momentum"] = 1.0 - frame.momentum  # momentum_of, inverted
     if frame.blew_up.isna().all():
         frame["blew_up"] = blown_up(frame)
     frame[_INTEGERS] = frame[_INTEGERS].apply(pd.to_numeric).round()  # older tables: 33.0

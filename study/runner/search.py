@@ -42,6 +42,12 @@ SEARCH_SPACE = {
 }
 
 
+def momentum_of(one_minus_momentum: float) -> float:
+    """The momentum of a sampled configuration: the space samples 1 - momentum, log-uniform,
+    so that momenta near 1 are as likely as near 0 (docs/paper.md)."""
+    return 1.0 - one_minus_momentum
+
+
 def study_name(benchmark: str, variant: str) -> str:
     return f"{benchmark}/{variant}"
 
@@ -84,7 +90,7 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
     return TrialConfig(
         hidden_size=int(p["hidden_size"]),
         learning_rate=float(p["learning_rate"]),
-        momentum=1.0 - float(p["one_minus_momentum"]),
+        momentum=momentum_of(float(p["one_minus_momentum"])),
         input_noise=float(p["input_noise"]),
         seed=int(trial.user_attrs["seed"]),
     )
