@@ -32,7 +32,8 @@ from study.analysis import (
     write,
 )
 from study.analysis.checks import is_pressing
-from study.analysis.report import complete_rounds, rounds_line
+from study.analysis.report import rounds_line
+from study.analysis.tables import complete_rounds
 from study.cli import main
 from study.errors import UserError
 from study.runner import rounds
@@ -456,7 +457,7 @@ def test_no_verdict_of_any_kind_from_a_handful_of_top_trials():
     """p = 0.003 from 3 top trials a side: the p-value is printed, no verdict is given; from 4
     a side the same difference is a verdict."""
     from study.analysis import summarize
-    from study.analysis.report import _variant_findings
+    from study.analysis.findings import variant_findings as _variant_findings
 
     def trials(n_top):
         rows = []

@@ -15,9 +15,10 @@ from ..benchmarks.metrics import Metric, metric_of
 from .checks import checks
 from .curves import summarize_curves
 from .fanova import SPACE, Fanova, Param, fit_trials
-from .report import Analysis, analyse, default_out, write
+from .report import default_out, write
 from .results import Results, read_results, read_tables
 from .stats import holm, summarize, top_trials, welch
+from .tables import Analysis, analyse
 from .trials import (
     COLUMNS,
     load_storage,

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from ..benchmarks.metrics import metric_of
+from . import paper
 from .fanova import SPACE, Param, cover
 from .stats import top_trials
 from .trials import variant_order
@@ -26,7 +27,9 @@ from .trials import variant_order
 EDGE = 0.05  # the outer fraction of a parameter's sampled range at each end
 EDGE_FLAG = 0.25  # flagged when at least this share of top trials is there ...
 EDGE_P = 0.01  # ... and a binomial test against EDGE gives p below this
-EDGE_PARAMS = ("learning_rate", "hidden_size", "one_minus_momentum")
+# The parameters sampled log-uniformly, whose ranges end at a chosen decade on both sides
+# (input noise starts at none), the most important in the paper first.
+EDGE_PARAMS = tuple(paper.ranked(p.name for p in SPACE if p.log))
 STILL_IMPROVING = 0.5  # share of trials best at their last epoch that is flagged
 COVERED = 0.8  # share of a parameter's (log) range the trials must span for a finding on it
 PROTOCOL = ("preset", "max_epochs", "patience", "batch_size", "loss_reduction")

@@ -26,16 +26,14 @@ from matplotlib.ticker import (
 from ..benchmarks.metrics import metric_of
 from .fanova import SPACE
 from .stats import REFERENCE, TOP_FRACTION, top_trials
-from .trials import trial_seconds, variant_order
+from .tables import headline_of, importance_rows
+from .trials import timed_trials, variant_order
 
 DIRECTION_COLOURS = {"worse": "#d62728", "better": "#2ca02c", "": "#c6dbef"}
 REFERENCE_COLOUR = "#6baed6"
-LABELS = {
-    "learning_rate": "learning rate",
-    "hidden_size": "hidden size",
-    "one_minus_momentum": "1 − momentum",
-    "input_noise": "input noise std",
-}
+# How each searched parameter reads on an axis or in a sentence: its name in words, or these.
+_WORDING = {"one_minus_momentum": "1 − momentum", "input_noise": "input noise std"}
+LABELS = {p.name: _WORDING.get(p.name, p.name.replace("_", " ")) for p in SPACE}
 LOG_PARAMS = {p.name for p in SPACE if p.log}
 OOB_MEANINGFUL = 0.5  # below this out-of-bag R², a forest's importances are not meaningful
 JITTER_SEED = 0
@@ -182,12 +180,6 @@ def paired_differences(summary: pd.DataFrame, benchmark: str) -> Figure:
     return fig
 
 
-def importance_rows(importance: pd.DataFrame) -> list[str]:
-    """Variants in the paper's order (V, the paper's headline, first), then `all`."""
-    variants = [v for v in importance.variant.unique() if v != "all"]
-    return variant_order(variants) + (["all"] if (importance.variant == "all").any() else [])
-
-
 def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
     """The two lenses per variant (V first) and pooled (`all`): fANOVA's share of variance of
     each hyperparameter and of the pairwise interactions, ±1 std over the forest's trees, each
@@ -243,19 +235,13 @@ def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
     return fig
 
 
-def headline_variant(table: pd.DataFrame) -> str | None:
-    """V where it was fitted (the paper's Figures 4–6 are about V), else the pooled `all`."""
-    fitted = set(table.variant)
-    return REFERENCE if REFERENCE in fitted else ("all" if "all" in fitted else None)
-
-
 def marginal_curves(marginals: pd.DataFrame, benchmark: str) -> Figure:
     """Predicted test metric against each hyperparameter, averaged over the others, with a
     ±1 std band over the forest's trees (the paper's Figure 4): V, and the pooled forest of
     all variants beside it."""
     table = marginals[marginals.benchmark == benchmark]
     params = list(dict.fromkeys(table.param))
-    headline = headline_variant(table)
+    headline = headline_of(table.variant)
     drawn = [headline] + (["all"] if headline != "all" and "all" in set(table.variant) else [])
     fig = Figure(layout="constrained", figsize=(3.3 * max(1, len(params)), 3.6))
     axes = np.atleast_1d(fig.subplots(1, max(1, len(params)), sharey=True))
@@ -379,9 +365,7 @@ def time_vs_size(trials: pd.DataFrame, benchmark: str) -> Figure:
     """Each trial's training time per epoch (its population's wall time divided by the
     population's size, over the epochs it trained) against its hidden size, by variant, with
     a marker per device."""
-    runs = trials[trials.benchmark == benchmark]
-    runs = runs.assign(epoch_seconds=trial_seconds(runs) / runs.epochs.astype(float))
-    runs = runs[runs.epoch_seconds.notna() & runs.hidden_size.notna()]
+    runs = timed_trials(trials[trials.benchmark == benchmark])
     runs = runs.assign(
         hidden_size=runs.hidden_size.astype(float),
         device=runs.device.fillna("device not recorded"),

@@ -1,17 +1,18 @@
-"""The tables, figures and REPORT.md of a study storage (`odyssey report`).
+"""REPORT.md and the figures of an analysis (`odyssey report`), beside its tables.
 
 It reads as the paper would be read: variants judged by the paper's criterion (Welch,
 uncorrected p < 0.05) with Holm's correction beside it; importances and marginals of V (the
 paper's headline) with the pooled forest beside them, each with its out-of-bag fit; checks of
 the training budget and the search range; and stand-in benchmarks given the paper's findings
-as context only, never a verdict.
+as context only, never a verdict. The tables are computed in `tables.py`; the sentences that
+set a study's findings beside the paper's are `findings.py`'s, what the paper found is the
+data of `paper.py`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,60 +20,37 @@ import pandas as pd
 import sqlalchemy
 from scipy import stats
 
-import variants
-
 from ..benchmarks.metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
-from ..runner import rounds
 from ..runner.storage import display_url
-from . import figures
+from ..training.protocol import PROTOCOLS
+from . import figures, paper
 from .checks import (
     COVERED,
     EDGE,
     EDGE_FLAG,
     EDGE_PARAMS,
+    PROTOCOL,
     STILL_IMPROVING,
-    checks,
     coverage,
     edge_bounds,
 )
-from .curves import CURVE_COLUMNS, summarize_curves
-from .fanova import SPACE, Fanova, cover, fit_trials
-from .pedanova import ped_anova
-from .results import (
-    FANOVA,
-    IMPORTANCE_COLUMNS,
-    INTERACTION_COLUMNS,
-    MARGINAL_COLUMNS,
-    PED_ANOVA,
-    Results,
+from .fanova import SPACE, cover
+from .findings import importance_findings, marginal_findings, variant_findings
+from .results import FANOVA, PED_ANOVA, Results
+from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE, SHARED, TOP_FRACTION
+from .tables import (
+    band_size,
+    complete_rounds,
+    covered_shares,
+    headline_of,
+    importance_rows,
+    parameter_counts,
+    shares_by_variant,
+    state_table,
 )
-from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE, SHARED, TOP_FRACTION, summarize
-from .trials import (
-    EPOCH_COLUMNS,
-    STUDY_COLUMNS,
-    trial_seconds,
-    variant_order,
-)
+from .trials import timed_trials, variant_order
 
-# The paper's Figure 3 verdicts against V (Greff et al. 2017): "worse" or "" (not different).
-# NFG and NOAF are worse on all three datasets; NIG, NOG and NIAF on TIMIT and IAM only;
-# CIFG and NP never differ; FGR gives no gain (worse on JSB).
-_WORSE_ON = {
-    "NIG": {"TIMIT", "IAM"},
-    "NFG": {"TIMIT", "IAM", "JSB"},
-    "NOG": {"TIMIT", "IAM"},
-    "NIAF": {"TIMIT", "IAM"},
-    "NOAF": {"TIMIT", "IAM", "JSB"},
-    "NP": set(),
-    "CIFG": set(),
-    "FGR": {"JSB"},
-}
-PAPER_DIRECTION = {
-    dataset: {v: ("worse" if dataset in on else "") for v, on in _WORSE_ON.items()}
-    for dataset in ("TIMIT", "IAM", "JSB")
-}
-# The paper's protocol (its Section on training): what a preset deviates from.
-PAPER_PROTOCOL = {"max_epochs": 150, "patience": 15, "batch_size": 1, "loss_reduction": "sum"}
+_UNITS = 100  # per direction, in the table of parameter counts
 REDUCTIONS = {
     "sum": "loss summed over the frames of a sequence",
     "mean": "loss averaged over the frames of a sequence",
@@ -112,94 +90,6 @@ HOW_TO_READ = [
     "top trials (or paired configurations) on a side: the numbers are printed, the verdict "
     "waits.",
 ]
-
-
-@dataclass
-class Analysis(Results):
-    """The report's tables, and the fitted forests by (benchmark, variant)."""
-
-    models: dict[tuple[str, str], Fanova] = field(default_factory=dict)
-
-
-def analyse(
-    trials: pd.DataFrame,
-    epochs: pd.DataFrame | None = None,
-    studies: pd.DataFrame | None = None,
-    n_trees: int = 64,
-    seed: int = 0,
-) -> Analysis:
-    """Variant comparison (paired where the studies share their sample), fANOVA and PED-ANOVA
-    per variant (V first) and pooled (`all`), marginals of every forest, interactions of the
-    headline forest, budget checks and learning curves. `epochs` and `studies` are the other
-    tables of `load_storage`."""
-    importance, marginals, interactions, models = [], [], [], {}
-    for benchmark, runs in trials.groupby("benchmark", sort=False):
-        groups = [(v, runs[runs.variant == v]) for v in variant_order(runs.variant.unique())]
-        for variant, group in [*groups, ("all", runs)]:
-            try:
-                model = fit_trials(group, n_trees=n_trees, seed=seed)
-            except ValueError:  # fewer than 2 usable trials: nothing to decompose
-                continue
-            models[benchmark, variant] = model
-            keys = {"benchmark": benchmark, "variant": variant}
-            fit = {"oob_r2": model.oob_r2, "n_trials": model.n_rows}
-            importance.append(model.importance().assign(**keys, lens=FANOVA, **fit))
-            lens = ped_anova(group).assign(order=1, std=np.nan, oob_r2=np.nan)
-            importance.append(lens.assign(**keys, lens=PED_ANOVA, n_trials=model.n_rows))
-            for param in model.names:
-                marginals.append(model.marginal(param).assign(**keys, param=param))
-        headline = _headline(models, benchmark)
-        if headline is not None:
-            model = models[benchmark, headline]
-            for term in _strongest_pairs(model.importance()):
-                first, second = term.split(":")
-                x, y, mean, std, covered = model.marginal_2d(first, second)
-                grid = pd.DataFrame(
-                    {
-                        "first_value": np.repeat(x, len(y)),
-                        "second_value": np.tile(y, len(x)),
-                        "mean": mean.ravel(),
-                        "std": std.ravel(),
-                        "covered": covered.ravel(),
-                    }
-                )
-                interactions.append(grid.assign(benchmark=benchmark, variant=headline, term=term))
-    epochs = epochs if epochs is not None else pd.DataFrame(columns=EPOCH_COLUMNS)
-    studies = studies if studies is not None else pd.DataFrame(columns=STUDY_COLUMNS)
-    return Analysis(
-        trials=trials,
-        studies=studies,
-        summary=summarize(trials, studies),
-        importance=_table(importance, IMPORTANCE_COLUMNS),
-        checks=checks(trials),
-        marginals=_table(marginals, MARGINAL_COLUMNS),
-        interactions=_table(interactions, INTERACTION_COLUMNS),
-        curves=summarize_curves(epochs, trials) if len(epochs) else _table([], CURVE_COLUMNS),
-        models=models,
-    )
-
-
-def _table(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    if not parts:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(parts)[columns].reset_index(drop=True)
-
-
-def _headline(models: dict, benchmark: str) -> str | None:
-    fitted = {variant for b, variant in models if b == benchmark}
-    return REFERENCE if REFERENCE in fitted else ("all" if "all" in fitted else None)
-
-
-def _strongest_pairs(importance: pd.DataFrame, n: int = 2) -> list[str]:
-    pairs = importance[importance.order == 2].dropna(subset=["importance"])
-    return pairs.nlargest(n, "importance").term.tolist()
-
-
-def strongest_pairs(importance: pd.DataFrame, benchmark: str, n: int = 2) -> list[str]:
-    """The `n` largest pairwise terms of the benchmark's headline forest (V, else `all`)."""
-    table = importance[(importance.benchmark == benchmark) & (importance.lens == FANOVA)]
-    headline = figures.headline_variant(table)
-    return _strongest_pairs(table[table.variant == headline], n) if headline else []
 
 
 def write(analysis: Results, out: Path, storage: str) -> Path:
@@ -258,31 +148,8 @@ def _state_section(analysis: Results, benchmark: str) -> list[str]:
     """Where the study stands: trials per variant by state, rounds, the hidden sizes the
     complete trials cover, and which findings cannot be made yet and why."""
     runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    studies = analysis.studies[analysis.studies.benchmark == benchmark].set_index("variant")
-    order = variant_order(runs.variant.unique())
-    rows = []
-    for variant in order:
-        group = runs[runs.variant == variant]
-        state = group.state
-        requeued = int(group.requeued.fillna(False).sum())
-        complete = group[state == "COMPLETE"]
-        planned = studies.planned.get(variant, pd.NA) if "planned" in studies else pd.NA
-        sizes = complete.hidden_size.dropna()
-        rows.append(
-            {
-                "variant": variant,
-                "planned": planned,
-                "complete": len(complete),
-                "running": int((state == "RUNNING").sum()),
-                "waiting": int((state == "WAITING").sum()),
-                "failed": int((state == "FAIL").sum()) - requeued,
-                "requeued": requeued,
-                "diverged": int(complete.diverged.fillna(False).sum()),
-                "blew up": int(complete.blew_up.fillna(False).sum()),
-                "hidden sizes": f"{int(sizes.min())}–{int(sizes.max())}" if len(sizes) else "",
-            }
-        )
-    table = pd.DataFrame(rows)
+    studies = analysis.studies[analysis.studies.benchmark == benchmark]
+    table = state_table(analysis, benchmark)
     complete = runs[runs.state == "COMPLETE"]
     planned = pd.to_numeric(table.planned, errors="coerce")
     if planned.notna().all():
@@ -294,7 +161,7 @@ def _state_section(analysis: Results, benchmark: str) -> list[str]:
         f"{done}; {int(table.running.sum())} running, {int(table.waiting.sum())} waiting "
         "(complete, running and waiting are counted apart; requeued rows are the failed or "
         "interrupted attempts of configurations that were queued again).",
-        rounds_line(complete_rounds(runs, analysis.studies), _band_size(studies)),
+        rounds_line(complete_rounds(runs, analysis.studies), band_size(studies)),
         _markdown(table),
         _hidden_sizes_line(complete),
     ]
@@ -302,28 +169,6 @@ def _state_section(analysis: Results, benchmark: str) -> list[str]:
     if missing:
         lines.append("Not possible yet:\n\n" + "\n".join(f"- {line}" for line in missing))
     return lines
-
-
-def _band_size(studies: pd.DataFrame) -> int | None:
-    sizes = studies.band_size.dropna().unique() if "band_size" in studies else []
-    return int(sizes[0]) if len(sizes) == 1 else None
-
-
-def complete_rounds(runs: pd.DataFrame, studies: pd.DataFrame) -> int | None:
-    """Rounds complete on one benchmark, as the runner orders them (`study.runner.rounds`): its
-    configurations by index and hidden size, cut into bands of the studies' `band_size`.
-    None where the studies do not record one band size."""
-    band = _band_size(studies[studies.benchmark.isin(runs.benchmark.unique())])
-    if band is None or band < 1:
-        return None
-    indexed = runs[runs.config_index.notna() & runs.hidden_size.notna()]
-    sizes = dict(zip(indexed.config_index.astype(int), indexed.hidden_size.astype(int)))
-    complete = indexed[indexed.state == "COMPLETE"]
-    done = [
-        dict.fromkeys(complete[complete.variant == v].config_index.astype(int), True)
-        for v in runs.variant.unique()
-    ]
-    return rounds.complete_rounds(done, rounds.rounds(sizes, band))
 
 
 def rounds_line(rounds: int | None, band_size: int | None) -> str:
@@ -355,76 +200,16 @@ def _not_yet(analysis: Results, benchmark: str) -> list[str]:
     runs = analysis.trials[analysis.trials.benchmark == benchmark]
     summary = analysis.summary[analysis.summary.benchmark == benchmark].set_index("variant")
     table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
-    lines = []
-    order = variant_order(runs.variant.unique())
-    empty = [v for v in order if summary.n_trials.get(v, 0) == 0]
-    if empty:
-        lines.append(
-            f"{', '.join(empty)}: no complete trial yet, so in no comparison and no forest."
-        )
-    if REFERENCE not in summary.index or summary.n_trials.get(REFERENCE, 0) == 0:
-        lines.append(f"No complete trial of {REFERENCE}: no variant can be compared with it.")
-    else:
-        few = [
-            v
-            for v in order
-            if v != REFERENCE
-            and v not in empty
-            and min(summary.n_top[v], summary.n_top[REFERENCE]) < MIN_FOR_VERDICT
-        ]
-        compared = [v for v in order if v != REFERENCE and v not in empty]
-        paired = summary.n_paired.reindex(compared)
-        if compared and set(few) == set(compared) and not (paired >= MIN_FOR_VERDICT).any():
-            lines.insert(
-                0,
-                "No verdict of any kind yet: the study is too small for one (every comparison "
-                "below has too few trials).",
-            )
-        if few:
-            n = math.ceil((MIN_FOR_VERDICT - 0.5) / TOP_FRACTION)
-            lines.append(
-                f"The paper's comparison with {REFERENCE} (top {TOP_FRACTION:.0%}, Welch): no "
-                f"verdict for {', '.join(few)}: fewer than {MIN_FOR_VERDICT} top trials on a "
-                f"side (a variant needs {n} complete trials for {MIN_FOR_VERDICT})."
-            )
-        if summary.n_paired.isna().all():
-            lines.append(
-                "A paired comparison: the studies do not share one sample of configurations "
-                f'(study attribute `sample` = "{SHARED}"), so there is none.'
-            )
-        else:
-            few = [
-                v
-                for v in order
-                if v in summary.index
-                and pd.notna(summary.n_paired[v])
-                and summary.n_paired[v] < MIN_FOR_VERDICT
-            ]
-            if few:
-                lines.append(
-                    f"The paired comparison with {REFERENCE}: no verdict for {', '.join(few)}: "
-                    f"fewer than {MIN_FOR_VERDICT} configurations complete in both where one "
-                    "of the two beats chance."
-                )
+    lines = _not_yet_compared(summary, variant_order(runs.variant.unique()))
     has_reference = REFERENCE in table.index and table.n_complete.get(REFERENCE, 0) > 0
     headline = REFERENCE if has_reference else "all"
     if headline in table.index:
-        row = table.loc[headline]
-        whose = "V's" if headline == REFERENCE else "the"
-        for param in SPACE:
-            share = row[f"cover_{param.name}"]
-            if share < COVERED:
-                lines.append(
-                    f"{figures.LABELS[param.name].capitalize()}: {whose} complete trials span "
-                    f"{share:.0%} of its {'log ' if param.log else ''}range (at least "
-                    f"{COVERED:.0%} needed): its importance, marginal and interactions are not "
-                    "compared with the paper (not covered yet)."
-                )
+        lines += _not_yet_covered(table.loc[headline], "V's" if has_reference else "the")
     fanova = analysis.importance[
         (analysis.importance.benchmark == benchmark) & (analysis.importance.lens == FANOVA)
     ]
     fits = fanova.groupby("variant", sort=False).oob_r2.first()
-    weak = [v for v in figures.importance_rows(fanova) if fits[v] < figures.OOB_MEANINGFUL]
+    weak = [v for v in importance_rows(fanova) if fits[v] < figures.OOB_MEANINGFUL]
     if weak:
         lines.append(
             f"Importances of {', '.join(weak)}: the forest's out-of-bag R² is below "
@@ -433,11 +218,99 @@ def _not_yet(analysis: Results, benchmark: str) -> list[str]:
     return lines
 
 
+def _not_yet_compared(summary: pd.DataFrame, order: list[str]) -> list[str]:
+    """The comparisons with V that give no verdict yet (`summary` indexed by variant)."""
+    lines = []
+    empty = [v for v in order if summary.n_trials.get(v, 0) == 0]
+    if empty:
+        lines.append(
+            f"{', '.join(empty)}: no complete trial yet, so in no comparison and no forest."
+        )
+    if REFERENCE not in summary.index or summary.n_trials.get(REFERENCE, 0) == 0:
+        lines.append(f"No complete trial of {REFERENCE}: no variant can be compared with it.")
+        return lines
+    compared = [v for v in order if v != REFERENCE and v not in empty]
+    few = [v for v in compared if min(summary.n_top[v], summary.n_top[REFERENCE]) < MIN_FOR_VERDICT]
+    paired = summary.n_paired.reindex(compared)
+    if compared and set(few) == set(compared) and not (paired >= MIN_FOR_VERDICT).any():
+        lines.insert(
+            0,
+            "No verdict of any kind yet: the study is too small for one (every comparison "
+            "below has too few trials).",
+        )
+    if few:
+        n = math.ceil((MIN_FOR_VERDICT - 0.5) / TOP_FRACTION)
+        lines.append(
+            f"The paper's comparison with {REFERENCE} (top {TOP_FRACTION:.0%}, Welch): no "
+            f"verdict for {', '.join(few)}: fewer than {MIN_FOR_VERDICT} top trials on a "
+            f"side (a variant needs {n} complete trials for {MIN_FOR_VERDICT})."
+        )
+    if summary.n_paired.isna().all():
+        lines.append(
+            "A paired comparison: the studies do not share one sample of configurations "
+            f'(study attribute `sample` = "{SHARED}"), so there is none.'
+        )
+        return lines
+    few = [
+        v
+        for v in order
+        if v in summary.index
+        and pd.notna(summary.n_paired[v])
+        and summary.n_paired[v] < MIN_FOR_VERDICT
+    ]
+    if few:
+        lines.append(
+            f"The paired comparison with {REFERENCE}: no verdict for {', '.join(few)}: "
+            f"fewer than {MIN_FOR_VERDICT} configurations complete in both where one "
+            "of the two beats chance."
+        )
+    return lines
+
+
+def _not_yet_covered(row: pd.Series, whose: str) -> list[str]:
+    """The parameters the headline's complete trials (their checks row) span too little of."""
+    lines = []
+    for param in SPACE:
+        share = row[f"cover_{param.name}"]
+        if share < COVERED:
+            lines.append(
+                f"{figures.LABELS[param.name].capitalize()}: {whose} complete trials span "
+                f"{share:.0%} of its {'log ' if param.log else ''}range (at least "
+                f"{COVERED:.0%} needed): its importance, marginal and interactions are not "
+                "compared with the paper (not covered yet)."
+            )
+    return lines
+
+
 def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
+    """The part of REPORT.md on one benchmark; its figures go to `out`/figures/."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", benchmark)
-    metric = metric_of(benchmark)
+
+    def figure(fig, kind: str) -> str:
+        return str(figures.save(fig, out / f"figures/{name}-{kind}").relative_to(out))
+
     runs = analysis.trials[analysis.trials.benchmark == benchmark]
     summary = analysis.summary[analysis.summary.benchmark == benchmark]
+    parts = _heading(benchmark)
+    parts += _checks_section(analysis, benchmark)
+    parts += _variants_section(runs, summary, benchmark, figure)
+    parts += _paired_section(summary, benchmark, figure)
+    parts += _parameters_section(runs, benchmark)
+    curves = analysis.curves[analysis.curves.benchmark == benchmark]
+    parts += _curves_section(curves, benchmark, figure)
+    lenses = analysis.importance[analysis.importance.benchmark == benchmark]
+    if (lenses.lens == FANOVA).any():
+        parts += _importance_section(lenses, benchmark, figure, analysis.checks)
+        parts += _marginals_section(analysis, benchmark, figure)
+    else:
+        parts.append("Too few complete trials with a test metric for fANOVA.")
+    parts += _time_section(runs, benchmark, figure)
+    return "\n\n".join(parts)
+
+
+def _heading(benchmark: str) -> list[str]:
+    """The benchmark's title, which of the paper's datasets it is or stands in for, and its
+    metric."""
     dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
     heading = f"## {benchmark}"
     if dataset:
@@ -451,20 +324,21 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
             f"data that ships with this tool (datasets/{benchmark}). The paper's {stand_in} "
             "findings are quoted as context only; nothing here confirms or contradicts them."
         )
-    parts.append(_metric_sentence(benchmark))
+    return [*parts, _metric_sentence(benchmark)]
 
-    def figure(fig, kind: str) -> str:
-        return str(figures.save(fig, out / f"figures/{name}-{kind}").relative_to(out))
 
-    parts += _checks_section(analysis, benchmark)
-
+def _variants_section(
+    runs: pd.DataFrame, summary: pd.DataFrame, benchmark: str, figure
+) -> list[str]:
+    """The paper's comparison of each variant's top trials with V's (Figure 3)."""
+    metric = metric_of(benchmark)
     box = figure(figures.top_boxplot(runs, summary, benchmark), "top")
     n_tests = int(summary.p_value.notna().sum())
     welch_columns = [
         "variant", "n_trials", "n_top", "top_mean", "top_std", "best", "top_diff", "p_value",
         "p_holm", "significant", "significant_holm", "direction",
     ]  # fmt: skip
-    parts += [
+    return [
         "### Variants against V (Figure 3)",
         f"The {metric.label()} of the best {TOP_FRACTION:.0%} of each variant's complete trials "
         f"(ranked on validation, at least 2; n under each box). Welch's t-test against "
@@ -476,42 +350,38 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
         "they rank last and reach the top only when nothing better was found.",
         f"![top trials]({box})",
         _markdown(summary[welch_columns]),
-        "\n".join(f"- {s}" for s in _variant_findings(summary, benchmark)),
+        "\n".join(f"- {s}" for s in variant_findings(summary, benchmark)),
     ]
-    parts += _paired_section(summary, benchmark, figure)
-    parts += _parameters_section(runs, benchmark)
 
-    parts.append("### Learning curves")
-    curves = analysis.curves[analysis.curves.benchmark == benchmark]
+
+def _curves_section(curves: pd.DataFrame, benchmark: str, figure) -> list[str]:
+    """The learning curves of one benchmark, where its trials stored them."""
     if curves.empty:
-        parts.append(
+        return [
+            "### Learning curves",
             "No per-epoch values in this storage (it was written before trials stored their "
-            "learning curves): no learning curves."
-        )
-    else:
-        plot = figure(figures.learning_curves(curves, benchmark), "curves")
-        parts += [
-            f"Validation {metric.name} over epochs: per variant, the median over the complete "
-            "trials that trained that epoch (fewer as trials stop) and the curve of the "
-            "variant's best trial; dashed: chance.",
-            f"![learning curves]({plot})",
+            "learning curves): no learning curves.",
         ]
+    plot = figure(figures.learning_curves(curves, benchmark), "curves")
+    return [
+        "### Learning curves",
+        f"Validation {metric_of(benchmark).name} over epochs: per variant, the median over the "
+        "complete trials that trained that epoch (fewer as trials stop) and the curve of the "
+        "variant's best trial; dashed: chance.",
+        f"![learning curves]({plot})",
+    ]
 
-    lenses = analysis.importance[analysis.importance.benchmark == benchmark]
-    importance = lenses[lenses.lens == FANOVA]
-    if importance.empty:
-        parts.append("Too few complete trials with a test metric for fANOVA.")
-        parts += _time_section(runs, benchmark, figure)
-        return "\n\n".join(parts)
-    cover_of = _coverage_of(analysis.checks, benchmark)
-    parts += _importance_section(lenses, benchmark, figure(
-        figures.importance_bars(lenses, benchmark), "importance"
-    ), cover_of)  # fmt: skip
 
+def _marginals_section(analysis: Results, benchmark: str, figure) -> list[str]:
+    """The headline forest's marginals (Figure 4) and strongest interactions (Figure 6)."""
+    metric = metric_of(benchmark)
+    importance = analysis.importance[
+        (analysis.importance.benchmark == benchmark) & (analysis.importance.lens == FANOVA)
+    ]
     marginals = analysis.marginals[analysis.marginals.benchmark == benchmark]
-    headline = figures.headline_variant(importance)
+    headline = headline_of(importance.variant)
     curves_png = figure(figures.marginal_curves(marginals, benchmark), "marginals")
-    parts += [
+    parts = [
         "### Marginal performance (Figure 4)",
         f"The predicted {metric.label()} against each hyperparameter, averaged over the others, "
         f"±1 standard deviation over the forest's trees: {headline}"
@@ -527,7 +397,8 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
             f"{figures.OOB_MEANINGFUL}): these curves describe the forest, not the variant, "
             "and are no finding."
         )
-    findings = _marginal_findings(marginals, headline, metric.name, cover_of(headline))
+    covered = covered_shares(analysis.checks, benchmark, headline)
+    findings = marginal_findings(marginals, headline, metric.name, covered)
     parts.append("\n".join(f"- {s}" for s in findings))
     interactions = analysis.interactions[analysis.interactions.benchmark == benchmark]
     if not interactions.empty:
@@ -539,9 +410,7 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
             "trials cover.",
             f"![interactions]({heat})",
         ]
-
-    parts += _time_section(runs, benchmark, figure)
-    return "\n\n".join(parts)
+    return parts
 
 
 def _metric_sentence(benchmark: str) -> str:
@@ -561,10 +430,39 @@ def _metric_sentence(benchmark: str) -> str:
 
 
 def _checks_section(analysis: Results, benchmark: str) -> list[str]:
+    """Whether the budget or the search range, rather than the variants, limits the study."""
     table = analysis.checks[analysis.checks.benchmark == benchmark]
     runs = analysis.trials[analysis.trials.benchmark == benchmark]
     pooled = table[table.variant == "all"].iloc[0]
-    lines = [_protocol_sentence(pooled)]
+    lines = [_protocol_sentence(pooled), *_ending_lines(table, runs, benchmark)]
+    lines += _edge_lines(table, runs)
+    columns = [
+        "variant",
+        "n_complete",
+        "share_epoch_cap",
+        "share_best_at_last",
+        "share_at_chance",
+        "n_top",
+        "top_learning_rate_high",
+        "top_hidden_size_high",
+        "top_one_minus_momentum_low",
+        "edge_flags",
+    ]
+    return [
+        "### Budget and search space",
+        "\n".join(f"- {line}" for line in lines),
+        _markdown(table[columns]),
+        "All columns are in `checks.csv`; `top_*_low`/`top_*_high`: share of the best "
+        f"{TOP_FRACTION:.0%} of each variant in the outer {EDGE:.0%} of that parameter's "
+        "(log) range at the low/high end.",
+    ]
+
+
+def _ending_lines(table: pd.DataFrame, runs: pd.DataFrame, benchmark: str) -> list[str]:
+    """How the trials ended (`table`: the benchmark's checks): at the epoch cap, early,
+    diverged; still improving; at chance; blown up."""
+    pooled = table[table.variant == "all"].iloc[0]
+    lines = []
     if np.isfinite(pooled.share_epoch_cap):
         lines.append(
             f"Of {pooled.n_complete} complete trials, {pooled.share_epoch_cap:.0%} stopped at "
@@ -607,7 +505,15 @@ def _checks_section(analysis: Results, benchmark: str) -> list[str]:
                 else ""
             )
         )
+    return lines
+
+
+def _edge_lines(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Where the top trials crowd an end of a parameter's range (`table`: the benchmark's
+    checks), pooled and per variant."""
+    pooled = table[table.variant == "all"].iloc[0]
     top = int(pooled.n_top)
+    lines = []
     for param in EDGE_PARAMS:
         low_bound, high_bound = edge_bounds(runs, param)
         for end, bound, word in (("low", low_bound, "bottom"), ("high", high_bound, "top")):
@@ -635,29 +541,12 @@ def _checks_section(analysis: Results, benchmark: str) -> list[str]:
             + "; ".join(f"{row.variant} ({row.edge_flags})" for row in flagged.itertuples())
             + "."
         )
-    columns = [
-        "variant",
-        "n_complete",
-        "share_epoch_cap",
-        "share_best_at_last",
-        "share_at_chance",
-        "n_top",
-        "top_learning_rate_high",
-        "top_hidden_size_high",
-        "top_one_minus_momentum_low",
-        "edge_flags",
-    ]
-    return [
-        "### Budget and search space",
-        "\n".join(f"- {line}" for line in lines),
-        _markdown(table[columns]),
-        "All columns are in `checks.csv`; `top_*_low`/`top_*_high`: share of the best "
-        f"{TOP_FRACTION:.0%} of each variant in the outer {EDGE:.0%} of that parameter's "
-        "(log) range at the low/high end.",
-    ]
+    return lines
 
 
 def _protocol_sentence(pooled: pd.Series) -> str:
+    """The protocol the trials ran under (the pooled checks row) and where it deviates from
+    the paper's (the `paper` preset)."""
     if not any(pooled[k] for k in ("preset", "max_epochs", "patience", "loss_reduction")):
         return "Protocol: not recorded in this storage."
     parts = [f"preset `{pooled.preset}`" if pooled.preset else "preset not recorded"]
@@ -680,69 +569,16 @@ def _protocol_sentence(pooled: pd.Series) -> str:
         )
     else:
         parts.append("loss reduction not recorded")
+    paper_protocol = PROTOCOLS["paper"]
     deviations = [
-        f"{key.replace('_', ' ')} {pooled[key]} (paper: {value})"
-        for key, value in PAPER_PROTOCOL.items()
-        if pooled[key] and pooled[key] != str(value)
+        f"{key.replace('_', ' ')} {pooled[key]} (paper: {getattr(paper_protocol, key)})"
+        for key in PROTOCOL
+        if key != "preset" and pooled[key] and pooled[key] != str(getattr(paper_protocol, key))
     ]
     text = "Protocol: " + ", ".join(parts) + "."
     if deviations:
         text += " Deviations from the paper's protocol: " + ", ".join(deviations) + "."
     return text
-
-
-# ---- findings -------------------------------------------------------------------------------
-
-
-def _variant_findings(summary: pd.DataFrame, benchmark: str) -> list[str]:
-    reference = summary[summary.variant == REFERENCE]
-    if reference.empty:
-        return [f"No {REFERENCE} study: nothing to compare against."]
-    dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
-    ref_mean = reference.top_mean.iloc[0]
-    findings = []
-    for row in summary[summary.variant != REFERENCE].itertuples():
-        if np.isnan(row.p_value):
-            findings.append(
-                f"{row.variant} cannot be tested (fewer than 2 top trials with a test metric, "
-                f"here or in {REFERENCE})."
-            )
-            continue
-        means = f"top mean {row.top_mean:.4g} vs {ref_mean:.4g}, Welch p = {row.p_value:.3g}"
-        fewest = int(min(row.n_top, reference.n_top.iloc[0]))
-        paper = PAPER_DIRECTION.get(dataset or stand_in or "", {}).get(row.variant)
-        said = "significantly worse" if paper else "not significantly different"
-        if fewest < MIN_FOR_VERDICT:
-            sentence = (
-                f"{row.variant} against {REFERENCE}: {means}; no verdict from {fewest} top "
-                f"trials (at least {MIN_FOR_VERDICT} a side; the paper had 20)"
-            )
-            if paper is not None:
-                sentence += f". Paper on {dataset or stand_in}: {said}"
-            findings.append(sentence + ".")
-            continue
-        if row.direction:
-            sentence = (
-                f"{row.variant} is significantly {row.direction} than {REFERENCE} by the "
-                f"paper's criterion ({means}); "
-                + (
-                    f"after Holm's correction too (p = {row.p_holm:.3g})"
-                    if row.significant_holm
-                    else f"not after Holm's correction (p = {row.p_holm:.3g})"
-                )
-            )
-        else:
-            sentence = (
-                f"{row.variant} is not significantly different from {REFERENCE} ({means}; "
-                f"Holm p = {row.p_holm:.3g})"
-            )
-        if paper is not None and dataset:
-            agree = "agrees" if paper == row.direction else "differs"
-            sentence += f". Paper on {dataset}: {said} — {agree}"
-        elif paper is not None:
-            sentence += f". Paper on {stand_in} (context only): {said}"
-        findings.append(sentence + ".")
-    return findings
 
 
 def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
@@ -793,28 +629,20 @@ def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
 
 
 def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
-    """Parameters of each variant at 100 units on this benchmark, and the formula."""
+    """Parameters of each variant at _UNITS units on this benchmark, and the formula."""
     if benchmark not in SHAPES:
         return []
     inputs, outputs, directions = SHAPES[benchmark]
-    rows = []
-    for variant in variant_order(runs.variant.unique()):
-        if variant not in variants.PRESETS:
-            continue
-        lstm = variants.build(variant, inputs, 100, bidirectional=directions == 2)
-        layer = lstm.n_params()[0]
-        head = directions * 100 * outputs + outputs
-        rows.append({"variant": variant, "recurrent": layer, "output": head, "total": layer + head})
-    if not rows:
+    table = parameter_counts(variant_order(runs.variant.unique()), benchmark, _UNITS)
+    if table.empty:
         return []
-    table = pd.DataFrame(rows)
     table[["recurrent", "output", "total"]] = table[["recurrent", "output", "total"]].map(
         lambda n: f"{n:,}"
     )
     direction = "each of 2 directions" if directions == 2 else "one direction"
     return [
-        "### Parameters at 100 units",
-        f"Trainable parameters with N = 100 units, M = {inputs} inputs and K = {outputs} "
+        f"### Parameters at {_UNITS} units",
+        f"Trainable parameters with N = {_UNITS} units, M = {inputs} inputs and K = {outputs} "
         f"outputs ({direction}). Per direction the recurrent layer has B·N·(M + N + 1) "
         "weights and biases, B the blocks with weights (the block input and each gate with "
         "weights of its own: 4 for V, 3 without one gate or with a coupled forget gate), plus "
@@ -825,28 +653,22 @@ def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
     ]
 
 
-def _coverage_of(table: pd.DataFrame, benchmark: str):
-    """A function of a variant (or `all`) giving each parameter's covered share of its range."""
-    rows = table[table.benchmark == benchmark].set_index("variant")
-
-    def shares(variant: str) -> dict[str, float]:
-        if variant not in rows.index:
-            return {}
-        return {p.name: float(rows.loc[variant, f"cover_{p.name}"]) for p in SPACE}
-
-    return shares
-
-
-def _importance_section(lenses: pd.DataFrame, benchmark: str, png: str, cover_of) -> list[str]:
+def _importance_section(
+    lenses: pd.DataFrame, benchmark: str, figure, checks: pd.DataFrame
+) -> list[str]:
+    """Both lenses of importance (Figure 5): the headline's and the pooled forest's tables,
+    every forest's shares, and the findings beside the paper's."""
     metric = metric_of(benchmark)
     importance = lenses[lenses.lens == FANOVA]
     ped = lenses[lenses.lens == PED_ANOVA]
-    headline = figures.headline_variant(importance)
+    headline = headline_of(importance.variant)
+    logs = [figures.LABELS[p.name] for p in SPACE if p.log]
+    png = figure(figures.importance_bars(lenses, benchmark), "importance")
     parts = [
         "### Hyperparameter importance (Figure 5)",
         f"fANOVA of the {metric.label()} over a random forest per variant ({REFERENCE} first, "
         "the paper's headline) and one pooled over all variants (`all`), in the space the "
-        "parameters were sampled in (log10 for hidden size, learning rate and 1 − momentum), "
+        f"parameters were sampled in (log10 for {_and(logs)}), "
         "with the standard deviation over the forest's trees as error bars. R² is each "
         "forest's out-of-bag R². Beside it, Optuna's PED-ANOVA "
         f"(`PedAnovaImportanceEvaluator`, top {TOP_FRACTION:.0%} quantile), the evaluator "
@@ -876,7 +698,7 @@ def _importance_section(lenses: pd.DataFrame, benchmark: str, png: str, cover_of
         other = ped[ped.variant == variant].set_index("term").importance
         table["ped_anova"] = table.term.map(other)
         parts += [title, _markdown(table), _fit_sentence(rows, "these importances")]
-    shares = _shares_by_variant(importance)
+    shares = shares_by_variant(importance)
     weak = shares[shares.oob_r2 < figures.OOB_MEANINGFUL].variant.tolist()
     parts += ["#### Per variant (fANOVA)", _markdown(shares)]
     if weak:
@@ -885,12 +707,14 @@ def _importance_section(lenses: pd.DataFrame, benchmark: str, png: str, cover_of
             f"{figures.OOB_MEANINGFUL}: it predicts held-out trials hardly better than their "
             "mean, so the importances of those rows are not meaningful."
         )
-    findings = _importance_findings(importance, benchmark, cover_of(headline))
+    covered = covered_shares(checks, benchmark, headline)
+    findings = importance_findings(importance, benchmark, covered)
     parts.append("\n".join(f"- {s}" for s in findings))
     return parts
 
 
 def _fit_sentence(rows: pd.DataFrame, what: str) -> str:
+    """A forest's out-of-bag fit, and what it means for `what` when poor."""
     r2, n = rows.oob_r2.iloc[0], int(rows.n_trials.iloc[0])
     text = f"Forest fit: out-of-bag R² = {r2:.2f} over {n} trials."
     if r2 < figures.OOB_MEANINGFUL:
@@ -902,137 +726,9 @@ def _fit_sentence(rows: pd.DataFrame, what: str) -> str:
     return text
 
 
-def _shares_by_variant(importance: pd.DataFrame) -> pd.DataFrame:
-    """One row per forest: its fit and the main-effect shares, and the pairs' sum."""
-    rows = []
-    for variant in figures.importance_rows(importance):
-        part = importance[importance.variant == variant]
-        row = {"variant": variant, "n_trials": int(part.n_trials.iloc[0])}
-        row["oob_r2"] = part.oob_r2.iloc[0]
-        row |= dict(zip(part[part.order == 1].term, part[part.order == 1].importance))
-        row["pairs"] = part[part.order == 2].importance.sum()
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _importance_findings(
-    importance: pd.DataFrame, benchmark: str, covered: dict[str, float]
-) -> list[str]:
-    dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
-    headline = figures.headline_variant(importance)
-    rows = importance[importance.variant == headline]
-    pooled = importance[importance.variant == "all"]
-    main = rows[rows.order == 1].set_index("term").importance
-    pairs = rows[rows.order == 2].set_index("term").importance
-    pooled_main = pooled[pooled.order == 1].set_index("term").importance
-    if main.isna().all():
-        return ["The test metric does not vary over the trials: no variance to attribute."]
-    fits = rows.oob_r2.iloc[0] >= figures.OOB_MEANINGFUL
-    order = list(main.sort_values(ascending=False).index)
-    hidden = _ordinal(order.index("hidden_size") + 1) if "hidden_size" in order else "absent"
-    whose = "V's" if headline == REFERENCE else "the pooled"
-
-    def share(term: str) -> str:
-        text = f"{main.get(term, np.nan):.1%}"
-        if headline != "all" and term in pooled_main:
-            text += f" (pooled over all variants: {pooled_main[term]:.1%})"
-        return text
-
-    def note(text: str, agrees: bool, params: tuple[str, ...]) -> str:
-        short = [p for p in params if covered.get(p, 0.0) < COVERED]
-        if dataset and short:
-            names = " and ".join(figures.LABELS[p] for p in short)
-            return f" (paper: {text}; not covered yet: the trials span too little of {names})"
-        if dataset and fits:
-            return f" (paper: {text} — {'agrees' if agrees else 'differs'})"
-        if dataset:
-            return f" (paper: {text}; no verdict, the forest does not fit)"
-        if stand_in:
-            return f" (paper on {stand_in}, context only: {text})"
-        return ""
-
-    findings = [
-        f"The learning rate explains {share('learning_rate')} of {whose} variance"
-        + note("more than two thirds", main.get("learning_rate", 0) > 2 / 3, ("learning_rate",))
-        + ".",
-        f"Ranked by main effect: {', '.join(order)}; hidden size is {hidden}"
-        + note("second", order[1:2] == ["hidden_size"], ("hidden_size",))
-        + ".",
-        f"Momentum (1 − momentum) explains {share('one_minus_momentum')}"
-        + note(
-            "almost nothing",
-            main.get("one_minus_momentum", 1) < 0.05,
-            ("one_minus_momentum",),
-        )
-        + f"; input noise explains {share('input_noise')}"
-        + note("small", main.get("input_noise", 1) < 0.1, ("input_noise",))
-        + ".",
-    ]
-    if pairs.notna().any():
-        top = pairs.idxmax()
-        findings.append(
-            f"Pairwise interactions together explain {pairs.sum():.1%} and all higher-order "
-            f"terms {max(0.0, 1 - main.sum() - pairs.sum()):.1%}; the largest pair is "
-            f"{top.replace(':', ' × ')} ({pairs[top]:.1%})"
-            + note(
-                "interactions small, the largest learning rate × hidden size",
-                top in ("learning_rate:hidden_size", "hidden_size:learning_rate"),
-                ("learning_rate", "hidden_size"),
-            )
-            + "."
-        )
-    return findings
-
-
-def _marginal_findings(
-    marginals: pd.DataFrame, variant: str, metric: str, covered: dict[str, float]
-) -> list[str]:
-    """What the headline's marginals say, read only over the range its trials cover."""
-    table = marginals[(marginals.variant == variant) & marginals.covered.astype(bool)]
-    findings = []
-    curve = table[table.param == "learning_rate"].reset_index(drop=True)
-    if len(curve):
-        low, span = curve["mean"].min(), curve["mean"].max() - curve["mean"].min()
-        basin = curve[curve["mean"] <= low + 0.1 * span].value
-        best = curve.value[curve["mean"].idxmin()]
-        text = (
-            f"Predicted performance of {variant} is best at learning rate {best:.2g}; within "
-            f"10 % of the curve's range of its best from {basin.min():.2g} to "
-            f"{basin.max():.2g}"
-        )
-        if covered.get("learning_rate", 0.0) < COVERED:
-            text += " (paper: a broad basin of good learning rates; not covered yet)."
-        else:
-            text += " (paper: a broad basin of good learning rates)."
-        findings.append(text)
-    for name, paper in (
-        ("hidden_size", "bigger networks help, with diminishing returns"),
-        ("input_noise", "noise mostly hurts"),
-    ):
-        curve = table[table.param == name]
-        if curve.empty:
-            continue
-        label = figures.LABELS[name]
-        span = f"{curve.value.min():.3g}–{curve.value.max():.3g}"
-        if covered.get(name, 0.0) < COVERED:
-            findings.append(
-                f"The trials cover {label} {span} only ({covered.get(name, 0.0):.0%} of its "
-                f"range): the marginal is not read beyond it (paper: {paper}; not covered yet)."
-            )
-            continue
-        quarter = max(1, len(curve) // 4)
-        low, high = curve["mean"].iloc[:quarter].mean(), curve["mean"].iloc[-quarter:].mean()
-        findings.append(
-            f"The predicted test {metric} averages {low:.4g} over the lowest quarter of the "
-            f"covered {label} range ({span}) and {high:.4g} over the highest "
-            f"({'better' if high < low else 'worse'} when larger; paper: {paper})."
-        )
-    return findings
-
-
 def _time_section(runs: pd.DataFrame, benchmark: str, figure) -> list[str]:
-    timed = runs.assign(epoch_seconds=trial_seconds(runs) / runs.epochs.astype(float))
-    timed = timed[timed.epoch_seconds.notna() & timed.hidden_size.notna()]
+    """Training time per trial-epoch against hidden size, and the devices it was taken on."""
+    timed = timed_trials(runs)
     if len(timed) < 2:
         return []
     plot = figure(figures.time_vs_size(runs, benchmark), "time")
@@ -1054,15 +750,16 @@ def _time_section(runs: pd.DataFrame, benchmark: str, figure) -> list[str]:
         f"- A trial-epoch took {timed.epoch_seconds.median():.3g} s in the median (a trial's "
         f"time is {how}; per epoch, over the epochs it trained); the complete trials took "
         f"{total:.3g} compute-hours together. The rank correlation of the time per epoch with "
-        f"the hidden size is {rho:.2f} (paper: bigger networks cost more time).",
+        f"the hidden size is {rho:.2f} (paper: {paper.TIME}).",
         f"- Engine: trials by device: {devices}. The storage does not record the machine or "
         "what else ran on it: times from one machine under varying load, or from several "
         "machines, are comparable only roughly.",
     ]
 
 
-def _ordinal(n: int) -> str:
-    return {1: "first", 2: "second", 3: "third", 4: "fourth"}.get(n, f"{n}th")
+def _and(words: list[str]) -> str:
+    """The words joined as in a sentence: "a, b and c"."""
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def _markdown(frame: pd.DataFrame) -> str:

@@ -149,59 +149,13 @@ def summarize(
     is `worse`/`better` (lower metric is better) by the paper's criterion, else empty. The
     paired columns are filled for variants whose study and V's have a shared sample
     (`studies`, the studies table of `load_storage`)."""
-    rows = []
     shared = set()
     if studies is not None:
         rows_shared = studies[studies["sample"] == SHARED]
         shared = set(zip(rows_shared.benchmark, rows_shared.variant))
+    rows = []
     for benchmark, runs in trials.groupby("benchmark", sort=False):
-        groups = dict(tuple(runs.groupby("variant", sort=False)))
-        tops = {v: top_trials(g) for v, g in groups.items()}
-        reference = tops.get(REFERENCE)
-        ref_metric = _finite(reference.test_metric) if reference is not None else np.array([])
-        chance = metric_of(benchmark).chance
-        block = []
-        for variant, top in tops.items():
-            metric = _finite(top.test_metric)
-            compared = reference is not None and variant != REFERENCE
-            t, p, low, high = welch_test(metric, ref_metric) if compared else (np.nan,) * 4
-            is_shared = compared and {(benchmark, variant), (benchmark, REFERENCE)} <= shared
-            pair = (
-                paired(groups[variant], groups[REFERENCE], chance)
-                if is_shared
-                else (pd.NA, np.nan, np.nan, np.nan, np.nan)
-            )
-            block.append(
-                {
-                    "benchmark": benchmark,
-                    "variant": variant,
-                    # complete trials only: retried failures are not trials of the sample
-                    "n_trials": int(((runs.variant == variant) & (runs.state == "COMPLETE")).sum()),
-                    "n_top": len(top),
-                    "top_mean": _stat(np.mean, metric),
-                    "top_std": _stat(lambda x: np.std(x, ddof=1), metric, minimum=2),
-                    "top_median": _stat(np.median, metric),
-                    "best": _stat(np.min, metric),
-                    "top_diff": (
-                        _stat(np.mean, metric) - _stat(np.mean, ref_metric) if compared else np.nan
-                    ),
-                    "top_diff_low": low,
-                    "top_diff_high": high,
-                    "welch_t": t,
-                    "p_value": p,
-                    "enough": min(len(metric), len(ref_metric)) >= MIN_FOR_VERDICT,
-                    "n_paired": pair[0],
-                    "paired_median": pair[1],
-                    "paired_low": pair[2],
-                    "paired_high": pair[3],
-                    "wilcoxon_p": pair[4],
-                    "paired_direction": (
-                        ("worse" if pair[1] > 0 else "better")
-                        if is_shared and pair[4] < alpha and pair[0] >= MIN_FOR_VERDICT
-                        else ""
-                    ),
-                }
-            )
+        block = _comparisons(benchmark, runs, shared, alpha)
         adjusted = holm(np.array([row["p_value"] for row in block]))
         for row, p_holm in zip(block, adjusted):
             enough = row.pop("enough")
@@ -213,6 +167,62 @@ def summarize(
         rows.extend(block)
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return table.astype({"n_paired": "Int64"})
+
+
+def _comparisons(
+    benchmark: str, runs: pd.DataFrame, shared: set[tuple[str, str]], alpha: float
+) -> list[dict]:
+    """The summary rows of one benchmark's variants before Holm's correction, each with
+    `enough`: whether both sides have the top trials for a verdict. `shared` holds the
+    (benchmark, variant) studies with a shared sample."""
+    groups = dict(tuple(runs.groupby("variant", sort=False)))
+    tops = {v: top_trials(g) for v, g in groups.items()}
+    reference = tops.get(REFERENCE)
+    ref_metric = _finite(reference.test_metric) if reference is not None else np.array([])
+    chance = metric_of(benchmark).chance
+    block = []
+    for variant, top in tops.items():
+        metric = _finite(top.test_metric)
+        compared = reference is not None and variant != REFERENCE
+        t, p, low, high = welch_test(metric, ref_metric) if compared else (np.nan,) * 4
+        is_shared = compared and {(benchmark, variant), (benchmark, REFERENCE)} <= shared
+        pair = (
+            paired(groups[variant], groups[REFERENCE], chance)
+            if is_shared
+            else (pd.NA, np.nan, np.nan, np.nan, np.nan)
+        )
+        block.append(
+            {
+                "benchmark": benchmark,
+                "variant": variant,
+                # complete trials only: retried failures are not trials of the sample
+                "n_trials": int(((runs.variant == variant) & (runs.state == "COMPLETE")).sum()),
+                "n_top": len(top),
+                "top_mean": _stat(np.mean, metric),
+                "top_std": _stat(lambda x: np.std(x, ddof=1), metric, minimum=2),
+                "top_median": _stat(np.median, metric),
+                "best": _stat(np.min, metric),
+                "top_diff": (
+                    _stat(np.mean, metric) - _stat(np.mean, ref_metric) if compared else np.nan
+                ),
+                "top_diff_low": low,
+                "top_diff_high": high,
+                "welch_t": t,
+                "p_value": p,
+                "enough": min(len(metric), len(ref_metric)) >= MIN_FOR_VERDICT,
+                "n_paired": pair[0],
+                "paired_median": pair[1],
+                "paired_low": pair[2],
+                "paired_high": pair[3],
+                "wilcoxon_p": pair[4],
+                "paired_direction": (
+                    ("worse" if pair[1] > 0 else "better")
+                    if is_shared and pair[4] < alpha and pair[0] >= MIN_FOR_VERDICT
+                    else ""
+                ),
+            }
+        )
+    return block
 
 
 def _finite(values) -> np.ndarray:

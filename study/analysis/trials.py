@@ -265,3 +265,10 @@ def trial_seconds(trials: pd.DataFrame) -> pd.Series:
     divided by the trials trained in it; trials written by version 0.1, which stored the
     population's time, are converted as they are read)."""
     return trials.seconds.astype(float)
+
+
+def timed_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials with a hidden size and a training time, with their seconds per epoch trained
+    as `epoch_seconds`."""
+    timed = trials.assign(epoch_seconds=trial_seconds(trials) / trials.epochs.astype(float))
+    return timed[timed.epoch_seconds.notna() & timed.hidden_size.notna()]

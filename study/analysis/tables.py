@@ -1,0 +1,222 @@
+"""The report's tables computed from a storage's: the CSVs of `odyssey report` (`analyse`) and
+the smaller ones REPORT.md shows beside them (the state of each study, rounds complete,
+parameter counts, importance shares per forest). No prose: the writer is `report.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+import variants
+
+from ..benchmarks.metrics import SHAPES
+from ..runner import rounds
+from .checks import checks
+from .curves import CURVE_COLUMNS, summarize_curves
+from .fanova import SPACE, Fanova, fit_trials
+from .pedanova import ped_anova
+from .results import (
+    FANOVA,
+    IMPORTANCE_COLUMNS,
+    INTERACTION_COLUMNS,
+    MARGINAL_COLUMNS,
+    PED_ANOVA,
+    Results,
+)
+from .stats import REFERENCE, summarize
+from .trials import EPOCH_COLUMNS, STUDY_COLUMNS, variant_order
+
+
+@dataclass
+class Analysis(Results):
+    """The report's tables, and the fitted forests by (benchmark, variant)."""
+
+    models: dict[tuple[str, str], Fanova] = field(default_factory=dict)
+
+
+def analyse(
+    trials: pd.DataFrame,
+    epochs: pd.DataFrame | None = None,
+    studies: pd.DataFrame | None = None,
+    n_trees: int = 64,
+    seed: int = 0,
+) -> Analysis:
+    """Variant comparison (paired where the studies share their sample), fANOVA and PED-ANOVA
+    per variant (V first) and pooled (`all`), marginals of every forest, interactions of the
+    headline forest, budget checks and learning curves. `epochs` and `studies` are the other
+    tables of `load_storage`."""
+    importance, marginals, interactions, models = [], [], [], {}
+    for benchmark, runs in trials.groupby("benchmark", sort=False):
+        groups = [(v, runs[runs.variant == v]) for v in variant_order(runs.variant.unique())]
+        for variant, group in [*groups, ("all", runs)]:
+            try:
+                model = fit_trials(group, n_trees=n_trees, seed=seed)
+            except ValueError:  # fewer than 2 usable trials: nothing to decompose
+                continue
+            models[benchmark, variant] = model
+            keys = {"benchmark": benchmark, "variant": variant}
+            importance += _lenses(model, group, keys)
+            marginals += [model.marginal(p).assign(**keys, param=p) for p in model.names]
+        headline = headline_of(variant for b, variant in models if b == benchmark)
+        if headline is not None:
+            interactions += _interactions(models[benchmark, headline], benchmark, headline)
+    epochs = epochs if epochs is not None else pd.DataFrame(columns=EPOCH_COLUMNS)
+    studies = studies if studies is not None else pd.DataFrame(columns=STUDY_COLUMNS)
+    return Analysis(
+        trials=trials,
+        studies=studies,
+        summary=summarize(trials, studies),
+        importance=_table(importance, IMPORTANCE_COLUMNS),
+        checks=checks(trials),
+        marginals=_table(marginals, MARGINAL_COLUMNS),
+        interactions=_table(interactions, INTERACTION_COLUMNS),
+        curves=summarize_curves(epochs, trials) if len(epochs) else _table([], CURVE_COLUMNS),
+        models=models,
+    )
+
+
+def _lenses(model: Fanova, trials: pd.DataFrame, keys: dict) -> list[pd.DataFrame]:
+    """The rows of importance.csv of one forest and the trials it was fitted on: fANOVA's
+    main effects and pairs, then PED-ANOVA's main effects."""
+    fit = {"oob_r2": model.oob_r2, "n_trials": model.n_rows}
+    fanova = model.importance().assign(**keys, lens=FANOVA, **fit)
+    ped = ped_anova(trials).assign(order=1, std=np.nan, oob_r2=np.nan)
+    return [fanova, ped.assign(**keys, lens=PED_ANOVA, n_trials=model.n_rows)]
+
+
+def _interactions(model: Fanova, benchmark: str, variant: str) -> list[pd.DataFrame]:
+    """The rows of interactions.csv: the forest's two largest pairs, each on a grid."""
+    parts = []
+    for term in _strongest_pairs(model.importance()):
+        first, second = term.split(":")
+        x, y, mean, std, covered = model.marginal_2d(first, second)
+        grid = pd.DataFrame(
+            {
+                "first_value": np.repeat(x, len(y)),
+                "second_value": np.tile(y, len(x)),
+                "mean": mean.ravel(),
+                "std": std.ravel(),
+                "covered": covered.ravel(),
+            }
+        )
+        parts.append(grid.assign(benchmark=benchmark, variant=variant, term=term))
+    return parts
+
+
+def _table(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts)[columns].reset_index(drop=True)
+
+
+def _strongest_pairs(importance: pd.DataFrame, n: int = 2) -> list[str]:
+    pairs = importance[importance.order == 2].dropna(subset=["importance"])
+    return pairs.nlargest(n, "importance").term.tolist()
+
+
+def headline_of(fitted: Iterable[str]) -> str | None:
+    """Of the fitted forests' variants, V (the paper's Figures 4–6 are about V), else the
+    pooled `all`."""
+    fitted = set(fitted)
+    return REFERENCE if REFERENCE in fitted else ("all" if "all" in fitted else None)
+
+
+def importance_rows(importance: pd.DataFrame) -> list[str]:
+    """Variants in the paper's order (V, the paper's headline, first), then `all`."""
+    names = [v for v in importance.variant.unique() if v != "all"]
+    return variant_order(names) + (["all"] if (importance.variant == "all").any() else [])
+
+
+def shares_by_variant(importance: pd.DataFrame) -> pd.DataFrame:
+    """One row per forest of an importance table's fANOVA rows: its fit, the main-effect
+    shares, and the pairs' sum."""
+    rows = []
+    for variant in importance_rows(importance):
+        part = importance[importance.variant == variant]
+        row = {"variant": variant, "n_trials": int(part.n_trials.iloc[0])}
+        row["oob_r2"] = part.oob_r2.iloc[0]
+        row |= dict(zip(part[part.order == 1].term, part[part.order == 1].importance))
+        row["pairs"] = part[part.order == 2].importance.sum()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def covered_shares(checks: pd.DataFrame, benchmark: str, variant: str) -> dict[str, float]:
+    """Each parameter's share of its (log) range that the complete trials of `variant` (or
+    `all`) span, from the checks table; empty where it has no row for them."""
+    row = checks[(checks.benchmark == benchmark) & (checks.variant == variant)]
+    if row.empty:
+        return {}
+    return {p.name: float(row[f"cover_{p.name}"].iloc[0]) for p in SPACE}
+
+
+def state_table(results: Results, benchmark: str) -> pd.DataFrame:
+    """Where each variant's study of `benchmark` stands: trials planned, complete, running,
+    waiting, failed (less the attempts requeued), requeued, diverged and blown up among the
+    complete ones, and the hidden sizes those cover."""
+    runs = results.trials[results.trials.benchmark == benchmark]
+    studies = results.studies[results.studies.benchmark == benchmark].set_index("variant")
+    rows = []
+    for variant in variant_order(runs.variant.unique()):
+        group = runs[runs.variant == variant]
+        state = group.state
+        requeued = int(group.requeued.fillna(False).sum())
+        complete = group[state == "COMPLETE"]
+        planned = studies.planned.get(variant, pd.NA) if "planned" in studies else pd.NA
+        sizes = complete.hidden_size.dropna()
+        rows.append(
+            {
+                "variant": variant,
+                "planned": planned,
+                "complete": len(complete),
+                "running": int((state == "RUNNING").sum()),
+                "waiting": int((state == "WAITING").sum()),
+                "failed": int((state == "FAIL").sum()) - requeued,
+                "requeued": requeued,
+                "diverged": int(complete.diverged.fillna(False).sum()),
+                "blew up": int(complete.blew_up.fillna(False).sum()),
+                "hidden sizes": f"{int(sizes.min())}–{int(sizes.max())}" if len(sizes) else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def band_size(studies: pd.DataFrame) -> int | None:
+    """The one band size the studies record; None where they record none or several."""
+    sizes = studies.band_size.dropna().unique() if "band_size" in studies else []
+    return int(sizes[0]) if len(sizes) == 1 else None
+
+
+def complete_rounds(runs: pd.DataFrame, studies: pd.DataFrame) -> int | None:
+    """Rounds complete on one benchmark, as the runner orders them (`study.runner.rounds`): its
+    configurations by index and hidden size, cut into bands of the studies' `band_size`.
+    None where the studies do not record one band size."""
+    band = band_size(studies[studies.benchmark.isin(runs.benchmark.unique())])
+    if band is None or band < 1:
+        return None
+    indexed = runs[runs.config_index.notna() & runs.hidden_size.notna()]
+    sizes = dict(zip(indexed.config_index.astype(int), indexed.hidden_size.astype(int)))
+    complete = indexed[indexed.state == "COMPLETE"]
+    done = [
+        dict.fromkeys(complete[complete.variant == v].config_index.astype(int), True)
+        for v in runs.variant.unique()
+    ]
+    return rounds.complete_rounds(done, rounds.rounds(sizes, band))
+
+
+def parameter_counts(names: Iterable[str], benchmark: str, units: int) -> pd.DataFrame:
+    """Trainable parameters of each registered variant among `names` with `units` units per
+    direction on `benchmark` (one of SHAPES): the recurrent layer, the output layer, total."""
+    inputs, outputs, directions = SHAPES[benchmark]
+    rows = []
+    for variant in names:
+        if variant not in variants.PRESETS:
+            continue
+        lstm = variants.build(variant, inputs, units, bidirectional=directions == 2)
+        layer = lstm.n_params()[0]
+        head = directions * units * outputs + outputs
+        rows.append({"variant": variant, "recurrent": layer, "output": head, "total": layer + head})
+    return pd.DataFrame(rows, columns=["variant", "recurrent", "output", "total"])
