@@ -31,8 +31,8 @@ from study.analysis import (
     summarize,
     write,
 )
-from study.analysis.checks import is_pressing
-from study.analysis.report import rounds_line
+from study.analysis.checks import PROTOCOL, is_pressing
+from study.analysis.report import _protocol_sentence, rounds_line
 from study.analysis.tables import complete_rounds
 from study.cli import main
 from study.errors import UserError
@@ -697,3 +697,23 @@ def test_a_variant_without_trials_is_in_figure_3(tops):
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "FGR\nn = 0"
     assert [t.get_text() for t in ax.texts if t.get_text() == "no trials yet"] == ["no trials yet"]
+
+
+def test_every_protocol_field_that_differs_from_the_papers_is_a_deviation():
+    """The demo's clipping and sequence cap are named beside its budget; what the paper's
+    preset leaves at none and the trials did not record is not."""
+    row = {key: "" for key in PROTOCOL} | {
+        "preset": "demo",
+        "max_epochs": "16",
+        "patience": "4",
+        "batch_size": "1",
+        "max_sequences": "40",
+        "init_std": "0.1",
+        "clip_norm": "1000.0",
+        "loss_reduction": "sum",
+    }
+    text = _protocol_sentence(pd.Series(row))
+    assert text.endswith(
+        "Deviations from the paper's protocol: max epochs 16 (paper: 150), patience 4 "
+        "(paper: 15), max sequences 40 (paper: none), clip norm 1000.0 (paper: none)."
+    ), text

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from ..benchmarks.metrics import metric_of
+from ..training.protocol import Protocol
 from . import paper
 from .fanova import SPACE, Param, cover
 from .stats import top_trials
@@ -32,7 +33,8 @@ EDGE_P = 0.01  # ... and a binomial test against EDGE gives p below this
 EDGE_PARAMS = tuple(paper.ranked(p.name for p in SPACE if p.log))
 STILL_IMPROVING = 0.5  # share of trials best at their last epoch that is flagged
 COVERED = 0.8  # share of a parameter's (log) range the trials must span for a finding on it
-PROTOCOL = ("preset", "max_epochs", "patience", "batch_size", "loss_reduction")
+# The protocol columns: its preset and every field that changes a trial's result.
+PROTOCOL = ("preset", *Protocol().results_fields())
 
 CHECK_COLUMNS = [
     "benchmark",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -570,10 +571,11 @@ def _protocol_sentence(pooled: pd.Series) -> str:
     else:
         parts.append("loss reduction not recorded")
     paper_protocol = PROTOCOLS["paper"]
+    paper_values = {k: "none" if v is None else str(v) for k, v in asdict(paper_protocol).items()}
     deviations = [
-        f"{key.replace('_', ' ')} {pooled[key]} (paper: {getattr(paper_protocol, key)})"
+        f"{key.replace('_', ' ')} {pooled[key]} (paper: {paper_values[key]})"
         for key in PROTOCOL
-        if key != "preset" and pooled[key] and pooled[key] != str(getattr(paper_protocol, key))
+        if key != "preset" and pooled[key] and pooled[key] != paper_values[key]
     ]
     text = "Protocol: " + ", ".join(parts) + "."
     if deviations:
