@@ -84,14 +84,14 @@ COMPILE_FOR_HOPPER = """
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from variants import triton_family as t
+from variants import family, triton_family as t
 from variants.triton_lstm import _launch
 
 _, launch = _launch(100, 1)
 options = {"num_warps": launch.pop("num_warps"), "num_stages": launch.pop("num_stages")}
 kernels = [
-    (fn, {"CELL": code, "A": t.SAVED[name], **launch})
-    for name, code in t.CELL_CODE.items()
+    (fn, {"CELL": code, "A": family.SAVED[name], **launch})
+    for name, code in family.LOOP_CODE.items()
     for fn in (t._forward_kernel, t._backward_kernel)
 ]
 kernels += [(fn, {"BLOCK": t.SCAN_BLOCK}) for fn in (t._scan_forward, t._scan_backward)]

@@ -176,6 +176,68 @@ def plain_recurrence(
     return torch.stack(outputs), states
 
 
+# --- what the two fast paths (family_compiled.py, triton_family.py) share
+
+# Cells with a time loop, numbered as csrc/family.cpp and triton_family's kernels number them,
+# and the activations each loop saves per unit and step for its backward.
+LOOP_CODE = {"gru": 0, "mgu": 1, "slstm": 2}
+SAVED = {"gru": 4, "mgu": 2, "slstm": 6}
+
+
+def fast_recurrence(
+    name: str,
+    pre_x: Tensor,
+    w_hh: Tensor | None,
+    b_hh: Tensor | None,
+    states: tuple[Tensor, ...],
+    loop: type[torch.autograd.Function],
+    scan: type[torch.autograd.Function],
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """`plain_recurrence` on a fast path: `loop` runs a cell's whole time loop; minGRU and
+    minLSTM, whose gates see only the input, are their gates for all steps (torch ops) and
+    then the linear recurrence h(t) = a(t) h(t-1) + b(t), which `scan` runs."""
+    if name == "mingru":
+        xu, candidate = pre_x.chunk(2, -1)
+        u = torch.sigmoid(xu)
+        out = scan.apply(1 - u, u * candidate, states[0])
+        return out, (out[-1],)
+    if name == "minlstm":
+        xf, xi, candidate = pre_x.chunk(3, -1)
+        f, i = torch.sigmoid(xf), torch.sigmoid(xi)
+        total = f + i
+        out = scan.apply(f / total, i * candidate / total, states[0])
+        return out, (out[-1],)
+    if name == "slstm":
+        out, c, n, m = loop.apply(name, pre_x, w_hh, b_hh, *states)
+        return out, (out[-1], c, n, m)
+    (out,) = loop.apply(name, pre_x, w_hh, b_hh, states[0])
+    return out, (out[-1],)
+
+
+def recurrent_grads(
+    name: str, d_rec: Tensor, acts: Tensor, hs: Tensor, needs: tuple[bool, bool]
+) -> tuple[Tensor | None, Tensor | None]:
+    """The gradients of R and c (GRU's) that `needs` asks for, from d_rec [K, T, B, G], the
+    gradient of every step's R h(t-1) + c, as batched GEMMs over all steps at once: the
+    loops leave them out. hs [K, T + 1, B, N] holds h(0) to h(T); acts the loop's own."""
+    K, T, B, G = d_rec.shape
+    d_w_hh = d_b_hh = None
+    if needs[0]:
+        h_prev = hs[:, :T].reshape(K, T * B, -1)
+        flat = d_rec.reshape(K, T * B, G).transpose(1, 2)
+        if name == "mgu":  # R_h multiplies f h(t-1)
+            n = h_prev.shape[-1]
+            f = acts.reshape(K, T * B, SAVED[name] * n)[..., :n]
+            d_w_hh = torch.cat(
+                [torch.bmm(flat[:, :n], h_prev), torch.bmm(flat[:, n:], f * h_prev)], 1
+            )
+        else:
+            d_w_hh = torch.bmm(flat, h_prev)
+    if name == "gru" and needs[1]:
+        d_b_hh = d_rec.sum((1, 2))
+    return d_w_hh, d_b_hh
+
+
 # --- the layer
 
 

@@ -17,10 +17,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import compiled
-
-CELL_CODE = {"gru": 0, "mgu": 1, "slstm": 2}
-SAVED = {"gru": 4, "mgu": 2, "slstm": 6}  # acts per unit and step (csrc/family.cpp)
+from . import compiled, family
 
 
 class _Problem(ctypes.Structure):
@@ -89,27 +86,22 @@ def recurrence(
     or float64 where `compiled.runs` says so."""
     if pre_x.shape[0] == 0:
         raise ValueError("the compiled recurrence needs at least one step (T = 0)")
-    if name in ("mingru", "minlstm"):
-        h0 = states[0]
-        if name == "mingru":
-            xu, candidate = pre_x.chunk(2, -1)
-            u = torch.sigmoid(xu)
-            out = _Scan.apply(1 - u, u * candidate, h0)
-        else:
-            xf, xi, candidate = pre_x.chunk(3, -1)
-            f, i = torch.sigmoid(xf), torch.sigmoid(xi)
-            total = f + i
-            out = _Scan.apply(f / total, i * candidate / total, h0)
-        return out, (out[-1],)
-    if name == "slstm":
-        out, c, n, m = _Recurrence.apply(name, pre_x, w_hh, b_hh, *states)
-        return out, (out[-1], c, n, m)
-    (out,) = _Recurrence.apply(name, pre_x, w_hh, b_hh, states[0])
-    return out, (out[-1],)
+    return family.fast_recurrence(name, pre_x, w_hh, b_hh, states, _Recurrence, _Scan)
 
 
 def _ptr(t: Tensor | None) -> int | None:
     return t.data_ptr() if t is not None else None
+
+
+def _problem(name: str, strided: Tensor, N: int, **tensors: Tensor | None) -> _Problem:
+    """The loop's sizes, `strided`'s [T, K, B, .] strides (the input forward, the output's
+    gradient backward) and the named buffers' addresses."""
+    T, K, B = strided.shape[:3]
+    st, sk, sb = strided.stride()[:3]
+    threads, cell = torch.get_num_threads(), family.LOOP_CODE[name]
+    pointers = {key: _ptr(t) for key, t in tensors.items()}
+    return _Problem(T=T, K=K, B=B, N=N, threads=threads, cell=cell, st=st, sk=sk, sb=sb,
+                    x=strided.data_ptr(), **pointers)  # fmt: skip
 
 
 class _Recurrence(torch.autograd.Function):
@@ -121,7 +113,7 @@ class _Recurrence(torch.autograd.Function):
         w_hh = w_hh.contiguous()
         b_hh = b_hh.contiguous() if b_hh is not None else None
         rt = x.new_empty(K, N, G)
-        acts = x.new_empty(K, T, B, SAVED[name] * N)
+        acts = x.new_empty(K, T, B, family.SAVED[name] * N)
         hs = x.new_empty(K, T + 1, B, N)
         hs[:, 0] = h0
         cs = ns = ms = None
@@ -129,29 +121,11 @@ class _Recurrence(torch.autograd.Function):
             cs, ns, ms = (x.new_empty(K, T + 1, B, N) for _ in range(3))
             for buffer, s0 in zip((cs, ns, ms), more):
                 buffer[:, 0] = s0
-        problem = _Problem(
-            T=T,
-            K=K,
-            B=B,
-            N=N,
-            threads=torch.get_num_threads(),
-            cell=CELL_CODE[name],
-            st=x.stride(0),
-            sk=x.stride(1),
-            sb=x.stride(2),
-            x=x.data_ptr(),
-            r=w_hh.data_ptr(),
-            rt=rt.data_ptr(),
-            c=_ptr(b_hh),
-            acts=acts.data_ptr(),
-            hs=hs.data_ptr(),
-            cs=_ptr(cs),
-            ns=_ptr(ns),
-            ms=_ptr(ms),
-        )
+        problem = _problem(name, x, N, r=w_hh, rt=rt, c=b_hh, acts=acts, hs=hs, cs=cs, ns=ns,
+                           ms=ms)  # fmt: skip
         _call("family_forward", x.dtype, ctypes.byref(problem))
         ctx.name = name
-        ctx.save_for_backward(rt, acts, hs, cs, ns, b_hh)
+        ctx.save_for_backward(rt, acts, hs, cs, ns)
         out = hs[:, 1:].transpose(0, 1)
         if name == "slstm":
             return out, cs[:, T].clone(), ns[:, T].clone(), ms[:, T].clone()
@@ -160,7 +134,7 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, *grad_states):
-        rt, acts, hs, cs, ns, b_hh = ctx.saved_tensors
+        rt, acts, hs, cs, ns = ctx.saved_tensors
         name = ctx.name
         K, N, G = rt.shape
         T, B = acts.shape[1], acts.shape[2]
@@ -173,45 +147,15 @@ class _Recurrence(torch.autograd.Function):
             (s.contiguous() if s is not None else acts.new_zeros(K, B, N)) for s in grad_states
         ]
         d_more = [acts.new_empty(K, B, N) for _ in grads]
-        problem = _Problem(
-            T=T,
-            K=K,
-            B=B,
-            N=N,
-            threads=torch.get_num_threads(),
-            cell=CELL_CODE[name],
-            st=g.stride(0),
-            sk=g.stride(1),
-            sb=g.stride(2),
-            x=g.data_ptr(),
-            rt=rt.data_ptr(),
-            acts=acts.data_ptr(),
-            hs=hs.data_ptr(),
-            cs=_ptr(cs),
-            ns=_ptr(ns),
-            d_pre=d_pre.data_ptr(),
-            d_rec=d_rec.data_ptr() if name == "gru" else None,
-            d_h0=d_h0.data_ptr(),
-        )
+        problem = _problem(name, g, N, rt=rt, acts=acts, hs=hs, cs=cs, ns=ns, d_pre=d_pre,
+                           d_rec=d_rec if name == "gru" else None, d_h0=d_h0)  # fmt: skip
         if slstm:
             problem.grad_c, problem.grad_n, problem.grad_m = (t.data_ptr() for t in grads)
             problem.d_c0, problem.d_n0, problem.d_m0 = (t.data_ptr() for t in d_more)
         _call("family_backward", g.dtype, ctypes.byref(problem))
 
         need = ctx.needs_input_grad
-        d_w_hh = d_b_hh = None
-        h_prev = hs[:, :-1].reshape(K, T * B, N)
-        if need[2]:
-            flat = d_rec.view(K, T * B, G).transpose(1, 2)
-            if name == "mgu":  # R_h multiplies f h(t-1)
-                f = acts.view(K, T * B, 2 * N)[..., :N]
-                d_w_hh = torch.cat(
-                    [torch.bmm(flat[:, :N], h_prev), torch.bmm(flat[:, N:], f * h_prev)], 1
-                )
-            else:
-                d_w_hh = torch.bmm(flat, h_prev)
-        if b_hh is not None and need[3]:
-            d_b_hh = d_rec.sum((1, 2))
+        d_w_hh, d_b_hh = family.recurrent_grads(name, d_rec, acts, hs, need[2:4])
         return (
             None,
             d_pre.transpose(0, 1),

@@ -18,8 +18,9 @@ Per cell (equations in docs/family.md):
 - minGRU, minLSTM: the gates of all steps are torch ops; the kernel is the linear scan
   h(t) = a(t) h(t-1) + b(t) over blocks of elements, and its reverse.
 
-The weight gradients are batched GEMMs over all steps after the kernel (torch), as in
-family_compiled.py. Under TRITON_INTERPRET=1 the kernels run on CPU tensors (the tests).
+The weight gradients are batched GEMMs over all steps after the kernel (torch), shared with
+family_compiled.py in `family.recurrent_grads`. Under TRITON_INTERPRET=1 the kernels run on
+CPU tensors (the tests).
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import family
 from .triton_lstm import _launch, _project, _sigmoid, _tanh, interpreted
 
-CELL_CODE = {"gru": 0, "mgu": 1, "slstm": 2}
-SAVED = {"gru": 4, "mgu": 2, "slstm": 6}  # activations per unit and step, as the C++ path
 SCAN_BLOCK = 256  # elements per program of the scan
 
 
@@ -50,22 +50,7 @@ def recurrence(
             "the family's triton kernels run on CUDA tensors (on CPU only under "
             f"TRITON_INTERPRET=1), got a tensor on {pre_x.device}"
         )
-    if name in ("mingru", "minlstm"):
-        if name == "mingru":
-            xu, candidate = pre_x.chunk(2, -1)
-            u = torch.sigmoid(xu)
-            out = _Scan.apply(1 - u, u * candidate, states[0])
-        else:
-            xf, xi, candidate = pre_x.chunk(3, -1)
-            f, i = torch.sigmoid(xf), torch.sigmoid(xi)
-            total = f + i
-            out = _Scan.apply(f / total, i * candidate / total, states[0])
-        return out, (out[-1],)
-    if name == "slstm":
-        out, c, n, m = _Recurrence.apply(name, pre_x, w_hh, b_hh, *states)
-        return out, (out[-1], c, n, m)
-    (out,) = _Recurrence.apply(name, pre_x, w_hh, b_hh, states[0])
-    return out, (out[-1],)
+    return family.fast_recurrence(name, pre_x, w_hh, b_hh, states, _Recurrence, _Scan)
 
 
 class _Recurrence(torch.autograd.Function):
@@ -77,7 +62,7 @@ class _Recurrence(torch.autograd.Function):
         bias = b_hh.contiguous() if b_hh is not None else w_hh
         hs = pre_x.new_empty(K, T + 1, B, N)
         hs[:, 0] = h0
-        acts = pre_x.new_empty(K, T, B, SAVED[name] * N)
+        acts = pre_x.new_empty(K, T, B, family.SAVED[name] * N)
         slstm = name == "slstm"
         # sLSTM's c, n, m for every step ([K, T + 1, B, N]); MGU's scratch row f h(t-1).
         cs, ns, ms = ((pre_x.new_empty(K, T + 1, B, N) for _ in range(3)) if slstm
@@ -88,7 +73,7 @@ class _Recurrence(torch.autograd.Function):
         layout, constants = _launch(N, B)
         _forward_kernel[(triton.cdiv(K * B, layout.rows),)](
             pre_x, *pre_x.stride(), w_hh, bias, hs, acts, cs, ns, ms, T, K, B, N,
-            CELL=CELL_CODE[name], A=SAVED[name], **constants,
+            CELL=family.LOOP_CODE[name], A=family.SAVED[name], **constants,
         )  # fmt: skip
         ctx.name = name
         ctx.save_for_backward(w_hh, hs, acts, cs if slstm else None, ns if slstm else None)
@@ -115,22 +100,10 @@ class _Recurrence(torch.autograd.Function):
         _backward_kernel[(triton.cdiv(K * B, layout.rows),)](
             grad_out, *grad_out.stride(), w_hh.transpose(1, 2).contiguous(), hs, acts,
             cs if slstm else hs, ns if slstm else hs, *grads, d_pre, d_rec, d_h0,
-            *d_more, T, K, B, N, CELL=CELL_CODE[name], A=SAVED[name], **constants,
+            *d_more, T, K, B, N, CELL=family.LOOP_CODE[name], A=family.SAVED[name], **constants,
         )  # fmt: skip
         need = ctx.needs_input_grad
-        d_w_hh = d_b_hh = None
-        h_prev = hs[:, :-1].reshape(K, T * B, N)
-        if need[2]:
-            flat = d_rec[:, :T].reshape(K, T * B, G).transpose(1, 2)
-            if name == "mgu":  # R_h multiplies f h(t-1)
-                f = acts.view(K, T * B, 2 * N)[..., :N]
-                d_w_hh = torch.cat(
-                    [torch.bmm(flat[:, :N], h_prev), torch.bmm(flat[:, N:], f * h_prev)], 1
-                )
-            else:
-                d_w_hh = torch.bmm(flat, h_prev)
-        if name == "gru" and need[3]:
-            d_b_hh = d_rec[:, :T].sum((1, 2))
+        d_w_hh, d_b_hh = family.recurrent_grads(name, d_rec[:, :T], acts, hs, need[2:4])
         return (
             None,
             d_pre[:, :T].transpose(0, 1),
