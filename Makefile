@@ -22,9 +22,10 @@ demo: venv
 	$(BIN)/odyssey run --benchmark jsb --variants all --trials 4 --sampler qmc --seed 26 --preset demo --workers 2 --storage sqlite:///results/demo/study.db
 	$(BIN)/odyssey report --storage sqlite:///results/demo/study.db --out results/demo
 
-# The suite without the `slow` group; CI runs both groups.
+# The suite without the `slow` group, on two processes (the PostgreSQL tests in one of
+# them); CI runs both groups.
 test: venv
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 # The slow group: real kills and signals of `odyssey run` and its workers, a kill at every
 # storage step, a PostgreSQL restart, the full JSB build from music21's corpus.

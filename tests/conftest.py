@@ -92,5 +92,24 @@ def device(request):
     return request.param
 
 
-# Tiny tensors: one thread avoids OpenMP spin-waits when other processes share the cores.
+# Tiny tensors: one thread avoids OpenMP spin-waits when other processes share the cores
+# (`make test` runs two test processes, pytest-xdist's -n 2).
 torch.set_num_threads(1)
+
+
+# Fixtures that are costly to build (forests fitted, studies run) and only read by their tests.
+SHARED = ("synthetic_storage", "tops_storage", "noise", "blown", "shared_results")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under -n (xdist's --dist loadgroup), the tests that share state run in one test
+    process: the PostgreSQL tests share one database and empty its schema, and the readers of
+    a costly fixture then build it once, not once per process."""
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            group = "postgres"
+        else:
+            group = next((name for name in SHARED if name in item.fixturenames), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
