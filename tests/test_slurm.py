@@ -1,5 +1,6 @@
-"""The job-array recipe (scripts/slurm/odyssey.sbatch) on a real Slurm: the single-node
-cluster of scripts/slurm/local_cluster.sh, which CI brings up.
+"""Batch systems: a run trains with the CPUs it is given, and the job-array recipe
+(scripts/slurm/odyssey.sbatch) on a real Slurm, the single-node cluster of
+scripts/slurm/local_cluster.sh, which CI brings up.
 
 One study, two array tasks, three ways a task ends: stopped by SIGTERM (as scancel,
 preemption or the `--signal` before the wall time stop it), stopped by its own time limit
@@ -12,6 +13,7 @@ So the first epoch written for a trial is the first it trained itself: 1 if it s
 afresh, k + 1 if it resumed from a checkpoint at epoch k.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -22,20 +24,12 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
+import torch
 from optuna.trial import TrialState
-from runs import POSTGRES, assert_exact, fresh_postgres, wait_for
+from runs import POSTGRES, assert_exact, fresh_postgres, run_args, wait_for
 
+from study.cli import main
 from study.runner.retries import state_counts
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        shutil.which("sbatch") is None,
-        reason="needs Slurm's sbatch (scripts/slurm/local_cluster.sh brings up a local cluster)",
-    ),
-    pytest.mark.skipif(not POSTGRES, reason="needs ODYSSEY_TEST_POSTGRES_URL"),
-]
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "scripts" / "slurm" / "odyssey.sbatch"
@@ -129,6 +123,32 @@ def trials(storage: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs two CPUs, to pin the run to one",
+)
+def test_a_run_trains_with_as_many_threads_as_cpus_it_is_given(tmp_path, tiny_jsb):
+    """A batch system gives a task some of a node's CPUs (as this process's affinity); more
+    threads than those would only take turns on them."""
+    cpus = os.sched_getaffinity(0)
+    torch.set_num_threads(2)
+    try:
+        os.sched_setaffinity(0, {min(cpus)})
+        args = run_args(f"sqlite:///{tmp_path}/s.db", tiny_jsb, tmp_path, trials=2, variants="V")
+        assert main(args) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        os.sched_setaffinity(0, cpus)
+        torch.set_num_threads(1)  # the suite's (conftest)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    shutil.which("sbatch") is None,
+    reason="needs Slurm's sbatch (scripts/slurm/local_cluster.sh brings up a local cluster)",
+)
+@pytest.mark.skipif(not POSTGRES, reason="needs ODYSSEY_TEST_POSTGRES_URL")
 @pytest.mark.timeout(300)
 def test_an_array_stopped_by_signal_and_by_its_time_resumes_on_resubmission(tmp_path, tiny_jsb):
     assert subprocess.run(["scontrol", "ping"], capture_output=True).returncode == 0, (

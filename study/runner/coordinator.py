@@ -86,7 +86,7 @@ class _Loop:
     def run(self) -> dict[str, dict[str, int]]:
         """Until no trial is waiting or running anywhere; returns the trial counts."""
         workers = self.options.workers
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, _usable_cpus() // workers)
         pool: InlinePool | WorkerPool = (
             InlinePool(threads, self.on_epoch)
             if workers == 1
@@ -157,6 +157,14 @@ class _Loop:
             self.monitor.trial(name, finished.number, finished.result)
         if results:
             self.counted = -math.inf  # read the counts again
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on: a batch system's allocation (Slurm's cgroup or
+    affinity, taskset), not all of the node's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _live(counts: dict[str, dict[str, int]]) -> bool:
