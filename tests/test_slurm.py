@@ -142,6 +142,13 @@ def test_a_run_trains_with_as_many_threads_as_cpus_it_is_given(tmp_path, tiny_js
         torch.set_num_threads(1)  # the suite's (conftest)
 
 
+def test_the_recipe_outside_a_job_is_one_line_and_exit_2():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    out = subprocess.run(["bash", str(RECIPE)], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out
+    assert "not in a Slurm job: submit it with sbatch" in out.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.skipif(
@@ -208,7 +215,9 @@ def test_an_array_stopped_by_signal_and_by_its_time_resumes_on_resubmission(tmp_
         timed = ended(first, 1)
         text = log(tmp_path, first, 1)
         assert (timed["JobState"], timed["ExitCode"]) == ("COMPLETED", "0:0"), (timed, text)
-        assert re.search(r"time limit of \d+ s reached after \d+ s", text), text
+        limit = re.search(r"time limit of (\d+) s reached after \d+ s", text)
+        # read from the job: its 120 s, less MARGIN, less the seconds before the script ran
+        assert limit and 30 <= int(limit.group(1)) <= 120 - 70, text
         assert "interrupted" not in text, text
         counts = state_counts(trials(storage))
         assert counts["complete"] < TRIALS and counts["running"] == 0, counts
@@ -263,3 +272,7 @@ def test_an_array_stopped_by_signal_and_by_its_time_resumes_on_resubmission(tmp_
         while resumed not in written:  # sent back again before an epoch: its copy
             resumed = copy_of[resumed]
         assert written[resumed][0] > epoch >= 2, (number, resumed, written[resumed])
+    print(
+        f"checked: {TRIALS} configurations COMPLETE once, {counts['requeued']} trials sent back "
+        f"and resumed; by SIGTERM after epochs {sorted(sent_back.values())}"
+    )
