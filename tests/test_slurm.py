@@ -34,7 +34,7 @@ from study.runner.retries import state_counts
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "scripts" / "slurm" / "odyssey.sbatch"
 NAME = "jsb-original/V"
-TRIALS = 16  # 8 populations of 2 at 10 epochs of a second and more: about 90 s of training
+TRIALS = 16  # 8 populations of 2, 10 epochs of a second and more: 80 s or more of training
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 
 
