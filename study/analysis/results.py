@@ -50,7 +50,7 @@ _COLUMNS = {
 }
 # Text columns besides benchmark and variant; their empty cells read back as "".
 _STRINGS = {
-    "studies": ["sample"],
+    "studies": ["sample", "data_sha256"],
     "summary": ["direction", "paired_direction"],
     "importance": ["lens", "term"],
     "checks": [*PROTOCOL, "edge_flags"],
