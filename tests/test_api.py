@@ -7,8 +7,8 @@ import optuna
 import pytest
 
 import study
-from study.cli import main
 from study.analysis import read_results
+from study.cli import main
 from study.errors import OptionError
 from study.training.protocol import PROTOCOLS, protocol
 

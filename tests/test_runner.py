@@ -87,9 +87,12 @@ def test_a_study_keeps_the_checksum_of_its_data(tmp_path):
     assert prepare("a" * 64).user_attrs["data_sha256"] == "a" * 64  # the same data goes on
     with pytest.raises(UserError, match=f"trained on data with SHA-256 {'a' * 64}, not {'b' * 64}"):
         prepare("b" * 64)
-    assert "data_sha256" not in prepare_study(
-        storage, "jsb", "V", n_trials=2, sampler="random", seed=0, sample=None, band_size=2
-    ).user_attrs
+    assert (
+        "data_sha256"
+        not in prepare_study(
+            storage, "jsb", "V", n_trials=2, sampler="random", seed=0, sample=None, band_size=2
+        ).user_attrs
+    )
 
 
 def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
