@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     out.mkdir(parents=True, exist_ok=True)
+    os.environ["ODYSSEY_RESULTS"] = str(results.resolve())  # the kernels inherit it
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
-        os.environ["ODYSSEY_RESULTS"] = str(results.resolve())  # the kernel inherits it
         client = NotebookClient(
             notebook,
             timeout=600,
@@ -57,12 +58,13 @@ def main(argv: list[str] | None = None) -> int:
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         )
         try:
-            client.execute()
+            # the kernel process's own log lines (its transport, not the cells) stay off screen
+            client.execute(stderr=subprocess.DEVNULL)
         except CellExecutionError as err:
             nbformat.write(notebook, out / path.name)
-            last = str(err).strip().splitlines()[-1]
             print(
-                f"run_notebooks: {path.name} failed ({last}); see {out / path.name}",
+                f"run_notebooks: {path.name} failed ({err.ename}: {err.evalue}); see "
+                f"{out / path.name}",
                 file=sys.stderr,
             )
             return 1

@@ -116,6 +116,19 @@ def test_make_notebooks_refuses_a_folder_that_is_not_a_report(tmp_path):
     assert "inside" in done.stderr and not (ROOT / "notebooks" / "out").exists()
 
 
+def test_make_notebooks_names_a_notebook_that_fails_and_keeps_it(tmp_path):
+    (tmp_path / "trials.csv").write_bytes(b"\xff\xfe not text")
+    done = make_notebooks(f"RESULTS={tmp_path}", f"NOTEBOOKS_OUT={tmp_path / 'out'}")
+    assert done.returncode != 0
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("run_notebooks")]
+    first = NOTEBOOKS[0].name
+    assert line.startswith(f"run_notebooks: {first} failed (UnicodeDecodeError: ")
+    assert line.endswith(f"; see {tmp_path / 'out' / first}")
+    (kept,) = (tmp_path / "out").iterdir()  # as far as it ran, with the error in its cell
+    errors = [o for c in nbformat.read(kept, as_version=4).cells for o in c.get("outputs", [])]
+    assert [o.ename for o in errors if o.output_type == "error"] == ["UnicodeDecodeError"]
+
+
 def test_variants_notebook_draws_the_paired_comparison_of_a_shared_sample(
     synthetic_report, shared_results, monkeypatch
 ):
