@@ -1,4 +1,4 @@
-"""The Python API runs a study as the command line does, in three calls (README)."""
+"""The Python API runs a study as the command line does, in three calls (docs/cli.md)."""
 
 import hashlib
 from pathlib import Path

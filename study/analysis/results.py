@@ -61,7 +61,7 @@ _STRINGS = {
 
 @dataclass
 class Results:
-    """Every table of a report folder (see README's `odyssey report` for the columns)."""
+    """Every table of a report folder (docs/report.md gives the columns)."""
 
     trials: pd.DataFrame
     studies: pd.DataFrame

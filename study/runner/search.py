@@ -100,7 +100,7 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
 class TrialRecord:
     """What a COMPLETE trial stores as user attributes, beside its value (the best validation
     metric) and its validation curve (intermediate values at epochs 1, 2, ...). Its one-value
-    fields are columns of the trials table; the README lists them all."""
+    fields are columns of the trials table; docs/cli.md lists them all."""
 
     test_metric: float  # of the best validation epoch's weights
     best_epoch: int
