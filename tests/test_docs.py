@@ -119,6 +119,13 @@ def test_every_odyssey_option_shown_exists(page):
     assert unknown_options(page.read_text()) == []
 
 
+def test_every_command_is_in_the_command_table():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    table = text.split("\n## ", 1)[0]
+    shown = set(re.findall(r"^\| `odyssey (\w+)", table, re.M))
+    assert shown == set(parser_options()[1])
+
+
 def test_the_run_options_table_lists_every_option_of_run():
     """docs/cli.md's table of `odyssey run` options: the parser's, no more, no fewer."""
     text = (ROOT / "docs" / "cli.md").read_text()
