@@ -116,6 +116,7 @@ def test_make_notebooks_refuses_a_folder_that_is_not_a_report(tmp_path):
     assert "inside" in done.stderr and not (ROOT / "notebooks" / "out").exists()
 
 
+@pytest.mark.slow  # a kernel of its own
 def test_make_notebooks_names_a_notebook_that_fails_and_keeps_it(tmp_path):
     (tmp_path / "trials.csv").write_bytes(b"\xff\xfe not text")
     done = make_notebooks(f"RESULTS={tmp_path}", f"NOTEBOOKS_OUT={tmp_path / 'out'}")
