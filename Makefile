@@ -1,4 +1,5 @@
-# Quick start: `make demo` runs a small study, `make test` runs the test suite.
+# Quick start: `make demo` runs a small study, `make test` runs the test suite, `make notebooks`
+# runs the notebooks on a report.
 # Both create .venv and install what they need (a CPU build of torch unless one is present).
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 # Override for another build, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test test-slow lint bench gpu-check clean
+.PHONY: venv demo notebooks test test-slow lint bench gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +22,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: venv
 	$(BIN)/odyssey run --benchmark jsb --variants all --trials 4 --sampler qmc --seed 26 --preset demo --workers 2 --storage sqlite:///results/demo/study.db
 	$(BIN)/odyssey report --storage sqlite:///results/demo/study.db --out results/demo
+
+# Every notebook run headless on a report folder into build/notebooks/ (git-ignored; the
+# tracked notebooks keep no outputs): RESULTS=DIR names the folder, by default the demo's
+# when `make demo` has written it, else the committed reproduction.
+RESULTS ?= $(if $(wildcard results/demo/trials.csv),results/demo,results/reproduction)
+NOTEBOOKS_OUT ?= build/notebooks
+notebooks: venv
+	$(BIN)/python scripts/run_notebooks.py --results $(RESULTS) --out $(NOTEBOOKS_OUT)
 
 # The suite without the `slow` group, on two processes (the PostgreSQL tests in one of
 # them); CI runs both groups.
@@ -46,4 +55,4 @@ gpu-check:
 	scripts/gpu_check.sh
 
 clean:
-	rm -rf $(VENV) results/demo datasets/.cache
+	rm -rf $(VENV) results/demo datasets/.cache build/notebooks

@@ -207,20 +207,21 @@ def test_foreign_studies_are_skipped_with_one_line_each(tmp_path, capsys):
     ]
 
 
-README = Path(__file__).parent.parent / "README.md"
+CLI_DOCS = Path(__file__).parent.parent / "docs" / "cli.md"
 
 
-def readme_names(marker: str) -> list[str]:
-    """The names in backquotes between `<!-- marker -->` and `<!-- /marker -->`."""
-    text = README.read_text()
+def documented_names(marker: str) -> list[str]:
+    """The names in backquotes between `<!-- marker -->` and `<!-- /marker -->` of
+    docs/cli.md."""
+    text = CLI_DOCS.read_text()
     start = text.index(f"<!-- {marker} -->")
     return re.findall(r"`(\w+)`", text[start : text.index(f"<!-- /{marker} -->", start)])
 
 
-def test_one_trial_record_in_storage_table_and_readme(synthetic_storage, synthetic_report):
+def test_one_trial_record_in_storage_table_and_docs(synthetic_storage, synthetic_report):
     record = [f.name for f in fields(TrialRecord)]
-    assert readme_names("trial-record") == record
-    assert readme_names("trials-columns") == COLUMNS
+    assert documented_names("trial-record") == record
+    assert documented_names("trials-columns") == COLUMNS
     header = (synthetic_report / "trials.csv").read_text().splitlines()[0]
     assert header.split(",") == COLUMNS
     # A trial stores its parameters and the record; the table has every parameter, momentum

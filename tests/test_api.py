@@ -1,9 +1,13 @@
-"""The Python API runs a study as the command line does, in three calls (README)."""
+"""The Python API runs a study as the command line does, in three calls (docs/cli.md)."""
+
+import hashlib
+from pathlib import Path
 
 import optuna
 import pytest
 
 import study
+from study.analysis import read_results
 from study.cli import main
 from study.errors import OptionError
 from study.training.protocol import PROTOCOLS, protocol
@@ -38,6 +42,11 @@ def test_run_status_report_as_the_command_line(tmp_path, tiny_jsb):
     assert list(table.complete) == [2, 2]
     path = study.report(ours, tmp_path / "report")
     assert path == tmp_path / "report" / "REPORT.md" and path.read_text().startswith("# LSTM")
+    # every study records the data it trained on, and the report's studies.csv says it
+    digest = hashlib.sha256(Path(tiny_jsb).read_bytes()).hexdigest()
+    for name in ("jsb-original/V", "jsb-original/CIFG"):
+        assert optuna.load_study(study_name=name, storage=ours).user_attrs["data_sha256"] == digest
+    assert list(read_results(tmp_path / "report").studies.data_sha256) == [digest, digest]
 
 
 def test_run_takes_a_protocol_and_names_a_bad_option(tmp_path):

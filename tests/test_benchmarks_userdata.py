@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from study.benchmarks import iam_ondb, timit
 from study.errors import UserError
 
 SHARED_JSB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "jsb-original"
+# The published file's, as its repository serves it (github.com/czhuang/JSB-Chorales-dataset)
+SPLITS = ("train", "valid", "test")
+PAPER_SHA256 = "be67b1e1d0ea22a0c64eb72db53a83dae65650a7b470ca09a34a1e43a3fb4405"
 
 
 pytestmark = pytest.mark.usefixtures("fresh_data_home")
@@ -27,13 +31,22 @@ def write_pickle(path: Path, data) -> Path:
     return path
 
 
-def test_jsb_original_tiny_pickle(tmp_path):
+def accept(monkeypatch, path: Path) -> str:
+    """Accept `path`, which is not the paper's file, as a user would: by its checksum."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setenv("ODYSSEY_JSB_ORIGINAL_SHA256", digest)
+    return digest
+
+
+def test_jsb_original_tiny_pickle(tmp_path, monkeypatch):
     data = {
         "train": [[(60, 64, 67), (62,), ()], [(21,), (108,)]],
         "valid": [[(48.0, 55.0), (48.0,)]],  # the original pickle stores floats
         "test": [[(72,), (74,), (76,), (77,)]],
     }
-    bench = benchmarks.load("jsb-original", str(write_pickle(tmp_path / "JSB.pickle", data)))
+    path = write_pickle(tmp_path / "JSB.pickle", data)
+    accept(monkeypatch, path)
+    bench = benchmarks.load("jsb-original", str(path))
     assert (bench.task, bench.input_size, bench.output_size) == ("next_step", 88, 88)
     assert [len(bench.train), len(bench.valid), len(bench.test)] == [2, 1, 1]
     first = torch.cat([bench.train.inputs[0], bench.train.targets[0][-1:]])
@@ -45,9 +58,41 @@ def test_jsb_original_tiny_pickle(tmp_path):
 
 def test_jsb_original_folder_and_env(tmp_path, monkeypatch):
     data = {s: [[(60,), (61,)]] for s in ("train", "valid", "test")}
-    write_pickle(tmp_path / "jsb.pkl", data)
+    accept(monkeypatch, write_pickle(tmp_path / "jsb.pkl", data))
     monkeypatch.setenv("ODYSSEY_JSB_ORIGINAL", str(tmp_path))
     assert len(benchmarks.load("jsb-original").test) == 1
+
+
+def test_jsb_original_another_file_is_refused_until_its_checksum_is_given(tmp_path, monkeypatch):
+    monkeypatch.delenv("ODYSSEY_JSB_ORIGINAL_SHA256", raising=False)
+    ours = write_pickle(tmp_path / "ours.pkl", {s: [[(60,), (61,)]] for s in SPLITS})
+    digest = hashlib.sha256(ours.read_bytes()).hexdigest()
+    with pytest.raises(UserError) as refused:
+        benchmarks.load("jsb-original", str(ours))
+    line = str(refused.value)
+    assert "\n" not in line
+    assert f"has SHA-256 {digest} ({ours.stat().st_size:,} bytes)" in line
+    assert "not the paper's file's " + PAPER_SHA256 in line
+    assert "jsb-chorales-quarter.pkl from https://github.com/czhuang/JSB-Chorales-dataset" in line
+    assert line.endswith(f"or set ODYSSEY_JSB_ORIGINAL_SHA256={digest} to train on this file")
+    # accepted by name, this file loads and says which it is; a third file is refused again
+    monkeypatch.setenv("ODYSSEY_JSB_ORIGINAL_SHA256", digest.upper())
+    assert benchmarks.load("jsb-original", str(ours)).notes["sha256"] == digest
+    assert benchmarks.data_sha256("jsb-original", str(ours)) == digest
+    third = write_pickle(tmp_path / "third.pkl", {s: [[(62,), (61,)]] for s in SPLITS})
+    with pytest.raises(UserError, match=f"not ODYSSEY_JSB_ORIGINAL_SHA256={digest};"):
+        benchmarks.load("jsb-original", str(third))
+
+
+def test_jsb_original_not_given_says_where_the_file_comes_from(monkeypatch):
+    monkeypatch.delenv("ODYSSEY_JSB_ORIGINAL", raising=False)
+    reason = benchmarks.describe("jsb-original")["reason"]
+    assert reason.startswith("jsb-original: not given: set ODYSSEY_JSB_ORIGINAL or --path; ")
+    assert "jsb-chorales-quarter.pkl from https://github.com/czhuang/JSB-Chorales-dataset" in (
+        reason
+    )
+    assert f"(2,051,794 bytes, SHA-256 {PAPER_SHA256})" in reason
+    assert benchmarks.data_sha256("jsb") is None  # built from packaged data: no file to name
 
 
 @pytest.mark.parametrize(
@@ -76,8 +121,11 @@ def test_jsb_original_missing(tmp_path):
 
 
 @pytest.mark.skipif(not SHARED_JSB.is_dir(), reason="the original JSB pickle is not present")
-def test_jsb_original_real_file():
+def test_jsb_original_real_file(monkeypatch):
+    monkeypatch.delenv("ODYSSEY_JSB_ORIGINAL_SHA256", raising=False)  # the paper's file's
     bench = benchmarks.load("jsb-original", str(SHARED_JSB))
+    assert bench.notes["sha256"] == PAPER_SHA256
+    assert (SHARED_JSB / "jsb-chorales-quarter.pkl").stat().st_size == 2_051_794
     # Sizes from the file's README: 229 / 76 / 77 sequences, 13,807 / 4,602 / 4,725 frames.
     for split, count, frames in (("train", 229, 13807), ("valid", 76, 4602), ("test", 77, 4725)):
         s = getattr(bench, split)

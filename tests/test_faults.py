@@ -710,8 +710,11 @@ def test_malformed_user_files_are_one_line(tmp_path, capsys, fresh_data_home):
         (iam / folder).mkdir(parents=True)
     for name in ("trainset", "testset_v", "testset_t", "testset_f"):
         (iam / f"{name}.txt").write_bytes(bytes(range(128, 256)))
+    another = tmp_path / "another.pkl"  # well formed, but not the paper's file
+    another.write_bytes(pickle.dumps({s: [[(60,), (62,)]] for s in ("train", "valid", "test")}))
     for benchmark, data, message in (
         ("jsb-original", strings, "train[0] is not a list of time steps"),
+        ("jsb-original", another, f"{another} has SHA-256 "),
         ("iam-ondb", iam, "trainset.txt is not a text file of form ids"),
     ):
         args = run_args(f"sqlite:///{tmp_path}/s.db", str(data), tmp_path, trials=1, variants="V")

@@ -1,5 +1,5 @@
 """The layers of the package import downwards only: a lower layer never imports a higher one,
-so each can be read, tested and reused without the ones above it (README, Architecture)."""
+so each can be read, tested and reused without the ones above it (docs/architecture.md)."""
 
 import ast
 from pathlib import Path

@@ -67,6 +67,34 @@ def test_prepare_enqueues_once_and_tops_up(tmp_path):
         prepare(6, "qmc")
 
 
+def test_a_study_keeps_the_checksum_of_its_data(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", create=True)
+
+    def prepare(data_sha256):
+        return prepare_study(
+            storage,
+            "jsb-original",
+            "V",
+            n_trials=2,
+            sampler="random",
+            seed=0,
+            sample=None,
+            band_size=2,
+            data_sha256=data_sha256,
+        )
+
+    assert prepare("a" * 64).user_attrs["data_sha256"] == "a" * 64
+    assert prepare("a" * 64).user_attrs["data_sha256"] == "a" * 64  # the same data goes on
+    with pytest.raises(UserError, match=f"trained on data with SHA-256 {'a' * 64}, not {'b' * 64}"):
+        prepare("b" * 64)
+    assert (
+        "data_sha256"
+        not in prepare_study(
+            storage, "jsb", "V", n_trials=2, sampler="random", seed=0, sample=None, band_size=2
+        ).user_attrs
+    )
+
+
 def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     assert main(run_args(storage, tiny_jsb, tmp_path, extra=("--workers", "2"))) == 0

@@ -50,7 +50,7 @@ _COLUMNS = {
 }
 # Text columns besides benchmark and variant; their empty cells read back as "".
 _STRINGS = {
-    "studies": ["sample"],
+    "studies": ["sample", "data_sha256"],
     "summary": ["direction", "paired_direction"],
     "importance": ["lens", "term"],
     "checks": [*PROTOCOL, "edge_flags"],
@@ -61,7 +61,7 @@ _STRINGS = {
 
 @dataclass
 class Results:
-    """Every table of a report folder (see README's `odyssey report` for the columns)."""
+    """Every table of a report folder (docs/report.md gives the columns)."""
 
     trials: pd.DataFrame
     studies: pd.DataFrame

@@ -76,8 +76,9 @@ COLUMNS = list(_DTYPES)
 EPOCH_COLUMNS = ["benchmark", "variant", "trial", "epoch", "valid", "test"]
 # Per study: the trials it plans (its `n_trials` attribute), how its configurations were
 # sampled (`sample`: "shared" when every variant of the benchmark has the same ones) and the
-# size of its bands of configurations (`band_size`); empty where the study does not say.
-STUDY_COLUMNS = ["benchmark", "variant", "planned", "sample", "band_size"]
+# size of its bands of configurations (`band_size`) and the SHA-256 of the data file it trained
+# on (`data_sha256`, jsb-original); empty where the study does not say.
+STUDY_COLUMNS = ["benchmark", "variant", "planned", "sample", "band_size", "data_sha256"]
 _INTEGERS = [name for name, kind in _DTYPES.items() if kind == "Int64"]
 _OPTIONAL_TEXTS = [name for name, kind in (RECORD | PROTOCOL).items() if kind == "object"]
 
@@ -141,6 +142,7 @@ def load_storage(
                 "planned": _number(attrs.get("n_trials")),
                 "sample": _text(attrs.get("sample")) or "",
                 "band_size": _number(attrs.get("band_size")),
+                "data_sha256": _text(attrs.get("data_sha256")) or "",
             }
         )
         for trial in trials:

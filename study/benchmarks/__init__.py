@@ -19,7 +19,7 @@ import os
 from ..errors import UserError
 from .core import TASKS, Benchmark, Split
 
-__all__ = ["TASKS", "Benchmark", "Split", "describe", "load", "names"]
+__all__ = ["TASKS", "Benchmark", "Split", "data_sha256", "describe", "load", "names"]
 
 EMBEDDED = ("jsb", "digits-framewise", "digits-ctc")
 # name -> (module, environment variable naming the data)
@@ -74,12 +74,21 @@ def describe(name: str, path: str | None = None) -> dict:
         info["env"] = env
         path = path or os.environ.get(env)
         if not path:
-            return {**info, "available": False, "reason": f"{name}: not given: set {env} or --path"}
+            where = _module(module).SOURCE
+            reason = f"{name}: not given: set {env} or --path; {where}"
+            return {**info, "available": False, "reason": reason}
     try:
         bench = load(name, path)
     except UserError as err:
         return {**info, "available": False, "reason": str(err)}
     return {**info, "available": True, "reason": None, **summary(bench)}
+
+
+def data_sha256(name: str, path: str | None = None) -> str | None:
+    """The SHA-256 of the one file benchmark `name` is read from, as its loader checked it
+    (jsb-original), which a study records as the data it trained on; None for benchmarks
+    built from packaged data or read from folders."""
+    return load(name, path).notes.get("sha256")
 
 
 def _module(name: str):

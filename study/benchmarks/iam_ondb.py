@@ -24,6 +24,10 @@ from .cache import cached, folder_recipe
 from .core import Benchmark, Split
 
 ENV = "ODYSSEY_IAM_ONDB"
+SOURCE = (
+    "IAM-OnDB is free for non-commercial research after registration with the University of "
+    "Bern; bring your own copy"
+)
 EXPECTED = (
     "IAM-OnDB: lineStrokes/ and ascii/ folders and the split lists trainset.txt, "
     "testset_v.txt, testset_t.txt, testset_f.txt"

@@ -3,10 +3,17 @@
 Expected file: a pickle of a dict with keys 'train', 'valid', 'test'; each a list of
 sequences; each sequence a list of time steps; each time step the MIDI pitches sounding.
 Read into the same 88-key roll as `jsb` so models are comparable.
+
+The paper's file is public and fixed, so the loader checks its SHA-256: a study trained on
+another file (a re-export, another edition) would quietly measure something else. A user who
+means to train on another file says so by naming its checksum in $ODYSSEY_JSB_ORIGINAL_SHA256,
+which the refusal prints; a third file is refused again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -16,6 +23,12 @@ from .core import Benchmark
 from .music import next_step_benchmark, next_step_split, piano_roll
 
 ENV = "ODYSSEY_JSB_ORIGINAL"
+CHECKSUM_ENV = "ODYSSEY_JSB_ORIGINAL_SHA256"  # the SHA-256 accepted instead of the paper's file's
+FILE = "jsb-chorales-quarter.pkl"
+REPOSITORY = "https://github.com/czhuang/JSB-Chorales-dataset"
+SIZE = 2_051_794
+SHA256 = "be67b1e1d0ea22a0c64eb72db53a83dae65650a7b470ca09a34a1e43a3fb4405"
+SOURCE = f"the paper's file is {FILE} from {REPOSITORY} ({SIZE:,} bytes, SHA-256 {SHA256})"
 EXPECTED = (
     "a pickle of a dict with keys 'train', 'valid', 'test' holding lists of sequences of "
     "time steps of MIDI pitches (e.g. jsb-chorales-quarter.pkl or JSB_Chorales.pickle)"
@@ -49,8 +62,30 @@ def recipe(path: Path) -> dict:
 
 
 def load(path: str | Path) -> Benchmark:
+    """The benchmark of the file at `path`, built (and cached) first, so that a malformed
+    file is named as such; then refused unless its checksum is the one expected, which its
+    notes hold (`sha256`)."""
     path = resolve(path)
-    return cached("jsb-original", recipe(path), lambda: build(path))
+    bench = cached("jsb-original", recipe(path), lambda: build(path))
+    bench.notes = {**bench.notes, "sha256": check_checksum(path)}
+    return bench
+
+
+def check_checksum(path: Path) -> str:
+    """The file's SHA-256, if it is the paper's file's or the one $ODYSSEY_JSB_ORIGINAL_SHA256
+    accepts instead; else a UserError saying what was found and what to do."""
+    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    accepted = os.environ.get(CHECKSUM_ENV, "").strip().lower() or SHA256
+    if found == accepted:
+        return found
+    expected = (
+        f"{CHECKSUM_ENV}={accepted}" if accepted != SHA256 else f"the paper's file's {SHA256}"
+    )
+    raise UserError(
+        f"jsb-original: {path} has SHA-256 {found} ({path.stat().st_size:,} bytes), not "
+        f"{expected}; download {FILE} from {REPOSITORY}, or set {CHECKSUM_ENV}={found} to "
+        "train on this file"
+    )
 
 
 def read(path: Path) -> dict[str, list]:

@@ -23,6 +23,7 @@ from .cache import cached, folder_recipe
 from .core import Benchmark, Split
 
 ENV = "ODYSSEY_TIMIT"
+SOURCE = "TIMIT (LDC93S1) is licensed by the Linguistic Data Consortium; bring your own copy"
 EXPECTED = "TIMIT in the LDC layout: TRAIN/ and TEST/ with <dialect>/<speaker>/<utt>.WAV + .PHN"
 
 _PHONES = (

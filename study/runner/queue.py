@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import variants
 
-from .. import __version__
+from .. import __version__, benchmarks
 from ..errors import UserError
 from ..training.trainer import TrialResult
 from .failures import Failure
@@ -144,6 +144,7 @@ class TrialQueue:
         """The run's studies, made or checked by `search.prepare_study`."""
         options = self.options
         record = options.protocol.record()
+        data_sha256 = benchmarks.data_sha256(options.benchmark, options.data)
         return [
             self.patient(
                 prepare_study,
@@ -156,6 +157,7 @@ class TrialQueue:
                 sample=options.sample,
                 band_size=options.population,
                 protocol=record,
+                data_sha256=data_sha256,
             )
             for variant in options.variants
         ]

@@ -100,7 +100,7 @@ def trial_config(trial: FrozenTrial) -> TrialConfig:
 class TrialRecord:
     """What a COMPLETE trial stores as user attributes, beside its value (the best validation
     metric) and its validation curve (intermediate values at epochs 1, 2, ...). Its one-value
-    fields are columns of the trials table; the README lists them all."""
+    fields are columns of the trials table; docs/cli.md lists them all."""
 
     test_metric: float  # of the best validation epoch's weights
     best_epoch: int
@@ -172,12 +172,14 @@ def prepare_study(
     sample: str | None,
     band_size: int,
     protocol: dict | None = None,
+    data_sha256: str | None = None,
 ) -> optuna.Study:
     """Create the study, or load it and check it is this tool's and sampled and trained as
     asked; then record N (which may grow, never shrink), the sampler, the seed, the sample
     scheme and band size of the benchmark's studies in this storage (`sample` None: theirs,
-    shared if there are none; `band_size` where they have none) and `protocol` (see
-    `Protocol.record`). Its trials are queued by `retries.reconcile`."""
+    shared if there are none; `band_size` where they have none), `protocol` (see
+    `Protocol.record`) and the checksum of the benchmark's data file (`data_sha256`, which a
+    study keeps). Its trials are queued by `retries.reconcile`."""
     name = study_name(benchmark, variant)
     with study_lock(storage, name):
         stored_scheme, stored_band = sampled_like(storage, benchmark) or (None, None)
@@ -212,6 +214,11 @@ def prepare_study(
             raise UserError(
                 f"study {name} was sampled with --sampler {attrs['sampler']}, not {sampler}"
             )
+        if attrs.get("data_sha256", data_sha256) != data_sha256:
+            raise UserError(
+                f"study {name} was trained on data with SHA-256 {attrs['data_sha256']}, not "
+                f"{data_sha256}: give the same file, or another --storage"
+            )
         if study.metric_names is None:  # outside clients show the name, not "Objective 0"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -225,6 +232,8 @@ def prepare_study(
         }
         if protocol is not None and "protocol" not in attrs:
             wanted["protocol"] = protocol
+        if data_sha256 is not None:
+            wanted["data_sha256"] = data_sha256
         for key, value in wanted.items():
             if attrs.get(key) != value:
                 study.set_user_attr(key, value)
