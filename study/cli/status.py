@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..runner.estimate import Left, TimeLeft
 from ..runner.status import StorageStatus, storage_status
 from ..runner.storage import display_url
+from .tables import word_table
 
 COUNTS = ("complete", "running", "waiting", "failed", "requeued", "rounds", "diverged", "blew_up")
 
@@ -42,14 +43,14 @@ def show(console, status: StorageStatus) -> None:
         metric = metric_of(estimate.benchmark)
         unit = f" ({metric.unit})" if metric.unit else ""
         console.print(f"\n{estimate.benchmark}: trials by state", markup=False)
-        console.print(_counts_table(rows))
+        console.print(_counts_table(rows, console.width))
         console.print(
             f"\n{estimate.benchmark}, {metric.name}{unit}: the best validation value of each "
             "variant and the test value of that trial; compute hours spent and left (± 1 sd)",
             markup=False,
             highlight=False,
         )
-        console.print(_results_table(rows))
+        console.print(_results_table(rows, console.width))
         for line in time_left_lines(estimate, status.workers):
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         for row in rows:
@@ -60,44 +61,31 @@ def show(console, status: StorageStatus) -> None:
         console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
-def _table(headers: list[str]):
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        padding=(0, 0, 0, 1),  # with the box's blank divider, two spaces between columns
+def _counts_table(rows: list[dict], width: int):
+    return word_table(
+        ["variant", *(c.replace("_", " ") for c in COUNTS)],
+        [[_variant(row), *(_text(row[c]) for c in COUNTS)] for row in rows],
+        width,
     )
-    for header in headers:  # a header may wrap between words, never within one
-        table.add_column(
-            header,
-            justify="left" if header in ("variant", "host") else "right",
-            min_width=max(map(len, header.split())),
-        )
-    return table
 
 
-def _counts_table(rows: list[dict]):
-    table = _table(["variant", *(c.replace("_", " ") for c in COUNTS)])
-    for row in rows:
-        table.add_row(_variant(row), *(_text(row[c]) for c in COUNTS))
-    return table
-
-
-def _results_table(rows: list[dict]):
-    table = _table(["variant", "best valid", "its test", "hours spent", "hours left"])
-    for row in rows:
-        left = row["left_hours"]
-        table.add_row(
-            _variant(row),
-            _text(row["best_valid"]),
-            _text(row["test_at_best_valid"]),
-            f"{row['compute_hours']:.2f}",
-            "unknown yet" if left is None else f"{left:.2f} ± {row['left_sd_hours']:.2f}",
-        )
-    return table
+def _results_table(rows: list[dict], width: int):
+    return word_table(
+        ["variant", "best valid", "its test", "hours spent", "hours left"],
+        [
+            [
+                _variant(row),
+                _text(row["best_valid"]),
+                _text(row["test_at_best_valid"]),
+                f"{row['compute_hours']:.2f}",
+                "unknown yet"
+                if row["left_hours"] is None
+                else f"{row['left_hours']:.2f} ± {row['left_sd_hours']:.2f}",
+            ]
+            for row in rows
+        ],
+        width,
+    )
 
 
 def time_left_lines(estimate: TimeLeft, workers: int) -> list[str]:
@@ -126,25 +114,25 @@ def _fleet(console, status: StorageStatus) -> list[str]:
     """The processes holding running trials, then trials per host; a line when none run."""
     if status.processes:
         console.print("running trials by process", markup=False)
-        table = _table(["host", "pid", "workers", "running", "stale", "heartbeat"])
-        for row in status.processes:
-            age = row["heartbeat_age_s"]
-            table.add_row(
+        headers = ["host", "pid", "workers", "running", "stale", "heartbeat"]
+        rows = [
+            [
                 row["host"],
                 _text(row["pid"]),
                 _text(row["workers"]),
                 str(row["running"]),
                 str(row["stale"]),
-                "none" if age is None else f"{age:.0f} s ago",
-            )
-        console.print(table)
+                "none" if row["heartbeat_age_s"] is None else f"{row['heartbeat_age_s']:.0f} s ago",
+            ]
+            for row in status.processes
+        ]
+        console.print(word_table(headers, rows, console.width))
     lines = [] if status.processes else ["no trial is running"]
     if any(row["host"] != "-" for row in status.hosts):
         console.print("\ntrials by host", markup=False)
-        table = _table(["host", "processes", "running", "stale", "complete", "last hour"])
-        for row in status.hosts:
-            table.add_row(*(str(row[c]) for c in ("host", *list(row)[1:])))
-        console.print(table)
+        headers = ["host", "processes", "running", "stale", "complete", "last hour"]
+        rows = [[str(v) for v in row.values()] for row in status.hosts]
+        console.print(word_table(headers, rows, console.width))
     return lines
 
 
