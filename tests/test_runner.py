@@ -74,7 +74,7 @@ def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
     assert not list((tmp_path / "ckpt").rglob("*.pt"))  # checkpoints dropped once told
     capsys.readouterr()
     assert main(["status", "--storage", storage, "--json"]) == 0
-    rows = {r["study"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["study"]: r for r in json.loads(capsys.readouterr().out)["studies"]}
     assert rows["jsb-original/V"]["complete"] == 3 and rows["jsb-original/CIFG"]["failed"] == 0
     for name in ("jsb-original/V", "jsb-original/CIFG"):
         for t in optuna.load_study(study_name=name, storage=storage).get_trials():
@@ -173,7 +173,11 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         (["run", "--benchmark", "jsb", "--storage", "sqlite//x"], "a SQLAlchemy URL like"),
         (["run", "--benchmark", "jsb", "--trials", "x"], "argument --trials: invalid int value"),
         (["run", "--trials", "1"], "odyssey run: error: the following arguments are required"),
-        (["status", "--json", "--nope"], "odyssey: error: unrecognized arguments: --nope"),
+        (["status", "--json", "--nope"], "odyssey status: error: unrecognized arguments: --nope"),
+        (
+            ["run", "--benchmark", "jsb", "--trails", "3"],
+            "odyssey run: error: unrecognized arguments: --trails 3; did you mean --trials?",
+        ),
         (["nope"], "odyssey: error: argument COMMAND: invalid choice: 'nope'"),
     ],
 )
@@ -318,7 +322,7 @@ def test_time_limit_stops_like_ctrl_c_and_a_rerun_goes_on(tmp_path, tiny_jsb, ca
     assert counts["failed"] == 0 and counts["requeued"] == 2 and counts["running"] == 0
     assert len(list((tmp_path / "ckpt").rglob("*.pt"))) == 2  # epoch 1 of both, kept
     assert main(["status", "--storage", storage, "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["studies"]
     assert (row["failed"], row["requeued"], row["waiting"]) == (0, 2, 3)
     assert main(args) == 0
     assert_exact(storage, ["jsb-original/V"], 3)

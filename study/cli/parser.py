@@ -35,7 +35,9 @@ class _Parser(argparse.ArgumentParser):
         parsed, unknown = self.parse_known_args(args, namespace)
         if unknown:
             command = _commands(self).get(getattr(parsed, "command", None), self)
-            command.error(f"unrecognized arguments: {' '.join(unknown)}{_nearest(command, unknown)}")
+            command.error(
+                f"unrecognized arguments: {' '.join(unknown)}{_nearest(command, unknown)}"
+            )
         return parsed
 
 

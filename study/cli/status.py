@@ -117,7 +117,7 @@ def _fleet(console, status: StorageStatus) -> list[str]:
         headers = ["host", "pid", "workers", "running", "stale", "heartbeat"]
         rows = [
             [
-                row["host"],
+                _host(row["host"]),
                 _text(row["pid"]),
                 _text(row["workers"]),
                 str(row["running"]),
@@ -131,9 +131,17 @@ def _fleet(console, status: StorageStatus) -> list[str]:
     if any(row["host"] != "-" for row in status.hosts):
         console.print("\ntrials by host", markup=False)
         headers = ["host", "processes", "running", "stale", "complete", "last hour"]
-        rows = [[str(v) for v in row.values()] for row in status.hosts]
+        rows = [
+            [_host(row["host"]), *(str(v) for v in list(row.values())[1:])] for row in status.hosts
+        ]
         console.print(word_table(headers, rows, console.width))
     return lines
+
+
+def _host(name: str) -> str:
+    """A host's short name, as `hostname -s` gives it: the tables stay narrow (JSON has
+    the full name)."""
+    return name.split(".", 1)[0]
 
 
 def _variant(row: dict) -> str:

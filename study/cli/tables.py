@@ -8,9 +8,7 @@ from collections.abc import Sequence
 GAP = 2  # spaces between columns
 
 
-def word_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], width: int, left: int = 1
-):
+def word_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int, left: int = 1):
     """A rich table of `rows` (texts) under `headers`, at most `width` wide where its
     longest words allow: two spaces between columns, a rule under the headers, the first
     `left` columns flush left and the rest right.

@@ -15,10 +15,11 @@ The rule, per study (one variant of one benchmark):
   where no complete trial trained longer).
 - **Compute left** C = sum_i r_i f(H_i) over the waiting and running trials (r_i their epochs
   left). Its variance adds four independent parts: the fit's, g' S g with
-  g = sum_i r_i (1, H_i, H_i^2) and S the covariance of (a, b, c); each trial's scatter about the line, s^2 sum_i r_i^2 (s^2
-  the residual variance); each waiting trial's epochs, s_E^2 sum_w f(H_w)^2 (s_E the spread
-  of the complete trials' epochs); and their mean's, s_E^2 / n (sum_w f(H_w))^2. The
-  studies' fits are independent: their C and variances add.
+  g = sum_i r_i (1, H_i, H_i^2) and S the covariance of (a, b, c); each trial's scatter
+  about the curve, s^2 sum_i r_i^2 (s^2 the residual variance); each waiting trial's
+  epochs, s_E^2 sum_w f(H_w)^2 (s_E the spread of the complete trials' epochs); and their
+  mean's, s_E^2 / n (sum_w f(H_w))^2. The studies' fits are independent: their C and
+  variances add.
 - **Wall time** = C / W at W workers: the workers train populations side by side and the
   trials' seconds are already their shares. The tail of a round, when fewer populations
   than workers are left, is not counted, so it is a lower bound.
