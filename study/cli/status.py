@@ -10,6 +10,7 @@ import sys
 from ..benchmarks.metrics import metric_of
 from ..errors import UserError
 from ..runner.estimate import Left, TimeLeft
+from ..runner.fleet import UNRECORDED
 from ..runner.status import StorageStatus, storage_status
 from ..runner.storage import display_url
 from .tables import word_table
@@ -57,8 +58,7 @@ def show(console, status: StorageStatus) -> None:
             for error, n in row["errors"].items():
                 console.print(f"{row['study']}: {n} failed: {error}", soft_wrap=True, markup=False)
     console.print()
-    for line in _fleet(console, status):
-        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    _fleet(console, status)
 
 
 def _counts_table(rows: list[dict], width: int):
@@ -104,15 +104,18 @@ def time_left_lines(estimate: TimeLeft, workers: int) -> list[str]:
 def _left(part: Left, workers: int) -> str:
     trials = f"{part.trials} trial{'s' * (part.trials != 1)}"
     if part.compute_s is None:
-        return f"{trials}, unknown yet (a variant has too few complete trials to fit)"
+        return f"{trials}, unknown yet (too few complete trials, or sizes, to fit every variant)"
     text = f"{trials}, {_hours(part.compute_s)} ± {_hours(part.sd_s)} compute"
     wall = part.wall_s(workers)
     return text if wall is None else f"{text}, {_hours(wall)} wall"
 
 
-def _fleet(console, status: StorageStatus) -> list[str]:
-    """The processes holding running trials, then trials per host; a line when none run."""
-    if status.processes:
+def _fleet(console, status: StorageStatus) -> None:
+    """The processes holding running trials (or a line saying none is), then the trials
+    of each host, where any records one."""
+    if not status.processes:
+        console.print("no trial is running", markup=False)
+    else:
         console.print("running trials by process", markup=False)
         headers = ["host", "pid", "workers", "running", "stale", "heartbeat"]
         rows = [
@@ -127,15 +130,13 @@ def _fleet(console, status: StorageStatus) -> list[str]:
             for row in status.processes
         ]
         console.print(word_table(headers, rows, console.width))
-    lines = [] if status.processes else ["no trial is running"]
-    if any(row["host"] != "-" for row in status.hosts):
+    if any(row["host"] != UNRECORDED for row in status.hosts):
         console.print("\ntrials by host", markup=False)
         headers = ["host", "processes", "running", "stale", "complete", "last hour"]
         rows = [
             [_host(row["host"]), *(str(v) for v in list(row.values())[1:])] for row in status.hosts
         ]
         console.print(word_table(headers, rows, console.width))
-    return lines
 
 
 def _host(name: str) -> str:
@@ -153,5 +154,7 @@ def _text(value) -> str:
 
 
 def _hours(seconds: float) -> str:
-    """'2.3 h', or '14 min' under an hour."""
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    """'2.3 h', '14 min' under an hour, '40 s' under a minute."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"

@@ -8,7 +8,9 @@ The rule, per study (one variant of one benchmark):
   are its share of its population's time, so they add up to worker-seconds; on the
   committed JSB study a line leaves up to 1.6 x the scatter, and a + c H^2 misfits V). A
   study has a fit once it has MIN_TRIALS complete trials over at least three hidden sizes;
-  before that its time is "unknown yet", and so is every total it is part of.
+  before that its time is "unknown yet", and so is every total it is part of. So is it
+  where the fit, extrapolated from the sizes trained so far, gives a trial left a cost of
+  zero or less.
 - **Epochs left**: a waiting trial trains E, the mean epochs of the study's complete trials
   (early stopping sets them; they barely depend on H); a running trial that has trained e
   epochs has left the mean of E_j - e over the complete trials with E_j > e (none left
@@ -131,6 +133,8 @@ def left(trials: Sequence[FrozenTrial], study_fit: Fit | None) -> Left:
     epochs_left = np.array([f.epochs_left(len(t.intermediate_values)) for t in pending])
     hidden = np.array([t.params["hidden_size"] for t in pending], dtype=float)
     rate = f.seconds_per_epoch(hidden)
+    if (rate <= 0).any():  # extrapolated past where the parabola means anything
+        return Left(len(pending), None, None)
     waiting = np.array([t.state == TrialState.WAITING for t in pending])
     g = epochs_left @ powers(hidden)
     variance = (
