@@ -358,11 +358,23 @@ def test_curves_reach_the_storage_while_trials_train(tmp_path, tiny_jsb):
 def test_a_log_file_gets_timestamped_lines(tmp_path, tiny_jsb, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].endswith("round 1 of 1: hidden sizes 30-42, every variant"), out
-    assert out[1].endswith("jsb-original/V: 0/2 complete, 2 running"), out
-    done = [line for line in out if " done: valid " in line]
+    shown = capsys.readouterr()
+    out = shown.out.splitlines()
+    unknown = "unknown yet (too few complete trials, or sizes, to fit every variant)"
+    assert [line[20:] for line in out[:5]] == [
+        "round 1 of 1: hidden sizes 30-42, every variant",
+        "jsb-original time left, at 1 worker:",
+        f"  round 1 of 1: 2 trials, {unknown}",
+        f"  whole study: 2 trials, {unknown}",
+        "jsb-original/V: 0/2 complete, 2 running",
+    ], out
+    done = [line for line in out if " done: NLL per step valid " in line]
     assert len(done) == 2 and all(line[:4].isdigit() and line[10] == " " for line in done)
+    # what reads the results, said as a fact: no "Next:" for a run with nothing left to do
+    err = shown.err.splitlines()
+    assert not [line for line in err if line.startswith("Next:")], err
+    assert err[-1].endswith(f"`odyssey status --storage {storage}` and `odyssey report "
+                            f"--storage {storage}`")  # fmt: skip
 
 
 def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
@@ -373,7 +385,9 @@ def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
     argv += ["--learning-rate", "1e-2", "--momentum", "0.9", "--preset", "smoke"]
     assert main([*argv, "--seed", "5", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "trial epoch  train loss" in out and "best epoch" in out
+    assert "trial epoch  train sum   valid      test" in out and "best epoch" in out
+    assert "train sum: the training loss summed over each sequence's frames" in out
+    assert "valid, test: NLL per step of the validation and test sets" in out
     record = json.loads(path.read_text())
     trainer = PopulationTrainer(
         benchmarks.load("jsb-original", tiny_jsb), "V", PROTOCOLS["smoke"], order_seed=5

@@ -11,7 +11,6 @@ import pytest
 import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState, create_trial
-from runs import run_args
 
 import study
 from study.cli import main
@@ -208,24 +207,3 @@ def test_status_fits_80_columns_and_labels_validation_and_test(tmp_path, capsys)
     assert "NLL per step (nats): the best validation value" in out
     assert "a-rather-long-host-name " in out  # the short name, as hostname -s
     assert "time left, at 16 workers:" in out
-
-
-def test_a_run_tells_the_time_left_at_each_round_and_labels_its_figures(tmp_path, tiny_jsb, capsys):
-    storage = f"sqlite:///{tmp_path}/study.db"
-    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
-    shown = capsys.readouterr()
-    err = shown.err.splitlines()
-    lines = [line.split(" ", 2)[2] for line in shown.out.splitlines()]  # without timestamps
-    assert lines[:4] == [
-        "round 1 of 1: hidden sizes 30-42, every variant",
-        "jsb-original time left, at 1 worker:",
-        "  round 1 of 1: 2 trials, unknown yet (too few complete trials, or sizes, to fit "
-        "every variant)",
-        "  whole study: 2 trials, unknown yet (too few complete trials, or sizes, to fit every "
-        "variant)",
-    ]
-    done = [line for line in lines if " done: " in line]
-    assert len(done) == 2 and all("done: NLL per step valid " in line for line in done)
-    assert not any(line.startswith("Next:") for line in err)  # nothing left to do
-    assert err[-1].endswith(f"read by `odyssey status --storage {storage}` and `odyssey report "
-                            f"--storage {storage}`")  # fmt: skip
