@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState, create_trial
+from runs import POSTGRES, fresh_postgres
 
 import study
 from study.cli import main
@@ -141,8 +142,24 @@ def _age_heartbeat(url, number, seconds):
         )
 
 
-def test_fleet_names_the_hosts_and_processes_of_running_trials_and_the_stale(tmp_path, capsys):
-    url = f"sqlite:///{tmp_path}/s.db"
+STORAGES = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("backend", STORAGES)
+def test_fleet_names_the_hosts_and_processes_of_running_trials_and_the_stale(
+    backend, tmp_path, capsys
+):
+    """Heartbeat ages are read on the database's clock (PostgreSQL's carries a time zone)."""
+    url = f"sqlite:///{tmp_path}/s.db" if backend == "sqlite" else fresh_postgres()
     one = {"host": "node-a", "pid": 11, "workers": 2, "heartbeat": 30}
     two = {"host": "node-b", "pid": 22, "workers": 3, "heartbeat": 30}
     _plant(url, [20, 40, 60, 80, 100], [120], running=[(130, one, 5), (140, one, 0), (150, two, 0)])
