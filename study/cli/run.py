@@ -54,11 +54,22 @@ class AnnouncingMonitor(Monitor):
 
 
 class BarMonitor(AnnouncingMonitor):
-    """A progress bar per study, on a terminal."""
+    """A progress bar per study, on a terminal, short enough for 80 columns: what its
+    figures are is said once, under the first line."""
 
     def __init__(self, console, banner: str, options: RunOptions, bar) -> None:
         super().__init__(console, banner, options)
         self.bar, self.tasks = bar, {}
+
+    def started(self) -> None:
+        super().started()
+        self.console.print(
+            "per variant: trials complete of those planned; the furthest epoch of its "
+            "populations in training here, their trials still training and their best "
+            f"validation {self.metric}",
+            markup=False,
+            highlight=False,
+        )
 
     def studies(
         self, counts: dict[str, dict[str, int]], progress: dict[str, StudyProgress]
@@ -67,7 +78,10 @@ class BarMonitor(AnnouncingMonitor):
             if name not in self.tasks:
                 self.tasks[name] = self.bar.add_task(name, total=self.n_trials, detail="")
             if name in progress:
-                detail = self.progress_text(progress[name])
+                p = progress[name]
+                detail = (
+                    f"epoch {p.epoch}/{self.max_epochs}, {p.active} active, best valid {p.best:.4g}"
+                )
             else:
                 detail = f"running {c['running']}"
             if c["failed"]:
@@ -177,8 +191,8 @@ def _run_shown(options: RunOptions, banner: str) -> None:
         run(options, LogMonitor(console, banner, options))
         return
     with Progress(
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
+        TextColumn("{task.description:<20}"),
+        BarColumn(bar_width=10),
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         console=console,
