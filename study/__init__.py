@@ -5,7 +5,7 @@ The Python API in three calls, as the command line does it:
     >>> import study
     >>> study.run("jsb", variants="V,CIFG", trials=4, protocol="smoke",
     ...           storage="sqlite:///results/mine.db")        # -> trial counts per study
-    >>> study.status("sqlite:///results/mine.db")              # -> one row per study
+    >>> study.status("sqlite:///results/mine.db")["studies"]   # -> one row per study
     >>> study.report("sqlite:///results/mine.db", "results/mine")   # -> .../REPORT.md
 
 `study.analysis` reads a storage or a report folder into tables (`read_results`) and draws the
@@ -61,15 +61,18 @@ def run(
     return run_studies(RunOptions(benchmark, names, chosen, **options), monitor)
 
 
-def status(storage: str) -> pd.DataFrame:
-    """One row per study of this tool in `storage`, as `odyssey status --json` prints them:
-    trial counts by state, rounds, diverged and blown-up trials, best value, compute hours,
-    errors of failed trials. Reads only."""
+def status(storage: str) -> dict[str, pd.DataFrame]:
+    """What `odyssey status --json` prints, as tables. `studies`: one row per study of this
+    tool (trial counts by state, rounds, diverged and blown-up trials, the best validation
+    value and the test metric of that trial, compute hours spent and left, errors of failed
+    trials). `time_left`: per benchmark, the running round's and the whole study's compute
+    and wall time left. `processes` and `hosts`: who holds the running trials (stale ones
+    counted) and trials completed per host. Reads only."""
     import pandas as pd
 
-    from .runner.status import study_table
+    from .runner.status import storage_status
 
-    return pd.DataFrame(study_table(storage)[0])
+    return {name: pd.DataFrame(rows) for name, rows in storage_status(storage).as_dict().items()}
 
 
 def report(storage: str, out: str | Path | None = None) -> Path:

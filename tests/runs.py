@@ -21,6 +21,7 @@ from study.training.trainer import PopulationTrainer
 POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
 ODYSSEY = [sys.executable, "-m", "study.cli"]
 QUEUED = {"config_index", "seed", "attempts"}  # a trial's attributes from before it ran
+TAKEN = {"holder"}  # written by the coordinator that takes it (study.runner.fleet)
 
 
 def write_tiny_jsb(path: Path) -> str:
@@ -75,7 +76,8 @@ def assert_exact(storage, names, n) -> None:
         assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
         for t in complete:
             assert set(SEARCH_SPACE) == set(t.params)
-            assert set(t.user_attrs) - QUEUED == {f.name for f in fields(TrialRecord)}
+            assert set(t.user_attrs) - QUEUED - TAKEN == {f.name for f in fields(TrialRecord)}
+            assert set(t.user_attrs["holder"]) == {"host", "pid", "workers", "heartbeat"}
 
 
 def slow_epochs(patch) -> None:

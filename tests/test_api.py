@@ -37,7 +37,7 @@ def test_run_status_report_as_the_command_line(tmp_path, tiny_jsb):
 
     assert stored(ours) == stored(theirs)  # the same sample, protocol and results
 
-    table = study.status(ours)
+    table = study.status(ours)["studies"]
     assert list(table.study) == ["jsb-original/V", "jsb-original/CIFG"]
     assert list(table.complete) == [2, 2]
     path = study.report(ours, tmp_path / "report")

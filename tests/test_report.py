@@ -512,7 +512,7 @@ def test_blown_up_trials_are_flagged_counted_and_shared(blown, capsys):
     table = checks(trials).set_index("variant")
     assert table.share_blew_up.to_dict() == pytest.approx({"V": 0, "NOAF": 5 / 45, "all": 5 / 85})
     assert main(["status", "--storage", blown, "--json"]) == 0
-    rows = {row["study"]: row for row in json.loads(capsys.readouterr().out)}
+    rows = {row["study"]: row for row in json.loads(capsys.readouterr().out)["studies"]}
     assert rows["jsb/NOAF"]["blew_up"] == 5 and rows["jsb/V"]["blew_up"] == 0
 
 

@@ -21,7 +21,7 @@ from study.runner.queue import TrialQueue
 from study.runner.retries import reconcile
 from study.runner.rounds import band_order, complete_rounds, padding_overhead, progress, rounds
 from study.runner.search import prepare_study, sample_configs, stable_seed
-from study.runner.status import study_table
+from study.runner.status import storage_status
 from study.runner.storage import open_storage
 from study.training import trainer as train
 from study.training.protocol import PROTOCOLS, Protocol
@@ -232,7 +232,7 @@ def test_variants_advance_round_by_round_over_the_same_configurations(tmp_path, 
         optuna.load_study(study_name=f"jsb-original/{v}", storage=storage) for v in given.variants
     ]
     assert configurations(studies[0]) == configurations(studies[1]) == configurations(studies[2])
-    assert {row["rounds"] for row in study_table(given.storage)[0]} == {"3/3"}
+    assert {row["rounds"] for row in storage_status(given.storage).studies} == {"3/3"}
 
 
 def test_a_requeued_trial_goes_before_a_new_round(tmp_path, tiny_jsb):

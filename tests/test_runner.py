@@ -102,7 +102,7 @@ def test_run_two_workers_sqlite_exact_and_status(tmp_path, tiny_jsb, capsys):
     assert not list((tmp_path / "ckpt").rglob("*.pt"))  # checkpoints dropped once told
     capsys.readouterr()
     assert main(["status", "--storage", storage, "--json"]) == 0
-    rows = {r["study"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["study"]: r for r in json.loads(capsys.readouterr().out)["studies"]}
     assert rows["jsb-original/V"]["complete"] == 3 and rows["jsb-original/CIFG"]["failed"] == 0
     for name in ("jsb-original/V", "jsb-original/CIFG"):
         for t in optuna.load_study(study_name=name, storage=storage).get_trials():
@@ -201,7 +201,11 @@ def test_two_machines_on_postgres_run_exactly_n(tmp_path, tiny_jsb):
         (["run", "--benchmark", "jsb", "--storage", "sqlite//x"], "a SQLAlchemy URL like"),
         (["run", "--benchmark", "jsb", "--trials", "x"], "argument --trials: invalid int value"),
         (["run", "--trials", "1"], "odyssey run: error: the following arguments are required"),
-        (["status", "--json", "--nope"], "odyssey: error: unrecognized arguments: --nope"),
+        (["status", "--json", "--nope"], "odyssey status: error: unrecognized arguments: --nope"),
+        (
+            ["run", "--benchmark", "jsb", "--trails", "3"],
+            "odyssey run: error: unrecognized arguments: --trails 3; did you mean --trials?",
+        ),
         (["nope"], "odyssey: error: argument COMMAND: invalid choice: 'nope'"),
     ],
 )
@@ -346,7 +350,7 @@ def test_time_limit_stops_like_ctrl_c_and_a_rerun_goes_on(tmp_path, tiny_jsb, ca
     assert counts["failed"] == 0 and counts["requeued"] == 2 and counts["running"] == 0
     assert len(list((tmp_path / "ckpt").rglob("*.pt"))) == 2  # epoch 1 of both, kept
     assert main(["status", "--storage", storage, "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["studies"]
     assert (row["failed"], row["requeued"], row["waiting"]) == (0, 2, 3)
     assert main(args) == 0
     assert_exact(storage, ["jsb-original/V"], 3)
@@ -382,11 +386,23 @@ def test_curves_reach_the_storage_while_trials_train(tmp_path, tiny_jsb):
 def test_a_log_file_gets_timestamped_lines(tmp_path, tiny_jsb, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].endswith("round 1 of 1: hidden sizes 30-42, every variant"), out
-    assert out[1].endswith("jsb-original/V: 0/2 complete, 2 running"), out
-    done = [line for line in out if " done: valid " in line]
+    shown = capsys.readouterr()
+    out = shown.out.splitlines()
+    unknown = "unknown yet (too few complete trials, or sizes, to fit every variant)"
+    assert [line[20:] for line in out[:5]] == [
+        "round 1 of 1: hidden sizes 30-42, every variant",
+        "jsb-original time left, at 1 worker:",
+        f"  round 1 of 1: 2 trials, {unknown}",
+        f"  whole study: 2 trials, {unknown}",
+        "jsb-original/V: 0/2 complete, 2 running",
+    ], out
+    done = [line for line in out if " done: NLL per step valid " in line]
     assert len(done) == 2 and all(line[:4].isdigit() and line[10] == " " for line in done)
+    # what reads the results, said as a fact: no "Next:" for a run with nothing left to do
+    err = shown.err.splitlines()
+    assert not [line for line in err if line.startswith("Next:")], err
+    assert err[-1].endswith(f"`odyssey status --storage {storage}` and `odyssey report "
+                            f"--storage {storage}`")  # fmt: skip
 
 
 def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
@@ -397,7 +413,9 @@ def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
     argv += ["--learning-rate", "1e-2", "--momentum", "0.9", "--preset", "smoke"]
     assert main([*argv, "--seed", "5", "--json", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "trial epoch  train loss" in out and "best epoch" in out
+    assert "trial epoch  train sum   valid      test" in out and "best epoch" in out
+    assert "train sum: the training loss summed over each sequence's frames" in out
+    assert "valid, test: NLL per step of the validation and test sets" in out
     record = json.loads(path.read_text())
     trainer = PopulationTrainer(
         benchmarks.load("jsb-original", tiny_jsb), "V", PROTOCOLS["smoke"], order_seed=5

@@ -8,20 +8,18 @@ import argparse
 
 import torch
 from rich.console import Console
-from rich.table import Table
 
 import variants
 from variants import family
 from variants.layer import checked_backend
 
 from ..training.trainer import resolve_device
+from .tables import word_table
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    table = Table(title=f"variants (input 39, hidden 100, one direction) on {device}")
-    for col in ("variant", "switches", "parameters", "output", "grad norm", "recurrence"):
-        table.add_column(col)
+    rows = []
     x = torch.randn(50, 1, 39, device=device)
     whys = {}
     cells = [name for name in variants.FAMILY if name not in variants.PAPER_VARIANTS]
@@ -38,16 +36,20 @@ def cmd_check(args: argparse.Namespace) -> int:
             path, why = family.resolve_path(lstm.backend, device, x.dtype), ""
         if why:
             whys[name] = why
-        table.add_row(
-            name,
-            lstm.spec.describe() if lstm.spec.cell == "lstm" else lstm.cell.title,
-            f"{lstm.n_params()[0]:,}",
-            str(tuple(out.shape)),
-            f"{grad:.3g}",
-            path + (" *" if why else ""),
+        rows.append(
+            [
+                name,
+                lstm.spec.describe() if lstm.spec.cell == "lstm" else lstm.cell.title,
+                f"{lstm.n_params()[0]:,}",
+                "x".join(map(str, out.shape)),  # one word: it never wraps
+                f"{grad:.3g}",
+                path + (" *" if why else ""),
+            ]
         )
     console = Console()
-    console.print(table)
+    console.print(f"variants (input 39, hidden 100, one direction) on {device}")
+    headers = ["variant", "switches", "parameters", "output", "grad norm", "recurrence"]
+    console.print(word_table(headers, rows, console.width, left=2))
     for name, why in whys.items():
         console.print(f"* {name}: {why}; the fused path ran", highlight=False, soft_wrap=True)
     return 0

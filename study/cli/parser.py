@@ -4,6 +4,7 @@ module beside this one, imported only when the command runs."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 from typing import NoReturn
 
@@ -23,10 +24,41 @@ def _handler(path: str):
 
 class _Parser(argparse.ArgumentParser):
     """A bad option is one line and exit status 2, as every other error a user can cause
-    (argparse would print the usage block first); `--help` shows the usage."""
+    (argparse would print the usage block first); `--help` shows the usage. An unknown
+    option is named by the command it was given to, with the nearest of that command's
+    options (argparse suggests them only from Python 3.14)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:  # type: ignore[override]
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = _commands(self).get(getattr(parsed, "command", None), self)
+            command.error(
+                f"unrecognized arguments: {' '.join(unknown)}{_nearest(command, unknown)}"
+            )
+        return parsed
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers of `parser`'s commands, by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _nearest(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """'; did you mean --trials?' for the first unknown option that is close to one of the
+    parser's options (difflib's similarity, at least 0.6), else nothing."""
+    known = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    for given in unknown:
+        if given.startswith("-"):
+            close = difflib.get_close_matches(given.split("=", 1)[0], known, n=1)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,15 +12,17 @@ from collections import Counter
 from dataclasses import fields
 
 from .. import benchmarks
+from ..benchmarks.metrics import metric_of
 from ..runner.coordinator import Monitor, run
 from ..runner.options import RunOptions, resolve_variants
 from ..runner.queue import StudyProgress
 from ..runner.search import study_name
 from ..runner.signals import TimeLimitReached
-from ..runner.status import study_table
+from ..runner.status import storage_status
 from ..runner.storage import display_url
 from ..training.trainer import TrialResult
 from .parser import protocol_of
+from .status import time_left_lines
 
 
 class AnnouncingMonitor(Monitor):
@@ -30,24 +32,44 @@ class AnnouncingMonitor(Monitor):
     def __init__(self, console, banner: str, options: RunOptions) -> None:
         self.console, self.banner = console, banner
         self.n_trials, self.max_epochs = options.trials, options.protocol.max_epochs
+        self.storage, self.benchmark = options.storage, options.benchmark
+        self.metric = metric_of(options.benchmark).name
 
     def started(self) -> None:
         self.console.print(self.banner, soft_wrap=True)
 
     def progress_text(self, progress: StudyProgress) -> str:
-        """'epoch 37/150, 12 trials active, best valid 8.91'."""
+        """'epoch 37/150, 12 trials active, best valid NLL per step 8.91'."""
         return (
             f"epoch {progress.epoch}/{self.max_epochs}, {progress.active} trials active, "
-            f"best valid {progress.best:.4g}"
+            f"best valid {self.metric} {progress.best:.4g}"
         )
+
+    def time_left(self) -> list[str]:
+        """The time left of the run's benchmark (`odyssey status`'s lines), read from the
+        storage: the round just begun and the whole study, at the workers training now."""
+        status = storage_status(self.storage)
+        estimate = next(e for e in status.time_left if e.benchmark == self.benchmark)
+        return time_left_lines(estimate, status.workers)
 
 
 class BarMonitor(AnnouncingMonitor):
-    """A progress bar per study, on a terminal."""
+    """A progress bar per study, on a terminal, short enough for 80 columns: what its
+    figures are is said once, under the first line."""
 
     def __init__(self, console, banner: str, options: RunOptions, bar) -> None:
         super().__init__(console, banner, options)
         self.bar, self.tasks = bar, {}
+
+    def started(self) -> None:
+        super().started()
+        self.console.print(
+            "per variant: trials complete of those planned; the furthest epoch of its "
+            "populations in training here, their trials still training and their best "
+            f"validation {self.metric}",
+            markup=False,
+            highlight=False,
+        )
 
     def studies(
         self, counts: dict[str, dict[str, int]], progress: dict[str, StudyProgress]
@@ -56,7 +78,10 @@ class BarMonitor(AnnouncingMonitor):
             if name not in self.tasks:
                 self.tasks[name] = self.bar.add_task(name, total=self.n_trials, detail="")
             if name in progress:
-                detail = self.progress_text(progress[name])
+                p = progress[name]
+                detail = (
+                    f"epoch {p.epoch}/{self.max_epochs}, {p.active} active, best valid {p.best:.4g}"
+                )
             else:
                 detail = f"running {c['running']}"
             if c["failed"]:
@@ -65,6 +90,8 @@ class BarMonitor(AnnouncingMonitor):
 
     def round(self, number: int, total: int, sizes: tuple[int, int]) -> None:
         self.bar.console.print(_round_line(number, total, sizes))
+        for line in self.time_left():
+            self.bar.console.print(line, markup=False, highlight=False)
 
 
 def _round_line(number: int, total: int, sizes: tuple[int, int]) -> str:
@@ -72,12 +99,21 @@ def _round_line(number: int, total: int, sizes: tuple[int, int]) -> str:
 
 
 class LogMonitor(AnnouncingMonitor):
-    """Timestamped lines for a log file (nohup, SLURM, CI): one per finished trial and at
-    most one per study per `every` seconds."""
+    """Timestamped lines for a log file (nohup, SLURM, CI): one per finished trial, at most
+    one per study per `every` seconds, and the time left at each round and at most every
+    `every_left` seconds."""
 
-    def __init__(self, console, banner: str, options: RunOptions, every: float = 60.0) -> None:
+    def __init__(
+        self,
+        console,
+        banner: str,
+        options: RunOptions,
+        every: float = 60.0,
+        every_left: float = 900.0,
+    ) -> None:
         super().__init__(console, banner, options)
         self.every, self.last = every, {}
+        self.every_left, self.last_left = every_left, time.monotonic()
 
     def _print(self, text: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
@@ -95,14 +131,22 @@ class LogMonitor(AnnouncingMonitor):
             if now - self.last.get(name, -math.inf) >= self.every:
                 self._print(f"{name}: {line}")
                 self.last[name] = now
+        if now - self.last_left >= self.every_left:
+            self._print_time_left()
 
     def round(self, number: int, total: int, sizes: tuple[int, int]) -> None:
         self._print(_round_line(number, total, sizes))
+        self._print_time_left()
+
+    def _print_time_left(self) -> None:
+        for line in self.time_left():
+            self._print(line)
+        self.last_left = time.monotonic()
 
     def trial(self, name: str, number: int, result: TrialResult) -> None:
         self._print(
-            f"{name}: trial {number} done: valid {result.value:.4g}, "
-            f"test {result.test_metric:.4g} at epoch {result.best_epoch} of "
+            f"{name}: trial {number} done: {self.metric} valid {result.value:.4g}, "
+            f"test {result.test_metric:.4g} at its best valid epoch {result.best_epoch} of "
             f"{result.epochs}{' (diverged)' if result.diverged else ''}"
         )
 
@@ -140,24 +184,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_shown(options: RunOptions, banner: str) -> None:
     """`run`, with progress bars on a terminal and timestamped lines elsewhere."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     console = Console(stderr=True)
     if not console.is_terminal:
         run(options, LogMonitor(console, banner, options))
         return
     with Progress(
-        TextColumn("{task.description:<28}"),
-        BarColumn(),
+        TextColumn("{task.description:<20}"),
+        BarColumn(bar_width=10),
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
-        TimeRemainingColumn(),
         console=console,
     ) as bar:
         run(options, BarMonitor(console, banner, options, bar))
@@ -166,7 +203,7 @@ def _run_shown(options: RunOptions, banner: str) -> None:
 def _closing(options: RunOptions, stopped: bool, start: float) -> int:
     """The closing summary and what to do next; the exit status (1 if trials failed)."""
     names = {study_name(options.benchmark, v) for v in options.variants}
-    rows = [row for row in study_table(options.storage)[0] if row["study"] in names]
+    rows = [row for row in storage_status(options.storage).studies if row["study"] in names]
     complete = sum(r["complete"] for r in rows)
     failed = sum(r["failed"] for r in rows)
     elapsed = time.perf_counter() - start
@@ -180,11 +217,12 @@ def _closing(options: RunOptions, stopped: bool, start: float) -> int:
         )
     else:
         summary = f"{complete} trials complete, {failed} failed, in {elapsed:.0f} s"
+    # What reads the results is said as a fact, not as a next step: `make demo` runs the
+    # report right after, and a "Next:" line would then tell of what already ran.
     print(
-        f"{summary}. Results: {shown}\nNext: "
-        + ("rerun the same command to continue; " if stopped else "")
-        + f"odyssey status --storage {shown}; "
-        f"odyssey report --storage {shown} --out <folder>",
+        f"{summary}. Results: {shown}, read by `odyssey status --storage {shown}` and "
+        f"`odyssey report --storage {shown}`"
+        + (".\nNext: rerun the same command to continue" if stopped else ""),
         file=sys.stderr,
     )
     if failed:

@@ -76,8 +76,18 @@ def cmd_train(args) -> int:
         f"{proto.loss_reduction} over frames), {trainer.device}; metric: {metric}",
         flush=True,
     )
+    # The training loss is the objective the updates minimise, over a sequence's frames as
+    # --loss-reduction says; valid and test are the benchmark's metric (per step for NLL).
+    reduced = "summed" if proto.loss_reduction == "sum" else "averaged"
     print(
-        ("trial " if several else "") + "epoch  train loss  valid      test       seconds",
+        f"train {proto.loss_reduction}: the training loss {reduced} over each sequence's "
+        f"frames, mean per update\nvalid, test: {metric} of the validation and test sets; "
+        "* a new best valid",
+        flush=True,
+    )
+    print(
+        ("trial " if several else "")
+        + f"epoch  train {proto.loss_reduction:<4}  valid      test       seconds",
         flush=True,
     )
 

@@ -35,6 +35,7 @@ from .. import __version__, benchmarks
 from ..errors import UserError
 from ..training.trainer import TrialResult
 from .failures import Failure
+from .fleet import holder_record
 from .options import RunOptions
 from .outages import PatientCalls
 from .retries import fail, give_unbeaten_a_heartbeat, reconcile, state_counts
@@ -121,6 +122,7 @@ class TrialQueue:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._error: Exception | None = None
+        self.holder = holder_record(options)
         self._versions = {
             "torch": torch.__version__,
             "optuna": optuna.__version__,
@@ -190,6 +192,7 @@ class TrialQueue:
                     trial.number,
                 )
                 if self.patient(self._take, trial_id):
+                    self.patient(self._hold, trial_id)
                     with self._lock:
                         self.running[trial_id] = (study, trial)
                         self.curve_steps[trial_id] = set(trial.intermediate_values)
@@ -232,6 +235,12 @@ class TrialQueue:
             return self.storage.set_trial_state_values(trial_id, TrialState.RUNNING)
         except optuna.exceptions.UpdateFinishedTrialError:
             return False  # finished by another coordinator since it was listed
+
+    def _hold(self, trial_id: int) -> None:
+        """Say who holds a trial just taken (`fleet`), a step of its own so that a storage
+        error retries it alone; a trial already failed as stale meanwhile is left so."""
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            self.storage.set_trial_user_attr(trial_id, "holder", self.holder)
 
     def _job(self, study: optuna.Study, trials: list[FrozenTrial]) -> Job:
         """The trials' job. Every study of a shared sample gets the same sequence order, so
