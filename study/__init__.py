@@ -75,10 +75,11 @@ def status(storage: str) -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(rows) for name, rows in storage_status(storage).as_dict().items()}
 
 
-def report(storage: str, out: str | Path | None = None) -> Path:
+def report(storage: str, out: str | Path | None = None, reference: str | None = None) -> Path:
     """Analyse `storage` and write the report into `out` (default: named after the storage,
-    as `odyssey report`); returns the path of REPORT.md."""
+    as `odyssey report`); returns the path of REPORT.md. `reference`: a storage whose V
+    studies join the analysis (`odyssey report --reference`)."""
     from .analysis import analyse, default_out, load_storage, write
 
     folder = Path(out) if out is not None else default_out(storage)
-    return write(analyse(*load_storage(storage)), folder, storage)
+    return write(analyse(*load_storage(storage, reference=reference)), folder, storage)

@@ -14,6 +14,7 @@ import variants
 
 from ..benchmarks.metrics import SHAPES
 from ..runner import rounds
+from ..training.arms import arm
 from .checks import checks
 from .curves import CURVE_COLUMNS, summarize_curves
 from .fanova import SPACE, Fanova, fit_trials
@@ -208,14 +209,17 @@ def complete_rounds(runs: pd.DataFrame, studies: pd.DataFrame) -> int | None:
 
 
 def parameter_counts(names: Iterable[str], benchmark: str, units: int) -> pd.DataFrame:
-    """Trainable parameters of each registered variant among `names` with `units` units per
-    direction on `benchmark` (one of SHAPES): the recurrent layer, the output layer, total."""
+    """Trainable parameters of each arm (`study.training.arms`) among `names` with `units`
+    units per direction on `benchmark` (one of SHAPES): the recurrent layer, the output layer,
+    total."""
     inputs, outputs, directions = SHAPES[benchmark]
     rows = []
     for variant in names:
-        if variant not in variants.PRESETS:
+        try:
+            spec = arm(variant).spec
+        except ValueError:
             continue
-        lstm = variants.build(variant, inputs, units, bidirectional=directions == 2)
+        lstm = variants.build(spec, inputs, units, bidirectional=directions == 2)
         layer = lstm.n_params()[0]
         head = directions * units * outputs + outputs
         rows.append({"variant": variant, "recurrent": layer, "output": head, "total": layer + head})

@@ -26,7 +26,9 @@ from ..benchmarks.metrics import metric_of
 from ..errors import UserError
 from ..runner.search import SEARCH_SPACE, TrialRecord, foreign_reason, momentum_of, own_seconds
 from ..runner.storage import open_storage
+from ..training.arms import arm
 from ..training.protocol import Protocol
+from .stats import REFERENCE
 
 
 class SkippedStudy(UserWarning):
@@ -90,12 +92,21 @@ def split_study_name(name: str) -> tuple[str, str] | None:
 
 
 def variant_order(names: Iterable[str]) -> list[str]:
-    """The paper's order (V, NIG, …, FGR), then other registered variants, then the rest."""
+    """The paper's order (V, NIG, …, FGR), then other registered variants, each followed by
+    its arms with a forget-gate bias ('V-fb1', by bias), then the rest."""
     known = list(variants.PAPER_VARIANTS) + [
         v for v in variants.PRESETS if v not in variants.PAPER_VARIANTS
     ]
-    names = set(names)
-    return [v for v in known if v in names] + sorted(names - set(known))
+    ranks = {}
+    for name in set(names):
+        try:
+            named = arm(name)
+        except ValueError:
+            continue
+        if named.cell in known:
+            bias = named.forget_bias
+            ranks[name] = (known.index(named.cell), bias is not None, bias or 0.0)
+    return sorted(ranks, key=ranks.get) + sorted(set(names) - set(ranks))
 
 
 def load_trials(
@@ -109,17 +120,57 @@ def load_trials(
 
 
 def load_storage(
-    storage: str | optuna.storages.BaseStorage, benchmarks: Iterable[str] | None = None
+    storage: str | optuna.storages.BaseStorage,
+    benchmarks: Iterable[str] | None = None,
+    reference: str | optuna.storages.BaseStorage | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The trials table (COLUMNS), the per-epoch table (EPOCH_COLUMNS) and the studies table
     (STUDY_COLUMNS) in one pass; the second is empty for storages written before trials stored
-    their curves."""
+    their curves.
+
+    `reference`: a second storage whose studies of the reference variant (V) of the same
+    benchmarks join the tables, so that arms trained in a storage of their own on the same
+    shared sample are compared with the V trained beside the paper's variants. It must have
+    been sampled as the storage's studies were (scheme, sampler, seed), or configuration i
+    would not be the same in both; a study in both storages is refused."""
+    rows, epochs, studies, sampled = _read(storage, benchmarks)
+    if reference is not None and rows:
+        more = _read(reference, {s["benchmark"] for s in studies}, only=REFERENCE)
+        _check_reference(sampled, more[3])
+        rows, epochs, studies = rows + more[0], epochs + more[1], studies + more[2]
+    if not rows:
+        which = f" for benchmark(s) {', '.join(sorted(benchmarks))}" if benchmarks else ""
+        raise UserError(f"no <benchmark>/<variant> study with trials in the storage{which}")
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame[_INTEGERS] = frame[_INTEGERS].round()  # a foreign study may have stored floats
+    frame["blew_up"] = blown_up(frame)
+    frame = _in_order(_optional_texts(frame.astype(_DTYPES)))
+    curves = pd.DataFrame(epochs, columns=EPOCH_COLUMNS).astype({"trial": int, "epoch": int})
+    studies = pd.DataFrame(studies, columns=STUDY_COLUMNS)
+    studies = studies.astype({"planned": "Int64", "band_size": "Int64"}, errors="ignore")
+    return (
+        frame,
+        _in_order(curves, ["benchmark", "variant", "trial", "epoch"]),
+        _in_order(studies, ["benchmark", "variant"]),
+    )
+
+
+def _read(
+    storage: str | optuna.storages.BaseStorage,
+    benchmarks: Iterable[str] | None,
+    only: str | None = None,
+) -> tuple[list[dict], list[dict], list[dict], dict[str, tuple]]:
+    """The rows of the trials, epochs and studies tables of every conforming study of
+    `storage` (of the variant `only`, if given), and how each study was sampled by name:
+    (scheme, sampler, seed)."""
     if isinstance(storage, str):
         storage = open_storage(storage)
     wanted = set(benchmarks) if benchmarks else None
-    rows, epochs, studies = [], [], []
+    rows, epochs, studies, sampled = [], [], [], {}
     for name in optuna.get_all_study_names(storage):
         parts = split_study_name(name)
+        if only is not None and (parts is None or parts[1] != only):
+            continue
         if parts is None:
             _skip(name, "name is not <benchmark>/<variant>")
             continue
@@ -135,6 +186,11 @@ def load_storage(
         # the configuration on (Optuna records the numbers a copy replaces).
         retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
         attrs = study.user_attrs
+        sampled[name] = (
+            attrs.get("sample", "independent"),
+            attrs.get("sampler"),
+            attrs.get("seed"),
+        )
         studies.append(
             {
                 "benchmark": parts[0],
@@ -149,21 +205,31 @@ def load_storage(
             rows.append(_row(*parts, trial) | {"requeued": trial.number in retried})
             if trial.state == optuna.trial.TrialState.COMPLETE:
                 epochs.extend(_epochs(*parts, trial))
-    if not rows:
-        which = f" for benchmark(s) {', '.join(sorted(wanted))}" if wanted else ""
-        raise UserError(f"no <benchmark>/<variant> study with trials in the storage{which}")
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame[_INTEGERS] = frame[_INTEGERS].round()  # a foreign study may have stored floats
-    frame["blew_up"] = blown_up(frame)
-    frame = _in_order(_optional_texts(frame.astype(_DTYPES)))
-    curves = pd.DataFrame(epochs, columns=EPOCH_COLUMNS).astype({"trial": int, "epoch": int})
-    studies = pd.DataFrame(studies, columns=STUDY_COLUMNS)
-    studies = studies.astype({"planned": "Int64", "band_size": "Int64"}, errors="ignore")
-    return (
-        frame,
-        _in_order(curves, ["benchmark", "variant", "trial", "epoch"]),
-        _in_order(studies, ["benchmark", "variant"]),
-    )
+    return rows, epochs, studies, sampled
+
+
+def _check_reference(sampled: dict[str, tuple], reference: dict[str, tuple]) -> None:
+    """Refuse a reference whose studies are in the storage too, missing, or sampled otherwise
+    than the storage's studies of their benchmark."""
+    benchmarks = {name.rpartition("/")[0] for name in sampled}
+    found = {name.rpartition("/")[0] for name in reference}
+    if benchmarks - found:
+        missing = ", ".join(f"{b}/{REFERENCE}" for b in sorted(benchmarks - found))
+        raise UserError(f"the reference storage has no study {missing} to compare with")
+    for name, how in reference.items():
+        if name in sampled:
+            raise UserError(
+                f"study {name} is in both the storage and the reference storage: give a "
+                "reference without it, or report on the storage alone"
+            )
+        benchmark = name.rpartition("/")[0]
+        for other, own in sampled.items():
+            if other.rpartition("/")[0] == benchmark and own != how:
+                shown = "{} sample, sampler {}, seed {}".format
+                raise UserError(
+                    f"study {name} of the reference storage has the {shown(*how)}, but {other} "
+                    f"has the {shown(*own)}: their configurations would not pair"
+                )
 
 
 def blown_up(trials: pd.DataFrame) -> pd.Series:

@@ -233,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--benchmark", action="append", help="analyse only this benchmark (repeatable)"
     )
+    report.add_argument(
+        "--reference",
+        metavar="URL",
+        help="a second storage whose V studies of the same benchmarks, sampled alike, join "
+        "the analysis as the variant every other is compared with (for arms run in a storage "
+        "of their own, e.g. results/family/ against the reproduction)",
+    )
     report.set_defaults(func=_handler("study.cli.report:cmd_report"))
 
     return parser

@@ -21,7 +21,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SkippedStudy)
-            trials, epochs, studies = load_storage(args.storage, args.benchmark)
+            trials, epochs, studies = load_storage(args.storage, args.benchmark, args.reference)
     finally:  # one line per skipped study, also when none is left; others as Python shows them
         for warning in caught:
             if issubclass(warning.category, SkippedStudy):
@@ -32,9 +32,11 @@ def cmd_report(args: argparse.Namespace) -> int:
                 )
     out = Path(args.out) if args.out else default_out(args.storage)
     path = write(analyse(trials, epochs, studies), out, args.storage)
+    source = display_url(args.storage)
+    if args.reference:
+        source += f" (V from {display_url(args.reference)})"
     print(
         f"{len(trials)} trials of {trials.benchmark.nunique()} benchmark(s) from "
-        f"{display_url(args.storage)} analysed in {time.perf_counter() - start:.1f} s.\n"
-        f"Report: {path}"
+        f"{source} analysed in {time.perf_counter() - start:.1f} s.\nReport: {path}"
     )
     return 0

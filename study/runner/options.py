@@ -90,13 +90,15 @@ class RunOptions:
 
 
 def resolve_variants(text: str) -> tuple[str, ...]:
-    """Variant names from `--variants`: a comma-separated list of names, '+' combinations,
-    'all' (the paper's nine) and 'family' (V and the gated-RNN family), spelt as registered
+    """Study arms from `--variants`: a comma-separated list of variant names, '+'
+    combinations, cells with a forget-gate bias ('V-fb1', see `study.training.arms`), 'all'
+    (the paper's nine) and 'family' (V and the gated-RNN family), spelt as registered
     ('cifg+np' -> 'CIFG+NP'), each once."""
     import variants  # imports torch: only once a list is parsed
 
+    from ..training.arms import arm
+
     groups = {"ALL": variants.PAPER_VARIANTS, "FAMILY": variants.FAMILY}
-    spelling = {name.upper(): name for name in variants.PRESETS}
     names = []
     for item in text.split(","):
         if not item.strip():
@@ -105,10 +107,9 @@ def resolve_variants(text: str) -> tuple[str, ...]:
             names += [n for n in groups[item.strip().upper()] if n not in names]
             continue
         try:
-            variants.resolve(item)
+            name = arm(item).name
         except ValueError as err:
             raise OptionError("variants", str(err)) from None
-        name = "+".join(spelling[part.strip().upper()] for part in item.split("+"))
         if name not in names:
             names.append(name)
     if not names:

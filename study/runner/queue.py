@@ -33,6 +33,7 @@ import variants
 
 from .. import __version__, benchmarks
 from ..errors import UserError
+from ..training.arms import arm
 from ..training.trainer import TrialResult
 from .failures import Failure
 from .fleet import holder_record
@@ -101,6 +102,8 @@ class TrialQueue:
         self.stops = StopSignals()
         self.patient = PatientCalls(options.storage, options.grace, self.stops)
         self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
+        # Each study's protocol: the run's, or its arm's (`arms.Arm.protocol`).
+        self.protocols = {v: arm(v).protocol(options.protocol) for v in options.variants}
         self.studies = self._prepare_studies()
         # The heaviest variant first in each round, so that the round's last job is light.
         self.taking_order = sorted(self.studies, key=lambda s: -_cost(s.study_name))
@@ -145,7 +148,6 @@ class TrialQueue:
     def _prepare_studies(self) -> list[optuna.Study]:
         """The run's studies, made or checked by `search.prepare_study`."""
         options = self.options
-        record = options.protocol.record()
         data_sha256 = benchmarks.data_sha256(options.benchmark, options.data)
         return [
             self.patient(
@@ -158,7 +160,7 @@ class TrialQueue:
                 seed=options.seed,
                 sample=options.sample,
                 band_size=options.population,
-                protocol=record,
+                protocol=self.protocols[variant].record(),
                 data_sha256=data_sha256,
             )
             for variant in options.variants
@@ -251,8 +253,8 @@ class TrialQueue:
             benchmark=self.options.benchmark,
             data_path=self.options.data,
             variant=variant,
-            spec=variants.resolve(variant),
-            protocol=self.options.protocol,
+            spec=arm(variant).spec,
+            protocol=self.protocols[variant],
             device=self.options.device,
             order_seed=stable_seed(self.options.seed, source),
             trials=tuple(
@@ -304,7 +306,7 @@ class TrialQueue:
         except KeyError:
             return None
         try:
-            if self.patient(self._tell, trial_id, result, failure):
+            if self.patient(self._tell, variant, trial_id, result, failure):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(self._checkpoint(variant, trial))
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -317,6 +319,7 @@ class TrialQueue:
 
     def _tell(
         self,
+        variant: str,
         trial_id: int,
         result: TrialResult | None,
         failure: tuple[Failure, str] | None,
@@ -329,20 +332,21 @@ class TrialQueue:
         if not math.isfinite(result.value):
             fail(self.storage, trial_id, Failure.RESULT, "no finite metric")
             return False
-        for key, value in asdict(self._record(result)).items():
+        for key, value in asdict(self._record(result, variant)).items():
             self.storage.set_trial_user_attr(trial_id, key, value)
         self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [result.value])
         return True
 
-    def _record(self, result: TrialResult) -> TrialRecord:
-        """What the storage keeps of a trial besides its value and validation curve: the
-        fields of its result that a record holds, and how and where it was trained."""
+    def _record(self, result: TrialResult, variant: str) -> TrialRecord:
+        """What the storage keeps of a trial of `variant`'s study besides its value and
+        validation curve: the fields of its result that a record holds, and how and where it
+        was trained."""
         kept = {f.name for f in fields(TrialRecord)}
         return TrialRecord(
             **{f.name: getattr(result, f.name) for f in fields(result) if f.name in kept},
             device=self.options.device,
             preset=self.options.preset,
-            protocol=self.options.protocol.record(),  # as the study's
+            protocol=self.protocols[variant].record(),  # as the study's
             versions=self._versions,
         )
 
@@ -471,4 +475,4 @@ class TrialQueue:
 def _cost(name: str) -> int:
     """Parameters of one layer of the study's variant at 100 units: what its populations
     cost, in order."""
-    return variants.build(name.rpartition("/")[2], 1, 100).n_params()[0]
+    return variants.build(arm(name.rpartition("/")[2]).spec, 1, 100).n_params()[0]

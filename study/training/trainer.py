@@ -26,6 +26,7 @@ import variants
 from ..benchmarks.core import Benchmark, Split
 from ..errors import UserError
 from . import tasks
+from .arms import arm
 from .devices import check_device
 from .optim import PopulationNesterov
 from .protocol import PROTOCOLS, Protocol
@@ -140,7 +141,8 @@ def _own(view: Tensor, like: Tensor) -> Tensor:
 
 
 class PopulationTrainer:
-    """Trains trials of one variant on one benchmark together, epoch by epoch."""
+    """Trains trials of one variant on one benchmark together, epoch by epoch. A variant
+    given by name is an arm (`arms.arm`): 'V-fb1' trains V under `protocol` with b_f = 1."""
 
     def __init__(
         self,
@@ -152,8 +154,11 @@ class PopulationTrainer:
         dtype: torch.dtype = torch.float32,
         order_seed: int = 0,
     ) -> None:
+        if isinstance(variant, str):
+            named = arm(variant)
+            variant, protocol = named.spec, named.protocol(protocol)
         self.benchmark = benchmark
-        self.spec = variants.resolve(variant)
+        self.spec = variant
         self.protocol = protocol
         self.device = resolve_device(device)
         self.dtype = dtype
