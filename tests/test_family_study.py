@@ -82,7 +82,7 @@ def test_a_bad_arm_is_one_line(item, message, tmp_path, tiny_jsb, capsys, monkey
     assert not (tmp_path / "study.db").exists()
 
 
-def test_storages_of_other_variants_hold_the_same_sample(tmp_path):
+def test_storages_of_other_variants_hold_the_same_sample(tmp_path, tiny_jsb):
     """A storage of the reproduction's variants and one of the family's arms, trained in
     bands of other sizes: configuration i has the same parameters, trial seed (its weights
     and noise draws) and sequence order seed in every study of both."""
@@ -90,6 +90,7 @@ def test_storages_of_other_variants_hold_the_same_sample(tmp_path):
     def sample(name: str, arms: tuple[str, ...], population: int) -> dict:
         options = RunOptions(
             benchmark="jsb-original",
+            data=tiny_jsb,
             variants=arms,
             protocol=PROTOCOLS["paper"],
             trials=7,
