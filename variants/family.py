@@ -133,10 +133,22 @@ def _mingru(px: Tensor, rt: None, c: None, h: Tensor) -> tuple[Tensor]:
     return ((1 - u) * h + u * xh,)
 
 
+def minlstm_gates(xf: Tensor, xi: Tensor) -> tuple[Tensor, Tensor]:
+    """minLSTM's normalised gates f / (f + i) and i / (f + i), f = σ(xf), i = σ(xi), in log
+    space as its authors' parallel form: with d = log i - log f,
+
+        f / (f + i) = 1 / (1 + e^d) = σ(-d),    i / (f + i) = σ(d),
+
+    finite for any finite input, where f + i underflows to 0 (0 / 0) for xf, xi below about
+    -100 in float32 (-745 in float64)."""
+    d = F.logsigmoid(xi) - F.logsigmoid(xf)
+    return torch.sigmoid(-d), torch.sigmoid(d)
+
+
 def _minlstm(px: Tensor, rt: None, c: None, h: Tensor) -> tuple[Tensor]:
     xf, xi, xh = px.chunk(3, -1)
-    f, i = torch.sigmoid(xf), torch.sigmoid(xi)
-    return ((f * h + i * xh) / (f + i),)
+    f, i = minlstm_gates(xf, xi)
+    return (f * h + i * xh,)
 
 
 def _slstm(
@@ -203,9 +215,8 @@ def fast_recurrence(
         return out, (out[-1],)
     if name == "minlstm":
         xf, xi, candidate = pre_x.chunk(3, -1)
-        f, i = torch.sigmoid(xf), torch.sigmoid(xi)
-        total = f + i
-        out = scan.apply(f / total, i * candidate / total, states[0])
+        f, i = minlstm_gates(xf, xi)
+        out = scan.apply(f, i * candidate, states[0])
         return out, (out[-1],)
     if name == "slstm":
         out, c, n, m = loop.apply(name, pre_x, w_hh, b_hh, *states)
@@ -268,6 +279,7 @@ class FamilyRNN(nn.Module):
     ) -> None:
         super().__init__()
         hidden_sizes = layer.population_sizes(input_size, hidden_size, population)
+        layer.check_dtype(dtype)
         if backend not in PATHS:
             raise ValueError(
                 f"cell {spec.cell} runs on backend {', '.join(PATHS)}, not {backend!r}"
@@ -371,28 +383,31 @@ class FamilyRNN(nn.Module):
     ) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
         """`lengths` [B] marks sequences padded at the end, as for VariantLSTM."""
         _reverse = layer._reverse
+        S = len(self.cell.states)
+        if S > 1 and isinstance(hx, (tuple, list)) and len(hx) != S:
+            raise ValueError(f"hx of {self.spec.cell} holds {S} states, got {len(hx)}")
+        layer.check_arguments(
+            input,
+            hx,
+            lengths,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            population=self.population,
+            directions=len(self._suffixes),
+            batch_first=self.batch_first,
+            states=S,
+            like=self.weight_ih,
+        )
         single = input.dim() == 3
-        if single and self.population != 1:
-            raise ValueError(
-                f"a population of {self.population} expects a 4-d input, got {tuple(input.shape)}"
-            )
-        if input.dim() not in (3, 4) or input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"expected input [T, (K,) B, {self.input_size}] got {tuple(input.shape)}"
-            )
         x = input.unsqueeze(1 if not self.batch_first else 0) if single else input
         if self.batch_first:  # [K, B, T, M] -> [T, K, B, M]
             x = x.permute(2, 0, 1, 3)
         T, K, B, _ = x.shape
-        if K != self.population:
-            raise ValueError(f"input has population {K}, the layer {self.population}")
-        D, N, S = len(self._suffixes), self.hidden_size, len(self.cell.states)
+        D, N = len(self._suffixes), self.hidden_size
         if hx is None:
             start = (x.new_zeros(D, K, B, N),) * S
         else:
             start = (hx,) if isinstance(hx, Tensor) else tuple(hx)
-            if len(start) != S:
-                raise ValueError(f"hx of {self.spec.cell} holds {S} states, got {len(start)}")
             start = tuple(s.unsqueeze(1) if single else s for s in start)
 
         outputs, last = [], []

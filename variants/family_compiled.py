@@ -19,43 +19,48 @@ from torch.autograd.function import once_differentiable
 
 from . import compiled, family
 
+# The tensors of struct FamilyProblem, in its order.
+POINTERS = (
+    "x",
+    "r",
+    "rt",
+    "c",
+    "acts",
+    "hs",
+    "cs",
+    "ns",
+    "ms",
+    "grad_c",
+    "grad_n",
+    "grad_m",
+    "d_pre",
+    "d_rec",
+    "d_h0",
+    "d_c0",
+    "d_n0",
+    "d_m0",
+)
+
 
 class _Problem(ctypes.Structure):
     """struct FamilyProblem of csrc/family.cpp."""
 
     _fields_ = [
         (name, ctypes.c_int64) for name in ("T", "K", "B", "N", "threads", "cell", "st", "sk", "sb")
-    ] + [
-        (name, ctypes.c_void_p)
-        for name in (
-            "x",
-            "r",
-            "rt",
-            "c",
-            "acts",
-            "hs",
-            "cs",
-            "ns",
-            "ms",
-            "grad_c",
-            "grad_n",
-            "grad_m",
-            "d_pre",
-            "d_rec",
-            "d_h0",
-            "d_c0",
-            "d_n0",
-            "d_m0",
-        )
     ]
+    _fields_ += [(name, ctypes.c_void_p) for name in POINTERS]
+    _fields_ += [("extent", ctypes.c_int64 * len(POINTERS))]
 
 
 _P, _I = ctypes.c_void_p, ctypes.c_int64
+# Each returns NULL, or why it did nothing: the sizes given do not fit.
 _SIGNATURES = {
     "family_forward": [ctypes.POINTER(_Problem)],
     "family_backward": [ctypes.POINTER(_Problem)],
-    "scan_forward": [_P, _P, _P, _P, _I, _I, _I],  # a, b, h0, h, T, E, threads
-    "scan_backward": [_P, _P, _P, _P, _P, _P, _P, _I, _I, _I],  # a, h0, h, g, da, db, dh0, ...
+    # a, b, h0, h (each with its number of elements), T, E, threads
+    "scan_forward": [_P, _I] * 4 + [_I, _I, _I],
+    # a, h0, h, g, da, db, dh0 (each with its number of elements), T, E, threads
+    "scan_backward": [_P, _I] * 7 + [_I, _I, _I],
 }
 
 
@@ -66,13 +71,22 @@ def _kernels() -> dict[str, ctypes._CFuncPtr]:
     for name, argtypes in _SIGNATURES.items():
         for suffix in compiled.SUFFIX.values():
             fn = getattr(lib, f"odyssey_{name}_{suffix}")
-            fn.argtypes, fn.restype = argtypes, None
+            fn.argtypes, fn.restype = argtypes, ctypes.c_char_p
             kernels[f"{name}_{suffix}"] = fn
     return kernels
 
 
 def _call(name: str, dtype: torch.dtype, *args) -> None:
-    _kernels()[f"{name}_{compiled.SUFFIX[dtype]}"](*args)
+    """Run kernel `name` for `dtype`; it checks the sizes it is given before touching
+    memory, and says why it refused."""
+    error = _kernels()[f"{name}_{compiled.SUFFIX[dtype]}"](*args)
+    if error is not None:
+        raise RuntimeError(f"compiled {name}: {error.decode()}")
+
+
+def _sized(*tensors: Tensor) -> list[int]:
+    """Each tensor's address and how many elements it reaches, flat (the scan's arguments)."""
+    return [v for t in tensors for v in (t.data_ptr(), compiled.extent(t))]
 
 
 def recurrence(
@@ -84,8 +98,6 @@ def recurrence(
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Outputs h for every step [T, K, B, N] and the last states, for CPU tensors of float32
     or float64 where `compiled.runs` says so."""
-    if pre_x.shape[0] == 0:
-        raise ValueError("the compiled recurrence needs at least one step (T = 0)")
     return family.fast_recurrence(name, pre_x, w_hh, b_hh, states, _Recurrence, _Scan)
 
 
@@ -95,13 +107,14 @@ def _ptr(t: Tensor | None) -> int | None:
 
 def _problem(name: str, strided: Tensor, N: int, **tensors: Tensor | None) -> _Problem:
     """The loop's sizes, `strided`'s [T, K, B, .] strides (the input forward, the output's
-    gradient backward) and the named buffers' addresses."""
+    gradient backward), the named buffers' addresses and how many elements each reaches."""
     T, K, B = strided.shape[:3]
     st, sk, sb = strided.stride()[:3]
-    threads, cell = torch.get_num_threads(), family.LOOP_CODE[name]
-    pointers = {key: _ptr(t) for key, t in tensors.items()}
-    return _Problem(T=T, K=K, B=B, N=N, threads=threads, cell=cell, st=st, sk=sk, sb=sb,
-                    x=strided.data_ptr(), **pointers)  # fmt: skip
+    tensors["x"] = strided
+    extents = (ctypes.c_int64 * len(POINTERS))(*(compiled.extent(tensors.get(n)) for n in POINTERS))
+    return _Problem(T=T, K=K, B=B, N=N, threads=torch.get_num_threads(),
+                    cell=family.LOOP_CODE[name], st=st, sk=sk, sb=sb, extent=extents,
+                    **{key: _ptr(t) for key, t in tensors.items()})  # fmt: skip
 
 
 class _Recurrence(torch.autograd.Function):
@@ -147,11 +160,12 @@ class _Recurrence(torch.autograd.Function):
             (s.contiguous() if s is not None else acts.new_zeros(K, B, N)) for s in grad_states
         ]
         d_more = [acts.new_empty(K, B, N) for _ in grads]
-        problem = _problem(name, g, N, rt=rt, acts=acts, hs=hs, cs=cs, ns=ns, d_pre=d_pre,
-                           d_rec=d_rec if name == "gru" else None, d_h0=d_h0)  # fmt: skip
+        more = {}
         if slstm:
-            problem.grad_c, problem.grad_n, problem.grad_m = (t.data_ptr() for t in grads)
-            problem.d_c0, problem.d_n0, problem.d_m0 = (t.data_ptr() for t in d_more)
+            more = dict(zip(("grad_c", "grad_n", "grad_m"), grads))
+            more.update(zip(("d_c0", "d_n0", "d_m0"), d_more))
+        problem = _problem(name, g, N, rt=rt, acts=acts, hs=hs, cs=cs, ns=ns, d_pre=d_pre,
+                           d_rec=d_rec if name == "gru" else None, d_h0=d_h0, **more)  # fmt: skip
         _call("family_backward", g.dtype, ctypes.byref(problem))
 
         need = ctx.needs_input_grad
@@ -175,8 +189,7 @@ class _Scan(torch.autograd.Function):
         T = a.shape[0]
         h = torch.empty_like(a)
         threads = torch.get_num_threads()
-        _call("scan_forward", a.dtype, a.data_ptr(), b.data_ptr(), h0.data_ptr(), h.data_ptr(),
-              T, h0.numel(), threads)  # fmt: skip
+        _call("scan_forward", a.dtype, *_sized(a, b, h0, h), T, h0.numel(), threads)
         ctx.save_for_backward(a, h0, h)
         return h
 
@@ -186,7 +199,6 @@ class _Scan(torch.autograd.Function):
         a, h0, h = ctx.saved_tensors
         g = grad_h.contiguous()
         da, db, dh0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
-        _call("scan_backward", a.dtype, a.data_ptr(), h0.data_ptr(), h.data_ptr(), g.data_ptr(),
-              da.data_ptr(), db.data_ptr(), dh0.data_ptr(), a.shape[0], h0.numel(),
-              torch.get_num_threads())  # fmt: skip
+        _call("scan_backward", a.dtype, *_sized(a, h0, h, g, da, db, dh0), a.shape[0],
+              h0.numel(), torch.get_num_threads())  # fmt: skip
         return da, db, dh0

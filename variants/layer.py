@@ -132,6 +132,18 @@ def _self_check(path: str, spec: Spec, device: torch.device, dtype: torch.dtype)
     return None
 
 
+# The dtypes a layer computes in (float16 and bfloat16 on the plain and fused paths).
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_dtype(dtype: torch.dtype | None) -> None:
+    """Refuse, in one line, a layer dtype other than DTYPES (None: torch's default)."""
+    dtype = dtype if dtype is not None else torch.get_default_dtype()
+    if dtype not in DTYPES:
+        names = ", ".join(str(d).removeprefix("torch.") for d in DTYPES)
+        raise ValueError(f"dtype: expected one of {names}, got {dtype}")
+
+
 def population_sizes(
     input_size: int, hidden_size: int | Sequence[int], population: int
 ) -> list[int]:
@@ -179,6 +191,7 @@ class VariantLSTM(nn.Module):
     ) -> None:
         super().__init__()
         hidden_sizes = population_sizes(input_size, hidden_size, population)
+        check_dtype(dtype)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.spec = spec
