@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from . import cells
+
 GATES = ("i", "f", "o")
-# The LSTM, whose switches are below, and the gated-RNN family of variants/family.py.
-CELLS = ("lstm", "gru", "mgu", "mingru", "minlstm", "slstm")
+# The LSTM, whose switches are below, and the gated-RNN family's registry (variants/cells.py).
+CELLS = ("lstm", *cells.CELLS)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ extern "C" {
 // Mirrored in family_compiled.py.
 struct FamilyProblem {
     int64_t T, K, B, N, threads;
-    int64_t cell;        // 0 GRU, 1 MGU, 2 sLSTM
+    int64_t cell;        // the pointwise step: 0 GRU, 1 MGU, 2 sLSTM (the registry's `loop`)
+    int64_t blocks, saved, states;  // the registry's counts: pre-activation blocks, activations
+                                    // saved per unit and step, states (h first)
     int64_t st, sk, sb;  // strides of pre_x (forward) or grad_out (backward)
     const void* x;       // pre_x or grad_out
     const void* r;       // R [K, G_r, N]
@@ -53,10 +55,15 @@ struct FamilyProblem {
 
 namespace {
 
-constexpr int64_t GRU = 0, MGU = 1, SLSTM = 2;
+constexpr int64_t GRU = 0, MGU = 1;  // and 2, sLSTM: the last branch of each loop
 
-int64_t blocks(int64_t cell) { return cell == GRU ? 3 : cell == MGU ? 2 : 4; }
-int64_t saved(int64_t cell) { return cell == GRU ? 4 : cell == MGU ? 2 : 6; }
+// What each pointwise step reads and writes, checked against the counts it is given: its
+// blocks, saved activations and states, and whether it writes d_rec apart from d_pre.
+struct StepLayout {
+    int64_t blocks, saved, states;
+    bool rec_apart;
+};
+constexpr StepLayout STEPS[] = {{3, 4, 1, true}, {2, 2, 1, false}, {4, 6, 4, false}};
 
 // The product of positive factors, INT64_MAX where it overflows (it then reads as too large).
 int64_t product(std::initializer_list<int64_t> factors) {
@@ -98,9 +105,13 @@ const char* check(const FamilyProblem& p, bool forward) {
     if (p.T < 1 || p.K < 1 || p.B < 1 || p.N < 1 || p.threads < 1) {
         return "T, K, B, N and threads must be positive";
     }
-    if (p.cell != GRU && p.cell != MGU && p.cell != SLSTM) return "no such cell";
+    if (p.cell < 0 || p.cell >= int64_t(sizeof STEPS / sizeof STEPS[0])) return "no such cell";
+    const StepLayout& step = STEPS[p.cell];
+    if (p.blocks != step.blocks || p.saved != step.saved || p.states != step.states) {
+        return "the cell's blocks, saved activations or states differ from its step's";
+    }
     if (p.st < 0 || p.sk < 0 || p.sb < 0) return "negative strides";
-    const int64_t T = p.T, K = p.K, B = p.B, N = p.N, G = product({blocks(p.cell), N});
+    const int64_t T = p.T, K = p.K, B = p.B, N = p.N, G = product({p.blocks, N});
     int64_t need[18] = {};
     int64_t last = 0;  // x: the last element of [T, K, B] at the strides, then a row
     for (int64_t term : {product({T - 1, p.st}), product({K - 1, p.sk}), product({B - 1, p.sb}),
@@ -109,9 +120,9 @@ const char* check(const FamilyProblem& p, bool forward) {
     }
     need[X] = last;
     need[RT] = product({K, N, G});
-    need[ACTS] = product({K, T, B, saved(p.cell), N});
+    need[ACTS] = product({K, T, B, p.saved, N});
     need[HS] = product({K, T + 1, B, N});
-    const int64_t states = p.cell == SLSTM ? need[HS] : 0, last_state = product({K, B, N});
+    const int64_t states = p.states > 1 ? need[HS] : 0, last_state = product({K, B, N});
     need[CS] = need[NS] = states;
     if (forward) {
         need[R] = product({K, G, N});
@@ -119,9 +130,9 @@ const char* check(const FamilyProblem& p, bool forward) {
         need[MS] = states;
     } else {
         need[D_PRE] = product({K, T, B, G});
-        need[D_REC] = p.cell == GRU ? need[D_PRE] : 0;
+        need[D_REC] = step.rec_apart ? need[D_PRE] : 0;
         need[D_H0] = last_state;
-        if (p.cell == SLSTM) {
+        if (p.states > 1) {
             need[GRAD_C] = need[GRAD_N] = need[GRAD_M] = last_state;
             need[D_C0] = need[D_N0] = need[D_M0] = last_state;
         }
@@ -245,7 +256,7 @@ void slstm_backward(int64_t N, const S* __restrict__ dh, const S* __restrict__ a
 
 template <typename S>
 void forward(const FamilyProblem& p) {
-    const int64_t T = p.T, B = p.B, N = p.N, nb = blocks(p.cell), G = nb * N, A = saved(p.cell);
+    const int64_t T = p.T, B = p.B, N = p.N, G = p.blocks * N, A = p.saved;
     parallel_for(p.K, p.threads, [&](int64_t k) {
         transpose(static_cast<const S*>(p.r) + k * G * N, G, N, static_cast<S*>(p.rt) + k * N * G);
     });
@@ -255,7 +266,7 @@ void forward(const FamilyProblem& p) {
         S* acts = static_cast<S*>(p.acts) + k * T * B * A * N;
         S* hs = static_cast<S*>(p.hs) + k * (T + 1) * B * N;
         S *cs = nullptr, *ns = nullptr, *ms = nullptr;
-        if (p.cell == SLSTM) {
+        if (p.states > 1) {
             cs = static_cast<S*>(p.cs) + k * (T + 1) * B * N;
             ns = static_cast<S*>(p.ns) + k * (T + 1) * B * N;
             ms = static_cast<S*>(p.ms) + k * (T + 1) * B * N;
@@ -317,7 +328,7 @@ void forward(const FamilyProblem& p) {
 
 template <typename S>
 void backward(const FamilyProblem& p) {
-    const int64_t T = p.T, B = p.B, N = p.N, nb = blocks(p.cell), G = nb * N, A = saved(p.cell);
+    const int64_t T = p.T, B = p.B, N = p.N, G = p.blocks * N, A = p.saved;
     each_part(p, [&](int64_t k, int64_t b0, int64_t b1) {
         const S* gy = static_cast<const S*>(p.x) + k * p.sk;
         const S* rt = static_cast<const S*>(p.rt) + k * N * G;
@@ -329,7 +340,7 @@ void backward(const FamilyProblem& p) {
         const int64_t width = (b1 - b0) * N;
         // Gradients carried to step t - 1 per sequence: h, and sLSTM's c, n, m.
         std::vector<S> dh(width, 0), dc(width, 0), dn(width, 0), dm(width, 0), tmp(N), zeros(N, 0);
-        if (p.cell == SLSTM) {
+        if (p.states > 1) {
             cs = static_cast<const S*>(p.cs) + k * (T + 1) * B * N;
             ns = static_cast<const S*>(p.ns) + k * (T + 1) * B * N;
             const int64_t at = (k * B + b0) * N;
@@ -385,7 +396,7 @@ void backward(const FamilyProblem& p) {
         }
         const int64_t at = (k * B + b0) * N;
         std::memcpy(static_cast<S*>(p.d_h0) + at, dh.data(), width * sizeof(S));
-        if (p.cell == SLSTM) {
+        if (p.states > 1) {
             std::memcpy(static_cast<S*>(p.d_c0) + at, dc.data(), width * sizeof(S));
             std::memcpy(static_cast<S*>(p.d_n0) + at, dn.data(), width * sizeof(S));
             std::memcpy(static_cast<S*>(p.d_m0) + at, dm.data(), width * sizeof(S));
