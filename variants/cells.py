@@ -22,6 +22,7 @@ from torch import Tensor
 class Cell:
     """Everything the layer, the dispatcher and the fast paths need to know of a cell."""
 
+    variant: str  # the variant's name, as `--variants` takes it (a preset of variants/spec.py)
     blocks: tuple[str, ...]  # W_b [N, M] and b_b [N] for each, in this order
     recurrent: tuple[str, ...]  # R_b [N, N] for each, in this order
     recurrent_bias: bool  # c_b [N] beside each R_b (torch.nn.GRU's bias_hh)
@@ -126,6 +127,7 @@ def _mgu_recurrent_inputs(h_prev: Tensor, acts: Tensor) -> tuple[Tensor, Tensor]
 
 CELLS: dict[str, Cell] = {
     "gru": Cell(
+        "GRU",
         ("r", "u", "n"),
         ("r", "u", "n"),
         True,
@@ -138,6 +140,7 @@ CELLS: dict[str, Cell] = {
         gated_recurrent_sum=True,
     ),
     "mgu": Cell(
+        "MGU",
         ("f", "h"),
         ("f", "h"),
         False,
@@ -150,6 +153,7 @@ CELLS: dict[str, Cell] = {
         recurrent_inputs=_mgu_recurrent_inputs,
     ),
     "mingru": Cell(
+        "minGRU",
         ("u", "h"),
         (),
         False,
@@ -160,6 +164,7 @@ CELLS: dict[str, Cell] = {
         linear=_mingru_linear,
     ),
     "minlstm": Cell(
+        "minLSTM",
         ("f", "i", "h"),
         (),
         False,
@@ -170,6 +175,7 @@ CELLS: dict[str, Cell] = {
         linear=_minlstm_linear,
     ),
     "slstm": Cell(
+        "sLSTM",
         ("z", "i", "f", "o"),
         ("z", "i", "f", "o"),
         False,

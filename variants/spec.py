@@ -78,17 +78,9 @@ PRESETS: dict[str, Spec] = {
     "FGR": Spec(full_gate_recurrence=True),
 }
 PAPER_VARIANTS = tuple(PRESETS)
-PRESETS.update(
-    {
-        "GRU": Spec(cell="gru"),
-        "MGU": Spec(cell="mgu"),
-        "minGRU": Spec(cell="mingru"),
-        "minLSTM": Spec(cell="minlstm"),
-        "sLSTM": Spec(cell="slstm"),
-    }
-)
+PRESETS.update({cell.variant: Spec(cell=name) for name, cell in cells.CELLS.items()})
 # `--variants family`: the gated-RNN family and V to compare them with.
-FAMILY = ("V", "GRU", "MGU", "minGRU", "minLSTM", "sLSTM")
+FAMILY = ("V", *(cell.variant for cell in cells.CELLS.values()))
 
 
 def register(name: str, spec: Spec) -> None:
