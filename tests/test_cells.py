@@ -87,6 +87,22 @@ def test_a_new_cell_is_one_row(monkeypatch):
     assert variants.forget_biases(spec.Spec(cell="ema")) == {"b_a": 1.0}
 
 
+def test_a_cell_without_fast_forms_runs_its_plain_step(monkeypatch, capfd):
+    """A row with neither a loop code nor a linear form: every backend runs its plain step,
+    without a word on stderr."""
+    slow = cells.Cell(*[getattr(EMA, f) for f in ("variant", "blocks", "recurrent",
+                      "recurrent_bias", "states", "forget_bias", "title", "step")])  # fmt: skip
+    monkeypatch.setitem(cells.CELLS, "ema", slow)
+    monkeypatch.setattr(spec, "CELLS", (*spec.CELLS, "ema"))
+    for backend in ("auto", "compiled", "triton"):
+        assert checked_backend(backend, spec.Spec(cell="ema"), "cpu", torch.float32) == (
+            "plain",
+            "",
+        )
+    out, _ = variants.build(spec.Spec(cell="ema"), 3, 4)(torch.randn(5, 2, 3))
+    assert out.shape == (5, 2, 4) and capfd.readouterr().err == ""
+
+
 def failing(*args):
     raise RuntimeError("the loop ran out of registers\nsecond line")
 

@@ -47,6 +47,11 @@ class Cell:
     # -> one tensor per recurrent block (MGU's R_h multiplies f h(t-1)).
     recurrent_inputs: Callable[[Tensor, Tensor], tuple[Tensor, ...]] | None = None
 
+    @property
+    def fast(self) -> bool:
+        """Whether the compiled and Triton paths run it (else its plain step runs)."""
+        return self.loop is not None or self.linear is not None
+
 
 # --- the plain steps: one step at a time with autograd; every other path is tested against them
 

@@ -96,6 +96,8 @@ def checked_backend(
     Triton's interpreter, not on every GPU, and a cached compiled library may meet a compiler
     or CPU it was not tested with."""
     path = resolve_backend(backend, device, dtype, fallback(spec))
+    if spec.cell != "lstm" and not cells.CELLS[spec.cell].fast:
+        return "plain", ""  # a cell with neither a loop of the kernels nor a linear form
     if path not in ("compiled", "triton"):
         return path, ""
     key = (path, str(torch.device(device)), spec, dtype)
