@@ -106,3 +106,28 @@ def reference(cell, w, x, bidirectional=False):
     fwd = {k: v for k, v in w.items() if not k.endswith("_reverse")}
     bwd = {k.removesuffix("_reverse"): v for k, v in w.items() if k.endswith("_reverse")}
     return torch.cat([step(fwd, x), step(bwd, x.flip(0)).flip(0)], -1)
+
+
+def assert_minlstm_finite_where_its_gates_underflow(rnn):
+    """Biases that put f and i (both) below float32's range in unit 0 and 1, below float64's
+    in unit 2 (where the reference gives NaN): outputs and gradients finite everywhere, equal
+    to the float64 reference wherever it is finite."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        views = rnn.paper_weights()
+        for view in views.values():
+            view.copy_(torch.randn(view.shape, generator=gen, dtype=torch.float64))
+        views["b_f"].copy_(torch.tensor([-300.0, -120.0, -1000.0, 2.0]))
+        views["b_i"].copy_(torch.tensor([-310.0, -100.0, -990.0, -200.0]))
+    weights = {k: v.detach().double().cpu() for k, v in rnn.paper_weights().items()}
+    T, B = 7, 2
+    x = torch.randn(T, B, rnn.input_size, generator=gen, dtype=torch.float64)
+    out, _ = rnn(x.to(rnn.weight_ih))
+    out.sum().backward()
+    out = out.detach().double().cpu()
+    ref = torch.stack([minlstm(weights, x[:, b]) for b in range(B)], 1)
+    assert out.isfinite().all()
+    assert all(p.grad.isfinite().all() for p in rnn.parameters())
+    finite = ref.isfinite()
+    assert not finite[..., 2].any() and finite[..., :2].all()  # the case this test is for
+    torch.testing.assert_close(out[finite], ref[finite], rtol=1e-3, atol=1e-3)

@@ -5,7 +5,12 @@ import math
 
 import pytest
 import torch
-from reference_family import reference, slstm, slstm_unstabilised
+from reference_family import (
+    assert_minlstm_finite_where_its_gates_underflow,
+    reference,
+    slstm,
+    slstm_unstabilised,
+)
 from runs import assert_exact, run_args
 
 import variants
@@ -380,3 +385,9 @@ def test_a_trial_in_a_population_equals_the_trial_alone(name):
         assert res.value == pytest.approx(ref.value, rel=1e-9)
         assert res.test_metric == pytest.approx(ref.test_metric, rel=1e-9)
         assert res.n_params == ref.n_params
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_minlstm_is_finite_where_f_plus_i_underflows(dtype, path):
+    rnn = variants.build("minLSTM", M, 4, backend=path, dtype=dtype)
+    assert_minlstm_finite_where_its_gates_underflow(rnn)

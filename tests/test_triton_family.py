@@ -5,6 +5,7 @@ last states and every gradient, for every cell; on a GPU or in Triton's interpre
 
 import pytest
 import torch
+from reference_family import assert_minlstm_finite_where_its_gates_underflow
 from triton_device import DEVICE, DTYPE, MARKS, assert_compiles_for_hopper, assert_matches
 
 import variants
@@ -77,6 +78,11 @@ def test_layer_runs_the_kernels_by_name(one_program):
     torch.testing.assert_close(out, ref(x)[0])
     assert (out[:, 0, :, 2:] == 0).all() and (h[:, 0, :, 2:] == 0).all()
     assert family.resolve_path("triton", x.device, DTYPE) == "triton"
+
+
+def test_minlstm_is_finite_where_f_plus_i_underflows(one_program):
+    rnn = variants.build("minLSTM", 3, 4, backend="triton", dtype=DTYPE, device=DEVICE)
+    assert_minlstm_finite_where_its_gates_underflow(rnn)
 
 
 # Compiles the kernels for an H100 (sm_90), as test_triton.py does for the LSTM's.

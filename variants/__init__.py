@@ -8,8 +8,9 @@ gated-RNN family beside it (GRU, MGU, minGRU, minLSTM, sLSTM).
 Pure PyTorch; knows nothing of benchmarks or studies.
 """
 
+from .factory import build
 from .family import FamilyRNN, forget_biases
-from .layer import VariantLSTM, build
+from .layer import VariantLSTM
 from .spec import FAMILY, PAPER_VARIANTS, PRESETS, Spec, register, resolve
 
 __all__ = [

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from . import cells
+
 GATES = ("i", "f", "o")
-# The LSTM, whose switches are below, and the gated-RNN family of variants/family.py.
-CELLS = ("lstm", "gru", "mgu", "mingru", "minlstm", "slstm")
+# The LSTM, whose switches are below, and the gated-RNN family's registry (variants/cells.py).
+CELLS = ("lstm", *cells.CELLS)
 
 
 @dataclass(frozen=True)
@@ -76,17 +78,9 @@ PRESETS: dict[str, Spec] = {
     "FGR": Spec(full_gate_recurrence=True),
 }
 PAPER_VARIANTS = tuple(PRESETS)
-PRESETS.update(
-    {
-        "GRU": Spec(cell="gru"),
-        "MGU": Spec(cell="mgu"),
-        "minGRU": Spec(cell="mingru"),
-        "minLSTM": Spec(cell="minlstm"),
-        "sLSTM": Spec(cell="slstm"),
-    }
-)
+PRESETS.update({cell.variant: Spec(cell=name) for name, cell in cells.CELLS.items()})
 # `--variants family`: the gated-RNN family and V to compare them with.
-FAMILY = ("V", "GRU", "MGU", "minGRU", "minLSTM", "sLSTM")
+FAMILY = ("V", *(cell.variant for cell in cells.CELLS.values()))
 
 
 def register(name: str, spec: Spec) -> None:

@@ -1,6 +1,6 @@
 """The gated-RNN family as persistent Triton kernels: its GPU path.
 
-Computes exactly what `family.plain_recurrence` computes, with its signature, in one
+Computes exactly what `cells.plain_recurrence` computes, with its signature, in one
 launch forward and one backward, laid out as the LSTM's kernels (triton_lstm.py, whose
 helpers and program layout it shares): a program takes `Layout.rows` sequences r = k B + b
 and walks the whole time loop; the hidden size is padded to a power of two inside the
@@ -19,7 +19,7 @@ Per cell (equations in docs/family.md):
   h(t) = a(t) h(t-1) + b(t) over blocks of elements, and its reverse.
 
 The weight gradients are batched GEMMs over all steps after the kernel (torch), shared with
-family_compiled.py in `family.recurrent_grads`. Under TRITON_INTERPRET=1 the kernels run on
+family_compiled.py in `cells.recurrent_grads`. Under TRITON_INTERPRET=1 the kernels run on
 CPU tensors (the tests).
 """
 
@@ -31,7 +31,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import family
+from . import cells
 from .triton_lstm import _launch, _project, _sigmoid, _tanh, interpreted
 
 SCAN_BLOCK = 256  # elements per program of the scan
@@ -50,7 +50,7 @@ def recurrence(
             "the family's triton kernels run on CUDA tensors (on CPU only under "
             f"TRITON_INTERPRET=1), got a tensor on {pre_x.device}"
         )
-    return family.fast_recurrence(name, pre_x, w_hh, b_hh, states, _Recurrence, _Scan)
+    return cells.fast_recurrence(name, pre_x, w_hh, b_hh, states, _Recurrence, _Scan)
 
 
 class _Recurrence(torch.autograd.Function):
@@ -58,59 +58,56 @@ class _Recurrence(torch.autograd.Function):
     def forward(ctx, name, pre_x, w_hh, b_hh, h0, *more):
         T, K, B, G = pre_x.shape
         N = h0.shape[-1]
+        cell = cells.CELLS[name]
         w_hh = w_hh.contiguous()
         bias = b_hh.contiguous() if b_hh is not None else w_hh
         hs = pre_x.new_empty(K, T + 1, B, N)
         hs[:, 0] = h0
-        acts = pre_x.new_empty(K, T, B, family.SAVED[name] * N)
-        slstm = name == "slstm"
-        # sLSTM's c, n, m for every step ([K, T + 1, B, N]); MGU's scratch row f h(t-1).
-        cs, ns, ms = ((pre_x.new_empty(K, T + 1, B, N) for _ in range(3)) if slstm
-                      else (pre_x.new_empty(K, 1, B, N), hs, hs))  # fmt: skip
-        if slstm:
-            for buffer, s0 in zip((cs, ns, ms), more):
-                buffer[:, 0] = s0
+        acts = pre_x.new_empty(K, T, B, cell.saved * N)
+        # The other states (sLSTM's c, n, m) for every step ([K, T + 1, B, N]); for a cell
+        # of one state, the first is the scratch row [K, 1, B, N] (MGU's f h(t-1)).
+        buffers = [pre_x.new_empty(K, T + 1, B, N) for _ in more]
+        for buffer, s0 in zip(buffers, more):
+            buffer[:, 0] = s0
+        cs, ns, ms = buffers or (pre_x.new_empty(K, 1, B, N), hs, hs)
         layout, constants = _launch(N, B)
         _forward_kernel[(triton.cdiv(K * B, layout.rows),)](
             pre_x, *pre_x.stride(), w_hh, bias, hs, acts, cs, ns, ms, T, K, B, N,
-            CELL=family.LOOP_CODE[name], A=family.SAVED[name], **constants,
+            len(cell.blocks), CELL=cell.loop, A=cell.saved, **constants,
         )  # fmt: skip
         ctx.name = name
-        ctx.save_for_backward(w_hh, hs, acts, cs if slstm else None, ns if slstm else None)
-        out = hs[:, 1:].transpose(0, 1)
-        if slstm:
-            return out, cs[:, T].clone(), ns[:, T].clone(), ms[:, T].clone()
-        return (out,)
+        ctx.save_for_backward(w_hh, hs, acts, *buffers)
+        return hs[:, 1:].transpose(0, 1), *(b[:, T].clone() for b in buffers)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, *grad_states):
-        w_hh, hs, acts, cs, ns = ctx.saved_tensors
-        name = ctx.name
+        w_hh, hs, acts, *buffers = ctx.saved_tensors
+        cell = cells.CELLS[ctx.name]
         K, G, N = w_hh.shape
         T, B = acts.shape[1], acts.shape[2]
-        slstm = name == "slstm"
         d_pre = hs.new_zeros(K, T + 1, B, G)  # step T stays zero: nothing beyond the end
-        d_rec = hs.new_zeros(K, T + 1, B, G) if name == "gru" else d_pre
+        d_rec = hs.new_zeros(K, T + 1, B, G) if cell.gated_recurrent_sum else d_pre
         d_h0 = hs.new_empty(K, B, N)
         grads = [s if s is not None else hs.new_zeros(K, B, N) for s in grad_states]
         grads = [g.contiguous() for g in grads] or [d_h0] * 3
-        d_more = [hs.new_empty(K, B, N) for _ in range(3)] if slstm else [d_h0] * 3
+        d_more = [hs.new_empty(K, B, N) for _ in grad_states]
+        cs, ns = buffers[:2] if buffers else (hs, hs)
         layout, constants = _launch(N, B)
         _backward_kernel[(triton.cdiv(K * B, layout.rows),)](
             grad_out, *grad_out.stride(), w_hh.transpose(1, 2).contiguous(), hs, acts,
-            cs if slstm else hs, ns if slstm else hs, *grads, d_pre, d_rec, d_h0,
-            *d_more, T, K, B, N, CELL=family.LOOP_CODE[name], A=family.SAVED[name], **constants,
+            cs, ns, *grads, d_pre, d_rec, d_h0, *(d_more or [d_h0] * 3), T, K, B, N,
+            len(cell.blocks), CELL=cell.loop, A=cell.saved, **constants,
         )  # fmt: skip
         need = ctx.needs_input_grad
-        d_w_hh, d_b_hh = family.recurrent_grads(name, d_rec[:, :T], acts, hs, need[2:4])
+        d_w_hh, d_b_hh = cells.recurrent_grads(ctx.name, d_rec[:, :T], acts, hs, need[2:4])
         return (
             None,
             d_pre[:, :T].transpose(0, 1),
             d_w_hh,
             d_b_hh,
             d_h0 if need[4] else None,
-            *(d if need[5 + k] else None for k, d in enumerate(d_more if slstm else [])),
+            *(d if need[5 + k] else None for k, d in enumerate(d_more)),
         )
 
 
@@ -157,6 +154,7 @@ def _forward_kernel(
     cs_ptr, ns_ptr, ms_ptr,  # sLSTM: [K, T + 1, B, N], step 0 the initial state; MGU: cs
     # is the scratch row [K, 1, B, N]
     T, K, B, N,
+    NB,  # pre-activation blocks
     CELL: tl.constexpr, A: tl.constexpr,
     ROWS: tl.constexpr, NP: tl.constexpr, CHUNK: tl.constexpr, R_CACHE: tl.constexpr,
 ):  # fmt: skip
@@ -167,7 +165,6 @@ def _forward_kernel(
     col_ok = cols < N
     mask = row_ok[:, None] & col_ok[None, :]
     on = cols[None, :]
-    NB = 3 if CELL == 0 else 2 if CELL == 1 else 4
     G = NB * N
     w = w_ptr + k * G * N
     pre = pre_ptr + (k * pre_sk + b * pre_sb)[:, None] + on * pre_sg
@@ -258,6 +255,7 @@ def _backward_kernel(
     drec_ptr,  # out: GRU's gradient of R h + c, like dpre (else dpre itself)
     dh0_ptr, dc0_ptr, dn0_ptr, dm0_ptr,  # out: [K, B, N]
     T, K, B, N,
+    NB,  # pre-activation blocks
     CELL: tl.constexpr, A: tl.constexpr,
     ROWS: tl.constexpr, NP: tl.constexpr, CHUNK: tl.constexpr, R_CACHE: tl.constexpr,
 ):  # fmt: skip
@@ -268,7 +266,6 @@ def _backward_kernel(
     col_ok = cols < N
     mask = row_ok[:, None] & col_ok[None, :]
     on = cols[None, :]
-    NB = 3 if CELL == 0 else 2 if CELL == 1 else 4
     G = NB * N
     rt = rt_ptr + k * N * G
     go = go_ptr + (k * go_sk + b * go_sb)[:, None] + on * go_sn + (T - 1) * go_st

@@ -13,6 +13,12 @@
 //                 sLSTM tanh z~, i, f, sigma(o~), sigma(f~), [m = i~] (A = 6)
 // Backward writes d_pre [K, T, B, G] (the gradient of W x + b) and, for GRU, d_rec
 // [K, T, B, G] (of R h' + c, which differs in the n block: r multiplies R_n h' + c_n).
+// Every entry point checks the sizes it is given against how many elements each pointer
+// reaches before touching memory, and returns why it refused (else null), as recurrence.cpp.
+#include <climits>
+#include <cstdio>
+#include <initializer_list>
+
 #include "simd.h"
 
 extern "C" {
@@ -20,7 +26,9 @@ extern "C" {
 // Mirrored in family_compiled.py.
 struct FamilyProblem {
     int64_t T, K, B, N, threads;
-    int64_t cell;        // 0 GRU, 1 MGU, 2 sLSTM
+    int64_t cell;        // the pointwise step: 0 GRU, 1 MGU, 2 sLSTM (the registry's `loop`)
+    int64_t blocks, saved, states;  // the registry's counts: pre-activation blocks, activations
+                                    // saved per unit and step, states (h first)
     int64_t st, sk, sb;  // strides of pre_x (forward) or grad_out (backward)
     const void* x;       // pre_x or grad_out
     const void* r;       // R [K, G_r, N]
@@ -40,15 +48,108 @@ struct FamilyProblem {
     void* d_c0;  // sLSTM
     void* d_n0;
     void* d_m0;
+    // How many elements each pointer above reaches (0 for a null one), in the same order.
+    int64_t extent[18];
 };
 }
 
 namespace {
 
-constexpr int64_t GRU = 0, MGU = 1, SLSTM = 2;
+constexpr int64_t GRU = 0, MGU = 1;  // and 2, sLSTM: the last branch of each loop
 
-int64_t blocks(int64_t cell) { return cell == GRU ? 3 : cell == MGU ? 2 : 4; }
-int64_t saved(int64_t cell) { return cell == GRU ? 4 : cell == MGU ? 2 : 6; }
+// What each pointwise step reads and writes, checked against the counts it is given: its
+// blocks, saved activations and states, and whether it writes d_rec apart from d_pre.
+struct StepLayout {
+    int64_t blocks, saved, states;
+    bool rec_apart;
+};
+constexpr StepLayout STEPS[] = {{3, 4, 1, true}, {2, 2, 1, false}, {4, 6, 4, false}};
+
+// The product of positive factors, INT64_MAX where it overflows (it then reads as too large).
+int64_t product(std::initializer_list<int64_t> factors) {
+    int64_t n = 1;
+    for (int64_t f : factors) {
+        if (__builtin_mul_overflow(n, f, &n)) return INT64_MAX;
+    }
+    return n;
+}
+
+// The first of `names` whose pointer reaches fewer elements than it needs, said in a static
+// message, or null; a need of 0 is a pointer the call does not use.
+template <int Count>
+const char* short_buffer(const char* const (&names)[Count], const void* const (&pointers)[Count],
+                         const int64_t (&extent)[Count], const int64_t (&need)[Count]) {
+    static thread_local char message[160];
+    for (int i = 0; i < Count; ++i) {
+        if (need[i] == 0) continue;
+        if (pointers[i] == nullptr || extent[i] < need[i]) {
+            std::snprintf(message, sizeof message, "%s holds %lld elements, %lld needed",
+                          names[i], static_cast<long long>(pointers[i] ? extent[i] : 0),
+                          static_cast<long long>(need[i]));
+            return message;
+        }
+    }
+    return nullptr;
+}
+
+// Why the pointers of p cannot hold what `forward` (or backward) would touch, or null.
+const char* check(const FamilyProblem& p, bool forward) {
+    enum { X, R, RT, C, ACTS, HS, CS, NS, MS, GRAD_C, GRAD_N, GRAD_M, D_PRE, D_REC, D_H0, D_C0,
+           D_N0, D_M0 };
+    static const char* const names[18] = {
+        "x (pre_x or grad_out)", "r", "rt", "c", "acts", "hs", "cs", "ns", "ms", "grad_c",
+        "grad_n", "grad_m", "d_pre", "d_rec", "d_h0", "d_c0", "d_n0", "d_m0"};
+    const void* const pointers[18] = {p.x, p.r, p.rt, p.c, p.acts, p.hs, p.cs, p.ns, p.ms,
+                                      p.grad_c, p.grad_n, p.grad_m, p.d_pre, p.d_rec, p.d_h0,
+                                      p.d_c0, p.d_n0, p.d_m0};
+    if (p.T < 1 || p.K < 1 || p.B < 1 || p.N < 1 || p.threads < 1) {
+        return "T, K, B, N and threads must be positive";
+    }
+    if (p.cell < 0 || p.cell >= int64_t(sizeof STEPS / sizeof STEPS[0])) return "no such cell";
+    const StepLayout& step = STEPS[p.cell];
+    if (p.blocks != step.blocks || p.saved != step.saved || p.states != step.states) {
+        return "the cell's blocks, saved activations or states differ from its step's";
+    }
+    if (p.st < 0 || p.sk < 0 || p.sb < 0) return "negative strides";
+    const int64_t T = p.T, K = p.K, B = p.B, N = p.N, G = product({p.blocks, N});
+    int64_t need[18] = {};
+    int64_t last = 0;  // x: the last element of [T, K, B] at the strides, then a row
+    for (int64_t term : {product({T - 1, p.st}), product({K - 1, p.sk}), product({B - 1, p.sb}),
+                         forward ? G : N}) {
+        if (__builtin_add_overflow(last, term, &last)) last = INT64_MAX;
+    }
+    need[X] = last;
+    need[RT] = product({K, N, G});
+    need[ACTS] = product({K, T, B, p.saved, N});
+    need[HS] = product({K, T + 1, B, N});
+    const int64_t states = p.states > 1 ? need[HS] : 0, last_state = product({K, B, N});
+    need[CS] = need[NS] = states;
+    if (forward) {
+        need[R] = product({K, G, N});
+        need[C] = p.c ? product({K, G}) : 0;  // GRU's, optional
+        need[MS] = states;
+    } else {
+        need[D_PRE] = product({K, T, B, G});
+        need[D_REC] = step.rec_apart ? need[D_PRE] : 0;
+        need[D_H0] = last_state;
+        if (p.states > 1) {
+            need[GRAD_C] = need[GRAD_N] = need[GRAD_M] = last_state;
+            need[D_C0] = need[D_N0] = need[D_M0] = last_state;
+        }
+    }
+    return short_buffer(names, pointers, p.extent, need);
+}
+
+// Why scan_forward or scan_backward cannot run over [T, E] with these buffers, or null.
+template <int Count>
+const char* check_scan(int64_t T, int64_t E, int64_t threads, const char* const (&names)[Count],
+                       const void* const (&pointers)[Count], const int64_t (&extent)[Count],
+                       const bool (&per_step)[Count]) {
+    if (T < 1 || E < 1 || threads < 1) return "T, E and threads must be positive";
+    int64_t need[Count];
+    for (int i = 0; i < Count; ++i) need[i] = per_step[i] ? product({T, E}) : E;
+    return short_buffer(names, pointers, extent, need);
+}
 
 // Trials, and with fewer trials than threads parts of a trial's batch, as recurrence.cpp.
 template <typename Work>
@@ -155,7 +256,7 @@ void slstm_backward(int64_t N, const S* __restrict__ dh, const S* __restrict__ a
 
 template <typename S>
 void forward(const FamilyProblem& p) {
-    const int64_t T = p.T, B = p.B, N = p.N, nb = blocks(p.cell), G = nb * N, A = saved(p.cell);
+    const int64_t T = p.T, B = p.B, N = p.N, G = p.blocks * N, A = p.saved;
     parallel_for(p.K, p.threads, [&](int64_t k) {
         transpose(static_cast<const S*>(p.r) + k * G * N, G, N, static_cast<S*>(p.rt) + k * N * G);
     });
@@ -165,7 +266,7 @@ void forward(const FamilyProblem& p) {
         S* acts = static_cast<S*>(p.acts) + k * T * B * A * N;
         S* hs = static_cast<S*>(p.hs) + k * (T + 1) * B * N;
         S *cs = nullptr, *ns = nullptr, *ms = nullptr;
-        if (p.cell == SLSTM) {
+        if (p.states > 1) {
             cs = static_cast<S*>(p.cs) + k * (T + 1) * B * N;
             ns = static_cast<S*>(p.ns) + k * (T + 1) * B * N;
             ms = static_cast<S*>(p.ms) + k * (T + 1) * B * N;
@@ -227,7 +328,7 @@ void forward(const FamilyProblem& p) {
 
 template <typename S>
 void backward(const FamilyProblem& p) {
-    const int64_t T = p.T, B = p.B, N = p.N, nb = blocks(p.cell), G = nb * N, A = saved(p.cell);
+    const int64_t T = p.T, B = p.B, N = p.N, G = p.blocks * N, A = p.saved;
     each_part(p, [&](int64_t k, int64_t b0, int64_t b1) {
         const S* gy = static_cast<const S*>(p.x) + k * p.sk;
         const S* rt = static_cast<const S*>(p.rt) + k * N * G;
@@ -239,7 +340,7 @@ void backward(const FamilyProblem& p) {
         const int64_t width = (b1 - b0) * N;
         // Gradients carried to step t - 1 per sequence: h, and sLSTM's c, n, m.
         std::vector<S> dh(width, 0), dc(width, 0), dn(width, 0), dm(width, 0), tmp(N), zeros(N, 0);
-        if (p.cell == SLSTM) {
+        if (p.states > 1) {
             cs = static_cast<const S*>(p.cs) + k * (T + 1) * B * N;
             ns = static_cast<const S*>(p.ns) + k * (T + 1) * B * N;
             const int64_t at = (k * B + b0) * N;
@@ -295,7 +396,7 @@ void backward(const FamilyProblem& p) {
         }
         const int64_t at = (k * B + b0) * N;
         std::memcpy(static_cast<S*>(p.d_h0) + at, dh.data(), width * sizeof(S));
-        if (p.cell == SLSTM) {
+        if (p.states > 1) {
             std::memcpy(static_cast<S*>(p.d_c0) + at, dc.data(), width * sizeof(S));
             std::memcpy(static_cast<S*>(p.d_n0) + at, dn.data(), width * sizeof(S));
             std::memcpy(static_cast<S*>(p.d_m0) + at, dm.data(), width * sizeof(S));
@@ -341,29 +442,79 @@ void scan_backward(const S* a, const S* h0, const S* h, const S* g, S* da, S* db
     });
 }
 
+template <typename S>
+const char* family_forward(const FamilyProblem* p) {
+    const char* error = check(*p, true);
+    if (!error) forward<S>(*p);
+    return error;
+}
+
+template <typename S>
+const char* family_backward(const FamilyProblem* p) {
+    const char* error = check(*p, false);
+    if (!error) backward<S>(*p);
+    return error;
+}
+
+// Each pointer comes with how many elements it reaches.
+template <typename S>
+const char* scan_forward_checked(const S* a, int64_t na, const S* b, int64_t nb, const S* h0,
+                                 int64_t nh0, S* h, int64_t nh, int64_t T, int64_t E,
+                                 int64_t threads) {
+    static const char* const names[4] = {"a", "b", "h0", "h"};
+    const char* error = check_scan(T, E, threads, names, {a, b, h0, h}, {na, nb, nh0, nh},
+                                   {true, true, false, true});
+    if (!error) scan_forward(a, b, h0, h, T, E, threads);
+    return error;
+}
+
+template <typename S>
+const char* scan_backward_checked(const S* a, int64_t na, const S* h0, int64_t nh0, const S* h,
+                                  int64_t nh, const S* g, int64_t ng, S* da, int64_t nda, S* db,
+                                  int64_t ndb, S* dh0, int64_t ndh0, int64_t T, int64_t E,
+                                  int64_t threads) {
+    static const char* const names[7] = {"a", "h0", "h", "g", "da", "db", "dh0"};
+    const char* error = check_scan(T, E, threads, names, {a, h0, h, g, da, db, dh0},
+                                   {na, nh0, nh, ng, nda, ndb, ndh0},
+                                   {true, false, true, true, true, true, false});
+    if (!error) scan_backward(a, h0, h, g, da, db, dh0, T, E, threads);
+    return error;
+}
+
 }  // namespace
 
 extern "C" {
-void odyssey_family_forward_f32(const FamilyProblem* p) { forward<float>(*p); }
-void odyssey_family_forward_f64(const FamilyProblem* p) { forward<double>(*p); }
-void odyssey_family_backward_f32(const FamilyProblem* p) { backward<float>(*p); }
-void odyssey_family_backward_f64(const FamilyProblem* p) { backward<double>(*p); }
-void odyssey_scan_forward_f32(const float* a, const float* b, const float* h0, float* h,
-                              int64_t T, int64_t E, int64_t threads) {
-    scan_forward(a, b, h0, h, T, E, threads);
+const char* odyssey_family_forward_f32(const FamilyProblem* p) { return family_forward<float>(p); }
+const char* odyssey_family_forward_f64(const FamilyProblem* p) { return family_forward<double>(p); }
+const char* odyssey_family_backward_f32(const FamilyProblem* p) {
+    return family_backward<float>(p);
 }
-void odyssey_scan_forward_f64(const double* a, const double* b, const double* h0, double* h,
-                              int64_t T, int64_t E, int64_t threads) {
-    scan_forward(a, b, h0, h, T, E, threads);
+const char* odyssey_family_backward_f64(const FamilyProblem* p) {
+    return family_backward<double>(p);
 }
-void odyssey_scan_backward_f32(const float* a, const float* h0, const float* h, const float* g,
-                               float* da, float* db, float* dh0, int64_t T, int64_t E,
-                               int64_t threads) {
-    scan_backward(a, h0, h, g, da, db, dh0, T, E, threads);
+const char* odyssey_scan_forward_f32(const float* a, int64_t na, const float* b, int64_t nb,
+                                     const float* h0, int64_t nh0, float* h, int64_t nh,
+                                     int64_t T, int64_t E, int64_t threads) {
+    return scan_forward_checked(a, na, b, nb, h0, nh0, h, nh, T, E, threads);
 }
-void odyssey_scan_backward_f64(const double* a, const double* h0, const double* h,
-                               const double* g, double* da, double* db, double* dh0, int64_t T,
-                               int64_t E, int64_t threads) {
-    scan_backward(a, h0, h, g, da, db, dh0, T, E, threads);
+const char* odyssey_scan_forward_f64(const double* a, int64_t na, const double* b, int64_t nb,
+                                     const double* h0, int64_t nh0, double* h, int64_t nh,
+                                     int64_t T, int64_t E, int64_t threads) {
+    return scan_forward_checked(a, na, b, nb, h0, nh0, h, nh, T, E, threads);
+}
+const char* odyssey_scan_backward_f32(const float* a, int64_t na, const float* h0, int64_t nh0,
+                                      const float* h, int64_t nh, const float* g, int64_t ng,
+                                      float* da, int64_t nda, float* db, int64_t ndb, float* dh0,
+                                      int64_t ndh0, int64_t T, int64_t E, int64_t threads) {
+    return scan_backward_checked(a, na, h0, nh0, h, nh, g, ng, da, nda, db, ndb, dh0, ndh0, T, E,
+                                 threads);
+}
+const char* odyssey_scan_backward_f64(const double* a, int64_t na, const double* h0, int64_t nh0,
+                                      const double* h, int64_t nh, const double* g, int64_t ng,
+                                      double* da, int64_t nda, double* db, int64_t ndb,
+                                      double* dh0, int64_t ndh0, int64_t T, int64_t E,
+                                      int64_t threads) {
+    return scan_backward_checked(a, na, h0, nh0, h, nh, g, ng, da, nda, db, ndb, dh0, ndh0, T, E,
+                                 threads);
 }
 }
