@@ -10,6 +10,7 @@ from triton_device import DEVICE, DTYPE, MARKS, assert_compiles_for_hopper, asse
 
 import variants
 from variants import family, triton_family
+from variants.layer import checked_backend
 
 pytestmark = MARKS
 
@@ -77,7 +78,7 @@ def test_layer_runs_the_kernels_by_name(one_program):
     out, h = rnn(x)
     torch.testing.assert_close(out, ref(x)[0])
     assert (out[:, 0, :, 2:] == 0).all() and (h[:, 0, :, 2:] == 0).all()
-    assert family.resolve_path("triton", x.device, DTYPE) == "triton"
+    assert checked_backend("triton", rnn.spec, x.device, DTYPE) == ("triton", "")
 
 
 def test_minlstm_is_finite_where_f_plus_i_underflows(one_program):

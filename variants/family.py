@@ -24,12 +24,6 @@ LOOP_CODE = {name: cell.loop for name, cell in CELLS.items() if cell.loop is not
 SAVED = {name: cell.saved for name, cell in CELLS.items() if cell.loop is not None}
 
 
-def resolve_path(backend: str, device, dtype) -> str:
-    """The path `backend` runs for a family cell's tensors of `dtype` on `device`
-    (layer.resolve_backend's rule; plain where the kernels do not run)."""
-    return layer.resolve_backend(backend, device, dtype, slow="plain")
-
-
 def forget_biases(spec: Spec) -> dict[str, float]:
     """Which biases (names of the weight views, one direction) --forget-bias sets, each with
     its coefficient: the LSTM's b_f where it has a forget gate of its own, else the cell's."""

@@ -158,10 +158,7 @@ def measure(
     per_trial = statistics.median(ours_s) / K * 1e3
     base = statistics.median(base_s) * 1e3
     spec, dtype = variants.resolve(variant), torch.get_default_dtype()
-    if spec.cell == "lstm":
-        path, why = checked_backend(backend, spec, device, dtype)
-    else:
-        path, why = family.resolve_path(backend, device, dtype), ""
+    path, why = checked_backend(backend, spec, device, dtype)
     name = "torch.nn.GRU" if gru else "torch.nn.LSTM"
     return Row(variant, path, why, K, H, T, per_trial, base, per_trial / base, repeats, name)
 

@@ -10,7 +10,6 @@ import torch
 from rich.console import Console
 
 import variants
-from variants import family
 from variants.layer import checked_backend
 
 from ..training.trainer import resolve_device
@@ -30,10 +29,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         grad = torch.cat([p.grad.flatten() for p in lstm.parameters()]).norm().item()
         if not torch.isfinite(out).all() or grad == 0:
             raise RuntimeError(f"variant {name} produced no usable output")
-        if lstm.spec.cell == "lstm":
-            path, why = checked_backend(lstm.backend, lstm.spec, device, x.dtype)
-        else:
-            path, why = family.resolve_path(lstm.backend, device, x.dtype), ""
+        path, why = checked_backend(lstm.backend, lstm.spec, device, x.dtype)
         if why:
             whys[name] = why
         rows.append(
