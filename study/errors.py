@@ -16,5 +16,10 @@ class OptionError(UserError, ValueError):
         self.problem = problem
 
 
+class StorageFailed(UserError):
+    """The storage failed mid-run (lost past the grace period, or an error no wait cures):
+    nothing more can be written to it, the requeue of the trials in flight included."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, handled: the message says what became of the work in flight."""

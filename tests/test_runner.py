@@ -26,7 +26,7 @@ from study.runner import workers
 from study.runner.coordinator import Monitor, run
 from study.runner.locks import exclusive_sqlite
 from study.runner.options import RunOptions, resolve_variants
-from study.runner.retries import reconcile, state_counts
+from study.runner.retries import ORPHAN_ERROR, reconcile, state_counts
 from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.runner.storage import open_storage
 from study.training.protocol import PROTOCOLS
@@ -381,3 +381,69 @@ def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
         assert len(got["test_curve"]) == got["epochs"] and got["best_epoch"] >= 1
     assert main([*argv, "--momentum", "0.9,0.5,0.1"]) == 2
     assert "--hidden-size has 2 values; expected 1 or 3" in capsys.readouterr().err
+
+
+def test_studies_complete_or_new_in_one_run(tmp_path, tiny_jsb, capsys):
+    """A run whose studies are complete or new: its first study may have nothing to take,
+    first or later in --variants; each ends with exactly N trials."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    for variants_given in ("V", "V,CIFG", "NP,CIFG,V"):  # complete first, then a new first
+        args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants=variants_given)
+        assert main(args) == 0, capsys.readouterr().err
+        assert_exact(storage, [f"jsb-original/{v}" for v in variants_given.split(",")], 2)
+
+
+def test_trials_raised_on_a_complete_study(tmp_path, tiny_jsb, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
+    args = run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V,CIFG")
+    assert main(args) == 0, capsys.readouterr().err
+    assert_exact(storage, ["jsb-original/V", "jsb-original/CIFG"], 3)
+
+
+def test_an_error_of_the_run_sends_its_trials_back_to_the_queue(tmp_path, tiny_jsb, monkeypatch):
+    storage = f"sqlite:///{tmp_path}/study.db"
+
+    class Broken(Monitor):
+        def studies(self, counts, progress):
+            if any(c["running"] for c in counts.values()):
+                raise RuntimeError("a monitor's bug")
+
+    options = RunOptions(
+        benchmark="jsb-original",
+        variants=("V",),
+        protocol=PROTOCOLS["smoke"],
+        trials=2,
+        storage=storage,
+        population=2,
+        data=tiny_jsb,
+        checkpoints=str(tmp_path / "ckpt"),
+    )
+    with pytest.raises(RuntimeError, match="a monitor's bug"):
+        run(options, Broken())
+    counts = state_counts(optuna.load_study(study_name="jsb-original/V", storage=storage).trials)
+    assert (counts["running"], counts["waiting"], counts["requeued"]) == (0, 2, 2)
+
+
+@pytest.mark.slow
+def test_a_run_after_a_kill_adds_a_variant_without_waiting_out_the_grace(tmp_path, tiny_jsb):
+    """Killed with its trials running, then rerun at once with one more variant: on SQLite
+    the file lock proves their coordinator dead, so they are failed and retried at once,
+    not after the grace period (61 s at --heartbeat 30)."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    slow = ("--max-epochs", "15", "--patience", "15", "--heartbeat", "30")
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V", extra=slow)
+    proc = subprocess.Popen(
+        ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no checkpoint written"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V,CIFG", extra=slow)
+    assert main(args) == 0
+    assert_exact(storage, ["jsb-original/V", "jsb-original/CIFG"], 2)
+    trials = optuna.load_study(study_name="jsb-original/V", storage=storage).trials
+    orphans = [t for t in trials if t.state == TrialState.FAIL]
+    assert orphans and all(t.user_attrs["error"] == ORPHAN_ERROR for t in orphans)

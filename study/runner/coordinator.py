@@ -11,7 +11,7 @@ import math
 import os
 import time
 
-from ..errors import Interrupted
+from ..errors import Interrupted, StorageFailed
 from ..training.trainer import TrialResult
 from .locks import exclusive_sqlite
 from .options import RunOptions
@@ -50,8 +50,8 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
     """
     monitor = monitor or Monitor()
     with (
-        exclusive_sqlite(options.storage),
-        TrialQueue(options) as queue,
+        exclusive_sqlite(options.storage) as sole,
+        TrialQueue(options, sole=sole) as queue,
         queue.stops.installed(),
     ):
         monitor.started()
@@ -67,6 +67,11 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
             ) from None
         except TimeLimitReached:
             queue.requeue_running()
+            raise
+        except StorageFailed:
+            raise  # the requeue would fail alike: the trials go stale, to be retried
+        except Exception:
+            queue.requeue_running()  # an error of the run's own must strand no trial
             raise
 
 

@@ -17,14 +17,15 @@ from .storage import display_url, sqlite_file
 
 
 @contextlib.contextmanager
-def exclusive_sqlite(url: str) -> Iterator[None]:
+def exclusive_sqlite(url: str) -> Iterator[bool]:
     """One coordinator per SQLite file: SQLite cannot hand out a waiting trial exactly once
     to two processes, so a second `odyssey run` on the same file is refused. The lock is
     the file's, however the URL names it (relative, absolute, a query string, a `file:`
-    URI): a `<file>.lock` beside it, removed when the run ends, refused or not."""
+    URI): a `<file>.lock` beside it, removed when the run ends, refused or not. Yields
+    whether it holds a lock (for SQLite): then no other coordinator lives on the storage."""
     path = sqlite_file(url)
     if path is None:
-        yield
+        yield False
         return
     lock_path = path.with_name(path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,7 @@ def exclusive_sqlite(url: str) -> Iterator[None]:
             break
         os.close(lock)
     try:
-        yield
+        yield True
     finally:
         os.remove(lock_path)  # while holding it: whoever locks the old file then retries
         os.close(lock)

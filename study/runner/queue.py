@@ -37,7 +37,13 @@ from ..training.trainer import TrialResult
 from .failures import Failure
 from .options import RunOptions
 from .outages import PatientCalls
-from .retries import fail, give_unbeaten_a_heartbeat, reconcile, state_counts
+from .retries import (
+    ORPHAN_ERROR,
+    fail,
+    give_unbeaten_a_heartbeat,
+    reconcile,
+    state_counts,
+)
 from .rounds import configurations, rounds
 from .search import (
     TrialRecord,
@@ -95,7 +101,10 @@ class TrialQueue:
     trials in flight back to the queue. Use it as a context manager, or `close()` it: that
     stops its heartbeats."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, *, sole: bool = False) -> None:
+        """`sole`: no other coordinator lives on the storage (the SQLite file lock is held),
+        so its running trials are a dead coordinator's, failed at once rather than after
+        the grace period."""
         self.options = options = options.resolved()
         self.stops = StopSignals()
         self.patient = PatientCalls(options.storage, options.grace, self.stops)
@@ -108,6 +117,8 @@ class TrialQueue:
         }
         self._queue = threading.Lock()  # one reconcile at a time in this process
         for study in self.studies:
+            if sole:
+                self.patient(_fail_orphans, self.storage, self.study_ids[study.study_name])
             self.reconcile(study, fresh_run=True)
         self.round_of: dict[str, dict[int, int]] = {}  # study -> configuration -> round
         self.current_round: int | None = None
@@ -204,21 +215,30 @@ class TrialQueue:
         configurations and its band size."""
         index = trial.user_attrs.get("config_index", trial.number)
         if index not in self.round_of.get(name, {}):
-            study = next(s for s in self.studies if s.study_name == name)
-            sizes, _ = configurations(self.patient(study.get_trials, deepcopy=False))
-            band = study.user_attrs.get("band_size", self.options.population)
-            self.round_of[name] = rounds(sizes, band)
+            self._read_rounds(name)
         return self.round_of[name][index]
 
+    def _read_rounds(self, name: str) -> dict[int, int]:
+        """The rounds of a study's configurations, read afresh from its trials (its N may
+        have grown since they were last read)."""
+        study = next(s for s in self.studies if s.study_name == name)
+        sizes, _ = configurations(self.patient(study.get_trials, deepcopy=False))
+        band = study.user_attrs.get("band_size", self.options.population)
+        self.round_of[name] = rounds(sizes, band)
+        return self.round_of[name]
+
     def round_info(self, number: int) -> tuple[int, int, tuple[int, int]]:
-        """Round `number` (0-based) as (1-based number, rounds in all, its hidden sizes)."""
-        name = self.studies[0].study_name
+        """Round `number` (0-based) as (1-based number, rounds in all, its hidden sizes), as
+        the run's first study has it: it may have nothing left to take (complete, or its
+        trials running elsewhere), so its rounds are read here if no job was taken from it."""
+        first = self.studies[0]
+        round_of = self.round_of.get(first.study_name) or self._read_rounds(first.study_name)
         sizes = [
             t.params["hidden_size"]
-            for t in self.patient(self.studies[0].get_trials, deepcopy=False)
-            if self.round_of[name].get(t.user_attrs.get("config_index")) == number
+            for t in self.patient(first.get_trials, deepcopy=False)
+            if round_of.get(t.user_attrs.get("config_index")) == number
         ]
-        total = max(self.round_of[name].values()) + 1
+        total = max(round_of.values(), default=number) + 1
         return number + 1, total, (min(sizes, default=0), max(sizes, default=0))
 
     def _take(self, trial_id: int) -> bool:
@@ -461,3 +481,11 @@ def _cost(name: str) -> int:
     """Parameters of one layer of the study's variant at 100 units: what its populations
     cost, in order."""
     return variants.build(name.rpartition("/")[2], 1, 100).n_params()[0]
+
+
+def _fail_orphans(storage: optuna.storages.RDBStorage, study_id: int) -> None:
+    """Fail the study's running trials as their coordinator's death (infrastructure), for
+    `reconcile` to queue again: called only where no coordinator but this one can live."""
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        fail(storage, trial_id, Failure.INFRASTRUCTURE, ORPHAN_ERROR)
