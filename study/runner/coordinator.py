@@ -11,6 +11,7 @@ import math
 import os
 import time
 
+from .. import benchmarks
 from ..errors import Interrupted, StorageFailed
 from ..training.trainer import TrialResult
 from .locks import exclusive_sqlite
@@ -49,6 +50,7 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
     the first epoch boundary after the limit.
     """
     monitor = monitor or Monitor()
+    benchmarks.load(options.benchmark, options.data)  # its data present, before any write
     with (
         exclusive_sqlite(options.storage) as sole,
         TrialQueue(options, sole=sole) as queue,

@@ -13,7 +13,7 @@ import optuna
 import sqlalchemy
 
 from ..errors import UserError
-from .storage import display_url, sqlite_file
+from .storage import display_url, make_sqlite_folder, sqlite_file
 
 
 @contextlib.contextmanager
@@ -28,9 +28,15 @@ def exclusive_sqlite(url: str) -> Iterator[bool]:
         yield False
         return
     lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    make_sqlite_folder(url)
     while True:
-        lock = os.open(lock_path, os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            lock = os.open(lock_path, os.O_CREAT | os.O_WRONLY, 0o644)
+        except OSError as err:
+            raise UserError(
+                f"storage {display_url(url)}: cannot write its lock file {lock_path} "
+                f"({err.strerror}); its folder must be writable"
+            ) from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

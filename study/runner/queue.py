@@ -106,6 +106,10 @@ class TrialQueue:
         so its running trials are a dead coordinator's, failed at once rather than after
         the grace period."""
         self.options = options = options.resolved()
+        # Made before the storage is opened: a folder that cannot be made writes nothing.
+        self.checkpoints = checkpoint_folder(options)
+        for variant in options.variants:
+            _writable_folder(self.checkpoints / options.benchmark / variant)
         self.stops = StopSignals()
         self.patient = PatientCalls(options.storage, options.grace, self.stops)
         self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
@@ -122,10 +126,6 @@ class TrialQueue:
             self.reconcile(study, fresh_run=True)
         self.round_of: dict[str, dict[int, int]] = {}  # study -> configuration -> round
         self.current_round: int | None = None
-        # Made before any trial is taken: a folder that cannot be made strands none.
-        self.checkpoints = checkpoint_folder(options)
-        for variant in options.variants:
-            _writable_folder(self.checkpoints / options.benchmark / variant)
         self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
         self.curve_steps: dict[int, set[int]] = {}  # trial id -> epochs already in the storage
         self.live: dict[tuple[str, int], tuple[str, StudyProgress]] = {}  # job key -> its study

@@ -106,6 +106,27 @@ def sqlite_file(url: str) -> Path | None:
     return Path(_sqlite_name(parsed)).resolve()
 
 
+def make_sqlite_folder(url: str) -> None:
+    """Make the missing folder of a SQLite storage, only within ./results (where the default
+    storage lives), so that a typo in a path is refused rather than starting a new study
+    elsewhere; other missing folders are one line."""
+    path = sqlite_file(url)
+    if path is None or path.parent.is_dir():
+        return
+    results = Path("results").resolve()
+    if path.parent != results and results not in path.parent.parents:
+        raise UserError(
+            f"storage {display_url(url)}: folder {path.parent} does not exist; create it "
+            f"first (only folders under {results} are made for you)"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"storage {display_url(url)}: cannot create {path.parent}: {err.strerror}"
+        ) from None
+
+
 def storage_identity(url: str) -> str:
     """What names the database of `url`, however the URL spells it: the resolved file of
     SQLite; else its backend, host, port and database (not its driver, user or options)."""
@@ -199,12 +220,7 @@ def open_storage(
     path = sqlite_file(url)
     if path is not None:
         if create:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise UserError(
-                    f"storage {shown}: cannot create {path.parent}: {err.strerror}"
-                ) from None
+            make_sqlite_folder(url)
         elif not path.is_file():
             raise UserError(f"storage {shown}: no such SQLite file; expected a study database")
     kwargs: dict = {}
