@@ -12,7 +12,7 @@ import os
 import time
 
 from .. import benchmarks
-from ..errors import Interrupted, StorageFailed
+from ..errors import Interrupted, StorageError
 from ..training.trainer import TrialResult
 from .locks import exclusive_sqlite
 from .options import RunOptions
@@ -70,7 +70,7 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
         except TimeLimitReached:
             queue.requeue_running()
             raise
-        except StorageFailed:
+        except StorageError:
             raise  # the requeue would fail alike: the trials go stale, to be retried
         except Exception:
             queue.requeue_running()  # an error of the run's own must strand no trial

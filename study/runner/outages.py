@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import sqlalchemy
 
-from ..errors import StorageFailed
+from ..errors import StorageError
 from .signals import StopSignals
 from .storage import display_url, without_password
 
@@ -82,7 +82,7 @@ class PatientCalls:
                 if fatal is not None:
                     raise fatal from None
                 if time.monotonic() + delay > deadline:
-                    raise StorageFailed(
+                    raise StorageError(
                         f"lost the storage {display_url(self.url)} for {self.grace} s "
                         f"({storage_reason(err, self.url)}); every result told before is "
                         "kept: rerun the same command to continue"
@@ -98,7 +98,7 @@ class PatientCalls:
             return None
         if database_error(err) is None:
             return err
-        return StorageFailed(
+        return StorageError(
             f"the storage {display_url(self.url)} failed: {storage_reason(err, self.url)} "
             "(not an outage: not retried); every result told before is kept"
         )
