@@ -500,6 +500,63 @@ def test_a_read_only_storage_fails_at_once_with_the_databases_reason(
     assert path.read_bytes() == before
 
 
+def make_unwritable(path: Path) -> None:
+    """`path` can no longer be written: immutable for root (whom modes do not stop), else
+    read-only."""
+    if os.geteuid() != 0:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+
+
+def make_writable(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_storage_that_becomes_read_only_stops_the_run_at_once(
+    what, tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """After one trial is told, the SQLite file (or its folder) can no longer be written.
+    A connection opened before says only SQLite's "disk I/O error" (as `chattr +i` gives
+    it; raised here, since a connection opened by a process that can write keeps
+    writing through a mere change of mode): the run stops at once, quoting SQLite and
+    naming what is not writable, instead of waiting out an outage."""
+    folder = tmp_path / "storage"
+    folder.mkdir()
+    path = folder / "study.db"
+    storage = f"sqlite:///{path}"
+    real, calls = RDBStorage.set_trial_state_values, []
+    unwritable = path if what == "file" else folder
+
+    def call(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) < 4:  # RUNNING, RUNNING, COMPLETE
+            return real(self, *args, **kwargs)
+        make_unwritable(unwritable)
+        error = optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+        error.__cause__ = sqlalchemy.exc.OperationalError(
+            "UPDATE trials", {}, sqlite3.OperationalError("disk I/O error")
+        )
+        raise error
+
+    waits = retry_waits(monkeypatch)
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", call)
+    try:
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 2
+    finally:
+        make_writable(unwritable)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert not waits, waits
+    assert err == (
+        f"odyssey run: error: the storage {storage} failed: disk I/O error: {unwritable} is not "
+        "writable (not an outage: not retried); every result told before is kept"
+    )
+    assert len(trials_of(storage, states=(TrialState.COMPLETE,))) == 1
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)")
 @pytest.mark.slow

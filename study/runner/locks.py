@@ -57,7 +57,10 @@ def exclusive_sqlite(url: str) -> Iterator[bool]:
     try:
         yield True
     finally:
-        os.remove(lock_path)  # while holding it: whoever locks the old file then retries
+        # While holding it: whoever locks the old file then retries. A folder that became
+        # read-only keeps the file, which the next run locks as it is.
+        with contextlib.suppress(OSError):
+            os.remove(lock_path)
         os.close(lock)
 
 
