@@ -998,3 +998,26 @@ def test_stop_signals_wait_for_a_held_call_but_not_twice():
             steps.append("after the second")
         assert steps == ["after the first"] and not stops.pending
     assert signal.getsignal(signal.SIGTERM) is not stops.handle
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (
+            "postgresql+psycopg2://u:p@ss:w/rd@localhost/db",
+            "postgresql+psycopg2://u:***@localhost/db",
+        ),
+        ("postgresql://u:p@ss@localhost:5432/db", "postgresql://u:***@localhost:5432/db"),
+        ("postgresql://us@r:pw@localhost/db", "postgresql://us@r:***@localhost/db"),
+    ],
+)
+def test_a_password_with_an_unencoded_at_is_masked_whole_and_refused(url, shown, capsys):
+    """SQLAlchemy would read `p` as the password and the rest as the host; the URL is
+    refused, saying why, and nothing of the password is printed."""
+    assert main(["status", "--storage", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"odyssey status: error: storage {shown}: its user or password holds an unencoded @; "
+        "percent-encode it (@ as %40, / as %2F, : as %3A)"
+    )
+    assert without_password(f"cannot reach {url}", url) == f"cannot reach {shown}"

@@ -3,7 +3,6 @@ showing a URL without its password (in reports, tables and messages)."""
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.parse
 import warnings
@@ -22,28 +21,44 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-# user:password@ after the scheme, as SQLAlchemy reads it (a password holds no @).
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
+def _userinfo(url: str) -> tuple[int, int] | None:
+    """Where `user[:password]` stands in `url` as given: after `scheme://`, up to the last
+    @ before the query, so that a password holding an unencoded @ (or / or :) is found
+    whole. None for a URL without a host part (SQLite's) or without a user."""
+    scheme_end = url.find("://")
+    if scheme_end < 0 or url[scheme_end + 3 : scheme_end + 4] == "/":
+        return None
+    start, at = scheme_end + 3, url.split("?", 1)[0].rfind("@")
+    return (start, at) if at >= start else None
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password of `url` stands as given (`_userinfo` after the first colon)."""
+    userinfo = _userinfo(url)
+    if userinfo is None or ":" not in url[userinfo[0] : userinfo[1]]:
+        return None
+    return url.index(":", userinfo[0]) + 1, userinfo[1]
 
 
 def display_url(url: str) -> str:
     """`url` as given with its password masked as ***, for anything printed or written."""
-    return _PASSWORD.sub(r"\1***\2", url, count=1)
+    span = _password_span(url)
+    return url if span is None else f"{url[: span[0]]}***{url[span[1] :]}"
 
 
 def without_password(text: str, url: str) -> str:
     """`text` (a driver's error) with the password of `url` masked where it stands in the
     URL (`user:password@`), as given or decoded, should the text echo the URL; the same
     letters elsewhere in the text are left alone."""
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except Exception:
+    span = _password_span(url)
+    if span is None:
         return text
-    if not parsed.password:
-        return text
-    userinfo = url.split("://", 1)[-1].split("@", 1)[0]  # as given, percent-encoded or not
-    user, _, password = userinfo.partition(":")
-    for name, secret in {(user, password), (parsed.username or "", str(parsed.password))}:
+    user = url[url.index("://") + 3 : span[0] - 1]
+    password = url[span[0] : span[1]]
+    for name, secret in {
+        (user, password),
+        (urllib.parse.unquote(user), urllib.parse.unquote(password)),
+    }:
         text = text.replace(f"{name}:{secret}@", f"{name}:***@")
     return text
 
@@ -63,6 +78,12 @@ def parse_url(url: str) -> sqlalchemy.engine.URL:
     that is not a number, or an in-memory SQLite database (it would vanish with the process
     that made it, results and all). Reads nothing, so options are checked before any work."""
     shown = display_url(url)
+    userinfo = _userinfo(url)
+    if userinfo is not None and "@" in url[userinfo[0] : userinfo[1]]:
+        raise UserError(
+            f"storage {shown}: its user or password holds an unencoded @; percent-encode it "
+            "(@ as %40, / as %2F, : as %3A)"
+        )
     try:
         parsed = sqlalchemy.engine.make_url(url) if "://" in url else None
     except sqlalchemy.exc.ArgumentError:
