@@ -688,6 +688,22 @@ def test_the_sqlite_lock_is_the_files_however_the_url_names_it(tmp_path, monkeyp
     assert not (tmp_path / "s.db.lock").exists()  # removed when the run ends
 
 
+def test_the_sqlite_lock_is_the_files_through_a_hard_link(tmp_path):
+    """A hard link is another name of the same file (device and inode): refused as well,
+    whichever name runs first."""
+    (tmp_path / "s.db").write_bytes(b"")
+    os.link(tmp_path / "s.db", tmp_path / "hard.db")
+    for first, second in (("s.db", "hard.db"), ("hard.db", "s.db")):
+        with (
+            exclusive_sqlite(f"sqlite:///{tmp_path}/{first}"),
+            pytest.raises(UserError, match="another `odyssey run`"),
+            exclusive_sqlite(f"sqlite:///{tmp_path}/{second}"),
+        ):
+            pass
+    with exclusive_sqlite(f"sqlite:///{tmp_path}/hard.db"):  # each released when it ends
+        pass
+
+
 def test_a_uri_filename_opens_the_file_the_lock_is_keyed_on(tmp_path):
     """The lock's reading of a `file:` URI is SQLite's: what one URL writes, the other reads."""
     uri = f"sqlite:///file:{tmp_path}/s.db?uri=true"
