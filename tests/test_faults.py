@@ -1037,3 +1037,83 @@ def test_a_password_with_an_unencoded_at_is_masked_whole_and_refused(url, shown,
         "percent-encode it (@ as %40, / as %2F, : as %3A)"
     )
     assert without_password(f"cannot reach {url}", url) == f"cannot reach {shown}"
+
+
+# --- the report's folder -------------------------------------------------------------------
+
+
+def test_an_interrupted_report_leaves_the_previous_one_intact(tmp_path, monkeypatch, capsys):
+    """Ctrl-C once the new tables are written, before REPORT.md: the previous report (its
+    tables, REPORT.md and figures) is as it was, the other files of the folder too, and no
+    temporary folder is left; a report that completes then replaces it."""
+    from study.analysis import report
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    out = tmp_path / "out"
+    fill(storage, "jsb", {"V": 0.0, "NP": 0.0}, 6)
+    assert main(["report", "--storage", storage, "--out", str(out)]) == 0
+    (out / "run.log").write_text("a log kept beside the report")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    fill(storage, "jsb", {"CIFG": 0.0}, 6)  # a third variant: every table changes
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report, "_benchmark_section", interrupted)
+        capsys.readouterr()
+        assert main(["report", "--storage", storage, "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"odyssey report: interrupted; the previous report in {out} is as it was"
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+    assert main(["report", "--storage", storage, "--out", str(out)]) == 0
+    assert "CIFG" in (out / "summary.csv").read_text()
+    assert (out / "run.log").read_text() == "a log kept beside the report"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_file_uri_gets_the_report_folder_of_its_path(tmp_path, monkeypatch):
+    from study.analysis import default_out
+
+    monkeypatch.chdir(tmp_path)
+    for uri in (
+        f"sqlite:///file:{tmp_path}/runs/study.db?uri=true",
+        f"sqlite:///file://localhost{tmp_path}/runs/study.db?mode=rw&uri=true",
+        f"sqlite:///file:{str(tmp_path).replace('/', '%2F')}%2Fruns%2Fstudy.db?uri=true",
+    ):
+        assert default_out(uri) == default_out(f"sqlite:///{tmp_path}/runs/study.db"), uri
+    assert default_out("sqlite:///file:runs/study.db?uri=true") == Path("runs/study")
+
+
+def test_a_storage_folder_that_does_not_exist_is_refused_outside_results(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """A typo in a storage's folder would start a new study: refused, saying where folders
+    are made; under results/ (where the default storage lives) the folder is made."""
+    monkeypatch.chdir(tmp_path)
+    typo = f"sqlite:///{tmp_path}/reslts/study.db"
+    assert main(run_args(typo, tiny_jsb, tmp_path, trials=1, variants="V")) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"odyssey run: error: storage {typo}: folder {tmp_path}/reslts does not exist; create "
+        f"it first (only folders under {tmp_path}/results are made for you)"
+    )
+    assert not (tmp_path / "reslts").exists()
+    fresh = "sqlite:///results/new/study.db"
+    assert main(run_args(fresh, tiny_jsb, tmp_path, trials=1, variants="V")) == 0
+    assert_exact(fresh, [NAME], 1)
+
+
+def test_a_storage_folder_that_cannot_be_written_is_one_line(tmp_path, tiny_jsb, capsys):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    storage = f"sqlite:///{folder}/study.db"
+    make_unwritable(folder)
+    try:
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 2
+    finally:
+        make_writable(folder)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"odyssey run: error: storage {storage}: cannot write its lock file ")
+    assert f"{folder}/study.db.lock (" in err and len(err.splitlines()) == 1, err
+    assert not list(folder.iterdir())

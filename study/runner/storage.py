@@ -94,7 +94,7 @@ def parse_url(url: str) -> sqlalchemy.engine.URL:
         raise UserError(
             f"storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, got {shown!r}"
         )
-    if parsed.get_backend_name() == "sqlite" and _sqlite_name(parsed) is None:
+    if parsed.get_backend_name() == "sqlite" and sqlite_name(parsed) is None:
         raise UserError(
             f"storage {shown} is an in-memory SQLite database, which vanishes with the process; "
             "give a file, e.g. sqlite:///results/odyssey.db"
@@ -102,7 +102,7 @@ def parse_url(url: str) -> sqlalchemy.engine.URL:
     return parsed
 
 
-def _sqlite_name(parsed: sqlalchemy.engine.URL) -> str | None:
+def sqlite_name(parsed: sqlalchemy.engine.URL) -> str | None:
     """The file name SQLite opens for a URL, or None for a database that lives in memory
     (or in a temporary file dropped on close). With `?uri=true` the name is a SQLite URI
     (`file:/tmp/x.db`, `file:///tmp/x.db?mode=ro`): its path, percent-decoded."""
@@ -124,7 +124,7 @@ def sqlite_file(url: str) -> Path | None:
         return None
     if parsed.get_backend_name() != "sqlite":
         return None
-    return Path(_sqlite_name(parsed)).resolve()
+    return Path(sqlite_name(parsed)).resolve()
 
 
 def make_sqlite_folder(url: str) -> None:
