@@ -1117,3 +1117,20 @@ def test_a_storage_folder_that_cannot_be_written_is_one_line(tmp_path, tiny_jsb,
     assert err.startswith(f"odyssey run: error: storage {storage}: cannot write its lock file ")
     assert f"{folder}/study.db.lock (" in err and len(err.splitlines()) == 1, err
     assert not list(folder.iterdir())
+
+
+def test_a_read_only_checkpoint_folder_is_refused_before_the_storage_is_written(
+    tmp_path, tiny_jsb, capsys
+):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    storage = f"sqlite:///{tmp_path}/study.db"
+    make_unwritable(folder)
+    try:
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 2
+    finally:
+        make_writable(folder)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"odyssey run: error: checkpoint folder {folder}/"), err
+    assert "give --checkpoints a folder this run can write" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "study.db").exists() and not list(folder.iterdir())

@@ -16,6 +16,7 @@ step waits out an outage of the storage (`study.runner.outages`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -75,11 +76,19 @@ def checkpoint_folder(options: RunOptions) -> Path:
     return Path("results", "checkpoints", key)
 
 
-def _writable_folder(folder: Path) -> None:
-    """Create `folder` and write a file into it, or say in one line why that fails."""
+def _writable_folder(folder: Path, *, create: bool) -> None:
+    """Say in one line why `folder` cannot hold checkpoints. With `create`, make it and write
+    a file into it; else only write (and remove) a file in the nearest of its folders that
+    exists, so that a run refused later leaves no folder behind."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+            probed = folder
+        else:
+            probed = next(p for p in (folder, *folder.parents) if p.exists())
+            if not probed.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=probed):
             pass
     except OSError as err:
         raise UserError(
@@ -106,10 +115,11 @@ class TrialQueue:
         so its running trials are a dead coordinator's, failed at once rather than after
         the grace period."""
         self.options = options = options.resolved()
-        # Made before the storage is opened: a folder that cannot be made writes nothing.
+        # Checked before the storage is opened, made once it is: a run refused for either
+        # leaves neither written.
         self.checkpoints = checkpoint_folder(options)
         for variant in options.variants:
-            _writable_folder(self.checkpoints / options.benchmark / variant)
+            _writable_folder(self.checkpoints / options.benchmark / variant, create=False)
         self.stops = StopSignals()
         self.patient = PatientCalls(options.storage, options.grace, self.stops)
         self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
@@ -124,6 +134,8 @@ class TrialQueue:
             if sole:
                 self.patient(_fail_orphans, self.storage, self.study_ids[study.study_name])
             self.reconcile(study, fresh_run=True)
+        for variant in options.variants:  # made before any trial is taken
+            _writable_folder(self.checkpoints / options.benchmark / variant, create=True)
         self.round_of: dict[str, dict[int, int]] = {}  # study -> configuration -> round
         self.current_round: int | None = None
         self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
