@@ -1042,6 +1042,7 @@ def test_a_password_with_an_unencoded_at_is_masked_whole_and_refused(url, shown,
 # --- the report's folder -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_interrupted_report_leaves_the_previous_one_intact(tmp_path, monkeypatch, capsys):
     """Ctrl-C once the new tables are written, before REPORT.md: the previous report (its
     tables, REPORT.md and figures) is as it was, the other files of the folder too, and no

@@ -402,6 +402,7 @@ def test_studies_complete_or_new_in_one_run(tmp_path, tiny_jsb, capsys):
         assert_exact(storage, [f"jsb-original/{v}" for v in variants_given.split(",")], 2)
 
 
+@pytest.mark.slow
 def test_trials_raised_on_a_complete_study(tmp_path, tiny_jsb, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
@@ -487,6 +488,7 @@ def test_both_record_shapes_read_as_the_paper_protocol():
         check_record("jsb/V", v1, {**paper, "preset": "quick"})
 
 
+@pytest.mark.slow
 def test_a_study_of_both_record_shapes_runs_on(tmp_path, tiny_jsb):
     """A study whose trials hold either shape and no protocol of its own (as studies made
     before they kept one): a run with the same protocol goes on, and its own trials store
