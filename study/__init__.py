@@ -52,12 +52,30 @@ def run(
     `odyssey run`'s options. `monitor`: progress callbacks (`study.runner.coordinator.Monitor`);
     none by default.
     """
+    from dataclasses import fields
+
+    from .errors import OptionError
     from .runner.coordinator import run as run_studies
     from .runner.options import RunOptions, resolve_variants
+    from .training.protocol import Protocol
     from .training.protocol import protocol as preset
 
-    names = resolve_variants(variants if isinstance(variants, str) else ",".join(variants))
-    chosen = preset(protocol) if isinstance(protocol, str) else protocol
+    known = [f.name for f in fields(RunOptions)][3:]  # after benchmark, variants, protocol
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        raise OptionError(unknown[0], f"is no option of run; expected one of {', '.join(known)}")
+    if isinstance(variants, str):
+        names = resolve_variants(variants)
+    elif isinstance(variants, Sequence) and all(isinstance(v, str) for v in variants):
+        names = resolve_variants(",".join(variants))
+    else:
+        raise OptionError("variants", f"must be names or a comma-separated text, got {variants!r}")
+    if isinstance(protocol, str):
+        chosen = preset(protocol)
+    elif isinstance(protocol, Protocol):
+        chosen = protocol
+    else:
+        raise OptionError("protocol", f"must be a preset name or a Protocol, got {protocol!r}")
     return run_studies(RunOptions(benchmark, names, chosen, **options), monitor)
 
 

@@ -16,5 +16,16 @@ class OptionError(UserError, ValueError):
         self.problem = problem
 
 
+class StorageError(UserError):
+    """The storage failed mid-run (lost past the grace period, or an error no wait cures):
+    nothing more can be written to it, the requeue of the trials in flight included."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint could not be written (a full disk, a read-only folder): the machine's
+    fault, not a trial's, and every trial would meet it. The run stops at once and its
+    trials go back to the queue, no attempt counted."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, handled: the message says what became of the work in flight."""

@@ -17,12 +17,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
 import sqlalchemy
+import torch
 from optuna.distributions import FloatDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState, create_trial
@@ -38,8 +38,9 @@ from runs import (
     workers_of,
 )
 
+import variants
 from study.cli import build_parser, main
-from study.errors import UserError
+from study.errors import CheckpointError, UserError
 from study.runner import workers
 from study.runner.locks import exclusive_sqlite
 from study.runner.options import RunOptions
@@ -49,7 +50,7 @@ from study.runner.search import SEARCH_SPACE
 from study.runner.signals import StopSignals
 from study.runner.storage import open_storage, sqlite_file, without_password
 from study.training.protocol import PROTOCOLS
-from study.training.trainer import PopulationTrainer
+from study.training.trainer import PopulationTrainer, TrialConfig
 from study.training.trainer import TrialState as TrainState
 from synthetic_study import fill
 
@@ -176,31 +177,64 @@ def test_a_trial_left_running_without_a_heartbeat_goes_stale(tmp_path, tiny_jsb,
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
-def test_a_full_disk_ends_the_run_with_one_line_and_a_rerun_resumes(
-    tmp_path, tiny_jsb, monkeypatch, capsys
+@pytest.mark.parametrize(
+    "full_disk",
+    [
+        # a write to /dev/full fails as on a full disk: ENOSPC through the Python file
+        lambda path: os.symlink("/dev/full", f"{path}.tmp"),  # the file save writes first
+        # torch's own error where its zip writer's write comes up short (as seen on a disk
+        # that filled during a save); raised here, since a disk cannot be filled safely
+        None,
+    ],
+    ids=["ENOSPC", "torch-unexpected-pos"],
+)
+def test_a_full_disk_stops_the_run_at_once_and_a_rerun_resumes(
+    full_disk, tmp_path, tiny_jsb, monkeypatch, capsys
 ):
-    """From epoch 2 on, checkpoints go to /dev/full, where every write fails as on a full
-    disk: torch.save's own error, which must count as the infrastructure's, not the
-    trial's, so that a rerun with space retries the trials."""
+    """From epoch 2 on, checkpoints cannot be written: the run stops at once with one line
+    (exit 2), its trials go back to the queue with no attempt counted, and a rerun with
+    space resumes them from their checkpoints of epoch 1."""
     storage = f"sqlite:///{tmp_path}/study.db"
     args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")
     save = TrainState.save
+    real_torch_save = torch.save
+
+    def short_write(obj, file):
+        real_torch_save(obj, file)
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:672] . unexpected pos 1088 vs 1024"
+        )
 
     def full(self, path):
-        if self.epoch >= 2:
-            os.symlink("/dev/full", f"{path}.tmp")  # the file save writes before renaming
+        if self.epoch < 2:
+            return save(self, path)
+        if full_disk is not None:
+            full_disk(path)
+            try:
+                return save(self, path)
+            finally:
+                Path(f"{path}.tmp").unlink(missing_ok=True)
+        torch.save = short_write
         try:
-            save(self, path)
+            return save(self, path)
         finally:
-            Path(f"{path}.tmp").unlink(missing_ok=True)
+            torch.save = real_torch_save
 
     with monkeypatch.context() as patch:
         patch.setattr(TrainState, "save", full)
-        assert main(args) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("odyssey run: 2 trials failed: OSError: [Errno 28] No space"), err
-    failed = trials_of(storage, states=(TrialState.FAIL,))
-    assert Counter(t.user_attrs["config_index"] for t in failed) == {0: 3, 1: 3}  # 3 attempts
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[1:]  # after the run's first line
+    assert len(err) == 1 and err[0].startswith("odyssey run: error: cannot write the checkpoint")
+    reason = "No space left on device" if full_disk else "[enforce fail at inline_container"
+    assert f".pt ({reason}" in err[0], err
+    assert "went back to the queue: free space or give --checkpoints a writable folder" in err[0]
+    assert not list((tmp_path / "ckpt").rglob("*.tmp"))
+    counts = state_counts(trials_of(storage))
+    assert (counts["failed"], counts["running"], counts["waiting"]) == (0, 0, 2), counts
+    assert all(
+        t.user_attrs["failure"] == "interrupted"
+        for t in trials_of(storage, states=(TrialState.FAIL,))
+    )
 
     resumed = []
     add_state = PopulationTrainer.add_state
@@ -212,6 +246,26 @@ def test_a_full_disk_ends_the_run_with_one_line_and_a_rerun_resumes(
     assert main(args) == 0  # a rerun retries them, from their checkpoints of epoch 1
     assert_exact(storage, [NAME], 2)
     assert resumed == [1, 1]
+
+
+def test_a_worker_that_cannot_write_a_checkpoint_stops_the_run(tmp_path, tiny_jsb):
+    """In a worker process: its job's first checkpoint goes to a folder that does not
+    exist, and the coordinator's pool raises the one line, not a trial's failure."""
+    job = workers.Job(
+        "jsb-original",
+        tiny_jsb,
+        "V",
+        variants.resolve("V"),
+        PROTOCOLS["smoke"],
+        "cpu",
+        0,
+        ((0, TrialConfig(4, 1e-2, 0.9, 0.0, seed=1), str(tmp_path / "missing" / "0-1.pt")),),
+    )
+    with workers.WorkerPool(1, 1, on_epoch=lambda report: None) as pool:
+        pool.submit(job)
+        with pytest.raises(CheckpointError, match=r"0-1.pt \(No such file or directory\)"):
+            for _ in range(600):  # a guard: the worker stops within its first epoch
+                assert not pool.wait(0.5), "the job ended as a trial's outcome"
 
 
 def test_a_trial_whose_training_raises_the_same_error_three_times_stays_failed(
@@ -446,6 +500,63 @@ def test_a_read_only_storage_fails_at_once_with_the_databases_reason(
     assert path.read_bytes() == before
 
 
+def make_unwritable(path: Path) -> None:
+    """`path` can no longer be written: immutable for root (whom modes do not stop), else
+    read-only."""
+    if os.geteuid() != 0:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+
+
+def make_writable(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_storage_that_becomes_read_only_stops_the_run_at_once(
+    what, tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """After one trial is told, the SQLite file (or its folder) can no longer be written.
+    A connection opened before says only SQLite's "disk I/O error" (as `chattr +i` gives
+    it; raised here, since a connection opened by a process that can write keeps
+    writing through a mere change of mode): the run stops at once, quoting SQLite and
+    naming what is not writable, instead of waiting out an outage."""
+    folder = tmp_path / "storage"
+    folder.mkdir()
+    path = folder / "study.db"
+    storage = f"sqlite:///{path}"
+    real, calls = RDBStorage.set_trial_state_values, []
+    unwritable = path if what == "file" else folder
+
+    def call(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) < 4:  # RUNNING, RUNNING, COMPLETE
+            return real(self, *args, **kwargs)
+        make_unwritable(unwritable)
+        error = optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+        error.__cause__ = sqlalchemy.exc.OperationalError(
+            "UPDATE trials", {}, sqlite3.OperationalError("disk I/O error")
+        )
+        raise error
+
+    waits = retry_waits(monkeypatch)
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", call)
+    try:
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 2
+    finally:
+        make_writable(unwritable)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert not waits, waits
+    assert err == (
+        f"odyssey run: error: the storage {storage} failed: disk I/O error: {unwritable} is not "
+        "writable (not an outage: not retried); every result told before is kept"
+    )
+    assert len(trials_of(storage, states=(TrialState.COMPLETE,))) == 1
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not POSTGRES, reason="set ODYSSEY_TEST_POSTGRES_URL (.ci/run does)")
 @pytest.mark.slow
@@ -577,6 +688,22 @@ def test_the_sqlite_lock_is_the_files_however_the_url_names_it(tmp_path, monkeyp
     assert not (tmp_path / "s.db.lock").exists()  # removed when the run ends
 
 
+def test_the_sqlite_lock_is_the_files_through_a_hard_link(tmp_path):
+    """A hard link is another name of the same file (device and inode): refused as well,
+    whichever name runs first."""
+    (tmp_path / "s.db").write_bytes(b"")
+    os.link(tmp_path / "s.db", tmp_path / "hard.db")
+    for first, second in (("s.db", "hard.db"), ("hard.db", "s.db")):
+        with (
+            exclusive_sqlite(f"sqlite:///{tmp_path}/{first}"),
+            pytest.raises(UserError, match="another `odyssey run`"),
+            exclusive_sqlite(f"sqlite:///{tmp_path}/{second}"),
+        ):
+            pass
+    with exclusive_sqlite(f"sqlite:///{tmp_path}/hard.db"):  # each released when it ends
+        pass
+
+
 def test_a_uri_filename_opens_the_file_the_lock_is_keyed_on(tmp_path):
     """The lock's reading of a `file:` URI is SQLite's: what one URL writes, the other reads."""
     uri = f"sqlite:///file:{tmp_path}/s.db?uri=true"
@@ -658,7 +785,7 @@ def test_checkpoints_live_beside_the_storage_and_are_found_whatever_the_url_call
     assert not list(folder.glob("*.pt"))  # dropped once told
 
 
-def test_a_checkpoint_folder_that_cannot_be_made_is_refused_before_any_trial_is_taken(
+def test_a_checkpoint_folder_that_cannot_be_made_is_refused_before_the_storage_is_written(
     tmp_path, tiny_jsb, capsys
 ):
     storage = f"sqlite:///{tmp_path}/study.db"
@@ -669,7 +796,7 @@ def test_a_checkpoint_folder_that_cannot_be_made_is_refused_before_any_trial_is_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("odyssey run: error: checkpoint folder "), err
     assert "jsb-original/V: Not a directory; give --checkpoints a folder" in err[0], err
-    assert {t.state for t in trials_of(storage)} == {TrialState.WAITING}  # none taken
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.db.checkpoints"]  # no storage
 
 
 def test_passwords_are_masked_where_they_stand_in_the_url():
@@ -890,3 +1017,124 @@ def test_stop_signals_wait_for_a_held_call_but_not_twice():
             steps.append("after the second")
         assert steps == ["after the first"] and not stops.pending
     assert signal.getsignal(signal.SIGTERM) is not stops.handle
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (
+            "postgresql+psycopg2://u:p@ss:w/rd@localhost/db",
+            "postgresql+psycopg2://u:***@localhost/db",
+        ),
+        ("postgresql://u:p@ss@localhost:5432/db", "postgresql://u:***@localhost:5432/db"),
+        ("postgresql://us@r:pw@localhost/db", "postgresql://us@r:***@localhost/db"),
+    ],
+)
+def test_a_password_with_an_unencoded_at_is_masked_whole_and_refused(url, shown, capsys):
+    """SQLAlchemy would read `p` as the password and the rest as the host; the URL is
+    refused, saying why, and nothing of the password is printed."""
+    assert main(["status", "--storage", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"odyssey status: error: storage {shown}: its user or password holds an unencoded @; "
+        "percent-encode it (@ as %40, / as %2F, : as %3A)"
+    )
+    assert without_password(f"cannot reach {url}", url) == f"cannot reach {shown}"
+
+
+# --- the report's folder -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_interrupted_report_leaves_the_previous_one_intact(tmp_path, monkeypatch, capsys):
+    """Ctrl-C once the new tables are written, before REPORT.md: the previous report (its
+    tables, REPORT.md and figures) is as it was, the other files of the folder too, and no
+    temporary folder is left; a report that completes then replaces it."""
+    from study.analysis import report
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    out = tmp_path / "out"
+    fill(storage, "jsb", {"V": 0.0, "NP": 0.0}, 6)
+    assert main(["report", "--storage", storage, "--out", str(out)]) == 0
+    (out / "run.log").write_text("a log kept beside the report")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    fill(storage, "jsb", {"CIFG": 0.0}, 6)  # a third variant: every table changes
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report, "_benchmark_section", interrupted)
+        capsys.readouterr()
+        assert main(["report", "--storage", storage, "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"odyssey report: interrupted; the previous report in {out} is as it was"
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+    assert main(["report", "--storage", storage, "--out", str(out)]) == 0
+    assert "CIFG" in (out / "summary.csv").read_text()
+    assert (out / "run.log").read_text() == "a log kept beside the report"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_file_uri_gets_the_report_folder_of_its_path(tmp_path, monkeypatch):
+    from study.analysis import default_out
+
+    monkeypatch.chdir(tmp_path)
+    for uri in (
+        f"sqlite:///file:{tmp_path}/runs/study.db?uri=true",
+        f"sqlite:///file://localhost{tmp_path}/runs/study.db?mode=rw&uri=true",
+        f"sqlite:///file:{str(tmp_path).replace('/', '%2F')}%2Fruns%2Fstudy.db?uri=true",
+    ):
+        assert default_out(uri) == default_out(f"sqlite:///{tmp_path}/runs/study.db"), uri
+    assert default_out("sqlite:///file:runs/study.db?uri=true") == Path("runs/study")
+
+
+def test_a_storage_folder_that_does_not_exist_is_refused_outside_results(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """A typo in a storage's folder would start a new study: refused, saying where folders
+    are made; under results/ (where the default storage lives) the folder is made."""
+    monkeypatch.chdir(tmp_path)
+    typo = f"sqlite:///{tmp_path}/reslts/study.db"
+    assert main(run_args(typo, tiny_jsb, tmp_path, trials=1, variants="V")) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"odyssey run: error: storage {typo}: folder {tmp_path}/reslts does not exist; create "
+        f"it first (only folders under {tmp_path}/results are made for you)"
+    )
+    assert not (tmp_path / "reslts").exists()
+    fresh = "sqlite:///results/new/study.db"
+    assert main(run_args(fresh, tiny_jsb, tmp_path, trials=1, variants="V")) == 0
+    assert_exact(fresh, [NAME], 1)
+
+
+def test_a_storage_folder_that_cannot_be_written_is_one_line(tmp_path, tiny_jsb, capsys):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    storage = f"sqlite:///{folder}/study.db"
+    make_unwritable(folder)
+    try:
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 2
+    finally:
+        make_writable(folder)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"odyssey run: error: storage {storage}: cannot write its lock file ")
+    assert f"{folder}/study.db.lock (" in err and len(err.splitlines()) == 1, err
+    assert not list(folder.iterdir())
+
+
+def test_a_read_only_checkpoint_folder_is_refused_before_the_storage_is_written(
+    tmp_path, tiny_jsb, capsys
+):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    storage = f"sqlite:///{tmp_path}/study.db"
+    make_unwritable(folder)
+    try:
+        assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 2
+    finally:
+        make_writable(folder)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"odyssey run: error: checkpoint folder {folder}/"), err
+    assert "give --checkpoints a folder this run can write" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "study.db").exists() and not list(folder.iterdir())

@@ -104,18 +104,19 @@ def test_padding_overhead_by_hand_and_below_the_earlier_take_order():
 
 
 def test_progress_counts_a_study_s_finished_rounds():
-    def trial(index, hidden, state):
+    def trial(index, hidden, state, failure="result"):
         return optuna.trial.create_trial(
             state=state,
             params={"hidden_size": hidden},
             distributions={"hidden_size": optuna.distributions.IntDistribution(20, 200)},
-            user_attrs={"config_index": index},
+            user_attrs={"config_index": index}
+            | ({"failure": failure} if state == TrialState.FAIL else {}),
             value=1.0 if state == TrialState.COMPLETE else None,
         )
 
     trials = [
         trial(0, 20, TrialState.COMPLETE),
-        trial(1, 30, TrialState.FAIL),  # failed for good: finished
+        trial(1, 30, TrialState.FAIL),  # no finite metric, failed for good: finished
         trial(2, 40, TrialState.COMPLETE),
         trial(3, 50, TrialState.FAIL),
         trial(3, 50, TrialState.WAITING),  # its copy waits
@@ -123,6 +124,10 @@ def test_progress_counts_a_study_s_finished_rounds():
     # bands [20 30] [40 50], the upper first (the median of two bands)
     assert progress(trials, 2) == (0, 2)
     assert progress(trials[:4], 2) == (2, 2)
+    # failed for the machine's reasons (a rerun retries them): no round is finished
+    machine = [trial(i, 20 + 10 * i, TrialState.FAIL, "infrastructure") for i in range(4)]
+    assert progress(machine, 2) == (0, 2)
+    assert progress([*machine[:2], *trials[2:4]], 2) == (1, 2)  # the lower band is not
 
 
 def test_complete_rounds_need_every_study():

@@ -26,10 +26,16 @@ from study.runner import workers
 from study.runner.coordinator import Monitor, run
 from study.runner.locks import exclusive_sqlite
 from study.runner.options import RunOptions, resolve_variants
-from study.runner.retries import reconcile, state_counts
+from study.runner.retries import ORPHAN_ERROR, reconcile, state_counts
 from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.runner.storage import open_storage
-from study.training.protocol import PROTOCOLS
+from study.training.protocol import (
+    PROTOCOLS,
+    RECORD_VERSION,
+    check_record,
+    read_record,
+    stored_record,
+)
 from synthetic_study import fill
 
 
@@ -296,7 +302,7 @@ def test_one_protocol_per_study(tmp_path, tiny_jsb, capsys):
     assert main(run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")) == 0
     assert optuna.load_study(study_name="jsb-original/V", storage=storage).user_attrs[
         "protocol"
-    ] == {"preset": "smoke", **PROTOCOLS["smoke"].results_fields()}
+    ] == {"version": 2, "preset": "smoke", **PROTOCOLS["smoke"].results_fields()}
     capsys.readouterr()
     for extra, was, now in (
         (("--max-epochs", "1"), "max_epochs 3", "max_epochs 1"),
@@ -323,7 +329,10 @@ def test_a_study_of_frame_averaged_trials_refuses_the_summed_loss(tmp_path, tiny
     args = run_args(storage, tiny_jsb, tmp_path, trials=1, variants="V")
     assert main([*args, "--loss-reduction", "mean"]) == 0
     trial = optuna.load_study(study_name="jsb-original/V", storage=storage).trials[0]
-    old = {k: v for k, v in trial.user_attrs["protocol"].items() if k != "loss_reduction"}
+    # the record of version 1: no preset (the trial's own attribute), eval_batch_size
+    dropped = ("version", "preset", "loss_reduction")
+    old = {k: v for k, v in trial.user_attrs["protocol"].items() if k not in dropped}
+    old["eval_batch_size"] = 32
     with sqlalchemy.create_engine(storage).begin() as db:  # a finished trial is read-only
         db.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE key = 'protocol'"))
         db.execute(
@@ -427,3 +436,132 @@ def test_train_command_gives_the_study_numbers(tmp_path, tiny_jsb, capsys):
         assert len(got["test_curve"]) == got["epochs"] and got["best_epoch"] >= 1
     assert main([*argv, "--momentum", "0.9,0.5,0.1"]) == 2
     assert "--hidden-size has 2 values; expected 1 or 3" in capsys.readouterr().err
+
+
+def test_studies_complete_or_new_in_one_run(tmp_path, tiny_jsb, capsys):
+    """A run whose studies are complete or new: its first study may have nothing to take,
+    first or later in --variants; each ends with exactly N trials."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    for variants_given in ("V", "V,CIFG", "NP,CIFG,V"):  # complete first, then a new first
+        args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants=variants_given)
+        assert main(args) == 0, capsys.readouterr().err
+        assert_exact(storage, [f"jsb-original/{v}" for v in variants_given.split(",")], 2)
+
+
+@pytest.mark.slow
+def test_trials_raised_on_a_complete_study(tmp_path, tiny_jsb, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
+    args = run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V,CIFG")
+    assert main(args) == 0, capsys.readouterr().err
+    assert_exact(storage, ["jsb-original/V", "jsb-original/CIFG"], 3)
+
+
+def test_an_error_of_the_run_sends_its_trials_back_to_the_queue(tmp_path, tiny_jsb, monkeypatch):
+    storage = f"sqlite:///{tmp_path}/study.db"
+
+    class Broken(Monitor):
+        def studies(self, counts, progress):
+            if any(c["running"] for c in counts.values()):
+                raise RuntimeError("a monitor's bug")
+
+    options = RunOptions(
+        benchmark="jsb-original",
+        variants=("V",),
+        protocol=PROTOCOLS["smoke"],
+        trials=2,
+        storage=storage,
+        population=2,
+        data=tiny_jsb,
+        checkpoints=str(tmp_path / "ckpt"),
+    )
+    with pytest.raises(RuntimeError, match="a monitor's bug"):
+        run(options, Broken())
+    counts = state_counts(optuna.load_study(study_name="jsb-original/V", storage=storage).trials)
+    assert (counts["running"], counts["waiting"], counts["requeued"]) == (0, 2, 2)
+
+
+@pytest.mark.slow
+def test_a_run_after_a_kill_adds_a_variant_without_waiting_out_the_grace(tmp_path, tiny_jsb):
+    """Killed with its trials running, then rerun at once with one more variant: on SQLite
+    the file lock proves their coordinator dead, so they are failed and retried at once,
+    not after the grace period (61 s at --heartbeat 30)."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    slow = ("--max-epochs", "15", "--patience", "15", "--heartbeat", "30")
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V", extra=slow)
+    proc = subprocess.Popen(
+        ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert wait_for(lambda: list((tmp_path / "ckpt").rglob("*.pt"))), "no checkpoint written"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    args = run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V,CIFG", extra=slow)
+    assert main(args) == 0
+    assert_exact(storage, ["jsb-original/V", "jsb-original/CIFG"], 2)
+    trials = optuna.load_study(study_name="jsb-original/V", storage=storage).trials
+    orphans = [t for t in trials if t.state == TrialState.FAIL]
+    assert orphans and all(t.user_attrs["error"] == ORPHAN_ERROR for t in orphans)
+
+
+# The two shapes of protocol record the committed reproduction holds (as stored there).
+RECORD_V1 = {
+    "max_epochs": 150,
+    "patience": 15,
+    "batch_size": 1,
+    "max_sequences": None,
+    "init_std": 0.1,
+    "forget_bias": None,
+    "clip_norm": None,
+    "loss_reduction": "sum",
+    "eval_batch_size": 32,
+}
+RECORD_V2 = {"preset": "paper", **{k: v for k, v in RECORD_V1.items() if k != "eval_batch_size"}}
+
+
+def test_both_record_shapes_read_as_the_paper_protocol():
+    """Version 1 (eval_batch_size, the preset in the trial's attribute) and version 2 (the
+    preset inside, stored without its version) are one protocol: the paper's."""
+    paper = PROTOCOLS["paper"].record()
+    assert paper["version"] == RECORD_VERSION == 2
+    v1 = read_record(RECORD_V1, preset="paper")
+    assert v1 == {**paper, "version": 1}
+    assert read_record(RECORD_V2) == read_record(paper) == paper
+    for trials in ([{"protocol": RECORD_V1, "preset": "paper"}], [{"protocol": RECORD_V2}]):
+        check_record("jsb/V", stored_record({}, trials), paper)  # no difference
+    with pytest.raises(UserError, match="was run with preset paper, not preset quick"):
+        check_record("jsb/V", v1, {**paper, "preset": "quick"})
+
+
+@pytest.mark.slow
+def test_a_study_of_both_record_shapes_runs_on(tmp_path, tiny_jsb):
+    """A study whose trials hold either shape and no protocol of its own (as studies made
+    before they kept one): a run with the same protocol goes on, and its own trials store
+    the current shape."""
+    import sqlalchemy
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
+    smoke_v1 = {
+        k: v for k, v in PROTOCOLS["smoke"].record().items() if k not in ("version", "preset")
+    }
+    smoke_v1["eval_batch_size"] = 32
+    smoke_v2 = {k: v for k, v in PROTOCOLS["smoke"].record().items() if k != "version"}
+    with sqlalchemy.create_engine(storage).begin() as db:  # a finished trial is read-only
+        db.execute(sqlalchemy.text("DELETE FROM study_user_attributes WHERE key = 'protocol'"))
+        for trial_id, record in ((1, smoke_v1), (2, smoke_v2)):
+            db.execute(
+                sqlalchemy.text(
+                    "UPDATE trial_user_attributes SET value_json = :v "
+                    "WHERE key = 'protocol' AND trial_id = :id"
+                ),
+                {"v": json.dumps(record), "id": trial_id},
+            )
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=3, variants="V")) == 0
+    trials = optuna.load_study(study_name="jsb-original/V", storage=storage).trials
+    shapes = sorted(
+        read_record(t.user_attrs["protocol"], t.user_attrs["preset"])["version"] for t in trials
+    )
+    assert shapes == [1, 2, 2]
+    assert trials[-1].user_attrs["protocol"] == PROTOCOLS["smoke"].record()

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import signal
+import tempfile
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,7 +26,8 @@ import sqlalchemy
 from scipy import stats
 
 from ..benchmarks.metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
-from ..runner.storage import display_url
+from ..errors import Interrupted
+from ..runner.storage import display_url, sqlite_name
 from ..training.protocol import PROTOCOLS
 from . import figures, paper
 from .checks import (
@@ -94,15 +99,47 @@ HOW_TO_READ = [
 
 
 def write(analysis: Results, out: Path, storage: str) -> Path:
-    """Every table (see Results), figures/*.png and *.pdf, and REPORT.md under `out`."""
+    """Every table (see Results), figures/*.png and *.pdf, and REPORT.md under `out`.
+
+    They are written into a temporary folder inside `out`, then swapped in: an interrupt
+    or an error while writing leaves the previous report as it was. Other files in `out`
+    (a storage, logs) stay."""
     out.mkdir(parents=True, exist_ok=True)
-    analysis.write_tables(out)
-    sections = [_overview(analysis, storage)]
-    for benchmark in analysis.trials.benchmark.unique():
-        sections.append(_benchmark_section(analysis, benchmark, out))
-    path = out / "REPORT.md"
-    path.write_text("\n\n".join(sections) + "\n")
-    return path
+    staging = Path(tempfile.mkdtemp(prefix=".report-new-", dir=out))
+    try:
+        analysis.write_tables(staging)
+        sections = [_overview(analysis, storage)]
+        for benchmark in analysis.trials.benchmark.unique():
+            sections.append(_benchmark_section(analysis, benchmark, staging))
+        (staging / "REPORT.md").write_text("\n\n".join(sections) + "\n")
+    except BaseException as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted(f"interrupted; the previous report in {out} is as it was") from None
+        raise
+    _swap_in(staging, out)
+    return out / "REPORT.md"
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Each entry of `staging` takes the place of its namesake in `out` (figures/ as a
+    whole), the old ones removed, with Ctrl-C and SIGTERM held meanwhile (they come just
+    after): renames within one folder, so the swap takes a moment."""
+    old = staging.with_name(staging.name.replace(".report-new-", ".report-old-"))
+    main = threading.current_thread() is threading.main_thread()
+    held = {signal.SIGINT, signal.SIGTERM}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main else None
+    try:
+        old.mkdir()
+        for entry in staging.iterdir():
+            if (out / entry.name).exists():
+                (out / entry.name).rename(old / entry.name)
+            entry.rename(out / entry.name)
+        shutil.rmtree(old)
+        staging.rmdir()
+    finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def default_out(storage: str) -> Path:
@@ -113,8 +150,9 @@ def default_out(storage: str) -> Path:
         url = sqlalchemy.engine.make_url(storage)
     except Exception:  # open_storage has refused it already; keep a safe name anyway
         return Path("results") / "report"
-    database = Path(url.database or "")
-    if url.get_backend_name() == "sqlite" and database.name:
+    sqlite = url.get_backend_name() == "sqlite"
+    database = Path((sqlite_name(url) if sqlite else url.database) or "")  # a file: URI's path
+    if sqlite and database.name:
         folder = database.with_suffix("") if database.suffix else database
     else:
         folder = Path("results") / (database.name or "report")

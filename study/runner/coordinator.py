@@ -11,7 +11,8 @@ import math
 import os
 import time
 
-from ..errors import Interrupted
+from .. import benchmarks
+from ..errors import Interrupted, StorageError
 from ..training.trainer import TrialResult
 from .locks import exclusive_sqlite
 from .options import RunOptions
@@ -49,9 +50,10 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
     the first epoch boundary after the limit.
     """
     monitor = monitor or Monitor()
+    benchmarks.load(options.benchmark, options.data)  # its data present, before any write
     with (
-        exclusive_sqlite(options.storage),
-        TrialQueue(options) as queue,
+        exclusive_sqlite(options.storage) as sole,
+        TrialQueue(options, sole=sole) as queue,
         queue.stops.installed(),
     ):
         monitor.started()
@@ -67,6 +69,11 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
             ) from None
         except TimeLimitReached:
             queue.requeue_running()
+            raise
+        except StorageError:
+            raise  # the requeue would fail alike: the trials go stale, to be retried
+        except Exception:
+            queue.requeue_running()  # an error of the run's own must strand no trial
             raise
 
 

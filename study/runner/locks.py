@@ -7,29 +7,52 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import sqlalchemy
 
 from ..errors import UserError
-from .storage import display_url, sqlite_file
+from .storage import display_url, make_sqlite_folder, sqlite_file
 
 
 @contextlib.contextmanager
-def exclusive_sqlite(url: str) -> Iterator[None]:
+def exclusive_sqlite(url: str) -> Iterator[bool]:
     """One coordinator per SQLite file: SQLite cannot hand out a waiting trial exactly once
     to two processes, so a second `odyssey run` on the same file is refused. The lock is
-    the file's, however the URL names it (relative, absolute, a query string, a `file:`
-    URI): a `<file>.lock` beside it, removed when the run ends, refused or not."""
+    the file's, however it is named: every spelling of its path (relative, absolute, a
+    query string, a `file:` URI, a symbolic link) locks `<file>.lock` beside it, and a
+    file that exists also locks its identity (device and inode), which its hard links
+    share, in the temporary folder. Lock files are removed when the run ends, refused or
+    not. Yields whether it holds a lock (for SQLite): then no other coordinator lives on
+    the storage."""
     path = sqlite_file(url)
     if path is None:
-        yield
+        yield False
         return
-    lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    make_sqlite_folder(url)
+    with contextlib.ExitStack() as held:
+        held.enter_context(_file_lock(path.with_name(path.name + ".lock"), url))
+        with contextlib.suppress(FileNotFoundError):  # a new file has no other names yet
+            identity = os.stat(path)
+            name = f"odyssey-sqlite-{identity.st_dev}-{identity.st_ino}.lock"
+            held.enter_context(_file_lock(Path(tempfile.gettempdir(), name), url))
+        yield True
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path, url: str) -> Iterator[None]:
+    """An exclusive flock on `lock_path`, or one line saying that another run holds it."""
     while True:
-        lock = os.open(lock_path, os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            lock = os.open(lock_path, os.O_CREAT | os.O_RDONLY, 0o644)
+        except OSError as err:
+            raise UserError(
+                f"storage {display_url(url)}: cannot write its lock file {lock_path} "
+                f"({err.strerror}); its folder must be writable"
+            ) from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -50,7 +73,10 @@ def exclusive_sqlite(url: str) -> Iterator[None]:
     try:
         yield
     finally:
-        os.remove(lock_path)  # while holding it: whoever locks the old file then retries
+        # While holding it: whoever locks the old file then retries. A folder that became
+        # read-only keeps the file, which the next run locks as it is.
+        with contextlib.suppress(OSError):
+            os.remove(lock_path)
         os.close(lock)
 
 

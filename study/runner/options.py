@@ -7,6 +7,7 @@ The command line takes its defaults from `RunOptions`, so this module imports no
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -44,13 +45,36 @@ class RunOptions:
     time_limit: float | None = None  # seconds; then stop as on Ctrl-C
 
     def __post_init__(self) -> None:
-        for name in ("trials", "workers", "heartbeat", "population"):
+        """Every field checked, types first, before anything reads or writes: the Python
+        API passes values as given, and a value stored by a run binds every later one."""
+        for name in ("benchmark", "storage", "device", "sampler"):
+            _check_type(name, getattr(self, name), str, "a text")
+        for name in ("sample", "data", "checkpoints"):
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if isinstance(value, os.PathLike):  # a path given as a Path: kept as its text
+                object.__setattr__(self, name, value := os.fspath(value))
+            if value is not None:
+                _check_type(name, value, str, "a text")
+        for name in ("trials", "workers", "heartbeat", "population", "seed"):
+            value = getattr(self, name)
+            if value is None and name == "population":
+                continue
+            _check_type(name, value, int, "a whole number")
+            if name != "seed" and value < 1:
                 raise OptionError(name, f"must be at least 1, got {value}")
-        if self.time_limit is not None and not (0 < self.time_limit < math.inf):
+        if self.time_limit is not None:
+            _check_type("time_limit", self.time_limit, (int, float), "a number of seconds")
+            if not 0 < self.time_limit < math.inf:
+                raise OptionError(
+                    "time_limit", f"must be a positive number of seconds, got {self.time_limit}"
+                )
+        from .. import benchmarks  # imports torch: only once the plain values are checked
+
+        if self.benchmark not in benchmarks.names():
             raise OptionError(
-                "time_limit", f"must be a positive number of seconds, got {self.time_limit}"
+                "benchmark",
+                f"unknown benchmark {self.benchmark!r}; expected one of "
+                f"{', '.join(benchmarks.names())}",
             )
         if self.sampler not in SAMPLERS:
             raise OptionError(
@@ -61,8 +85,22 @@ class RunOptions:
                 "sample", f"must be one of {', '.join(SAMPLE_SCHEMES)}, got {self.sample!r}"
             )
         check_device(self.device)
+        if not isinstance(self.variants, tuple) or not all(
+            isinstance(v, str) for v in self.variants
+        ):
+            raise OptionError("variants", f"must be a tuple of names, got {self.variants!r}")
         if not self.variants:
             raise OptionError("variants", "must name at least one variant")
+        import variants  # imports torch, as the benchmarks did
+
+        for name in self.variants:
+            try:
+                variants.resolve(name)
+            except ValueError as err:
+                raise OptionError("variants", str(err)) from None
+        from ..training.protocol import Protocol
+
+        _check_type("protocol", self.protocol, Protocol, "a Protocol")
         from .storage import parse_url  # imports optuna: only once options are checked
 
         parse_url(self.storage)
@@ -115,3 +153,9 @@ def resolve_variants(text: str) -> tuple[str, ...]:
     if not names:
         raise OptionError("variants", "needs a comma-separated list of variants, 'all' or 'family'")
     return tuple(names)
+
+
+def _check_type(field: str, value: object, kind: type | tuple[type, ...], said: str) -> None:
+    """One line unless `value` is of `kind` (a bool is no number, though Python's int)."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise OptionError(field, f"must be {said}, got {value!r}")

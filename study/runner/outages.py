@@ -6,15 +6,17 @@ Optuna's wrapper."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import sqlalchemy
 
-from ..errors import UserError
+from ..errors import StorageError
 from .signals import StopSignals
-from .storage import display_url, without_password
+from .storage import display_url, sqlite_file, without_password
 
 T = TypeVar("T")
 
@@ -38,9 +40,11 @@ def database_error(err: BaseException | None) -> sqlalchemy.exc.DBAPIError | Non
     return None
 
 
-def transient(err: BaseException) -> bool:
+def transient(err: BaseException, url: str) -> bool:
     """Whether a storage error may pass by itself: a lost or refused connection, a lock
-    timeout, a full disk; not a read-only or unreadable SQLite file."""
+    timeout, a full disk; not a read-only or unreadable SQLite file, nor a disk I/O error
+    of a SQLite file that is no longer writable (a connection opened before the file or
+    its folder became read-only or immutable says only "disk I/O error")."""
     cause = database_error(err)
     if cause is None:
         return False
@@ -48,7 +52,18 @@ def transient(err: BaseException) -> bool:
         return True
     if not isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
         return False
+    if str(cause.orig).startswith("disk I/O error"):
+        return not _unwritable_sqlite(url)
     return not str(cause.orig).startswith(_PERMANENT_SQLITE)
+
+
+def _unwritable_sqlite(url: str) -> Path | None:
+    """The SQLite file of `url` or its folder, if either cannot be written now (as the
+    kernel says: read-only, immutable, on a read-only mount)."""
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    return next((p for p in (path, path.parent) if not os.access(p, os.W_OK)), None)
 
 
 def storage_reason(err: BaseException, url: str) -> str:
@@ -82,7 +97,7 @@ class PatientCalls:
                 if fatal is not None:
                     raise fatal from None
                 if time.monotonic() + delay > deadline:
-                    raise UserError(
+                    raise StorageError(
                         f"lost the storage {display_url(self.url)} for {self.grace} s "
                         f"({storage_reason(err, self.url)}); every result told before is "
                         "kept: rerun the same command to continue"
@@ -94,11 +109,13 @@ class PatientCalls:
         """None for a transient storage error (it may pass); else what ends the run: `err`
         itself if it is no storage error, or one line with the database's own reason for a
         storage error that waiting does not cure."""
-        if transient(err):
+        if transient(err, self.url):
             return None
         if database_error(err) is None:
             return err
-        return UserError(
-            f"the storage {display_url(self.url)} failed: {storage_reason(err, self.url)} "
-            "(not an outage: not retried); every result told before is kept"
+        unwritable = _unwritable_sqlite(self.url)
+        where = f": {unwritable} is not writable" if unwritable is not None else ""
+        return StorageError(
+            f"the storage {display_url(self.url)} failed: {storage_reason(err, self.url)}"
+            f"{where} (not an outage: not retried); every result told before is kept"
         )

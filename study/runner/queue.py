@@ -16,6 +16,7 @@ step waits out an outage of the storage (`study.runner.outages`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -39,7 +40,13 @@ from .failures import Failure
 from .fleet import holder_record
 from .options import RunOptions
 from .outages import PatientCalls
-from .retries import fail, give_unbeaten_a_heartbeat, reconcile, state_counts
+from .retries import (
+    ORPHAN_ERROR,
+    fail,
+    give_unbeaten_a_heartbeat,
+    reconcile,
+    state_counts,
+)
 from .rounds import configurations, rounds
 from .search import (
     TrialRecord,
@@ -71,11 +78,19 @@ def checkpoint_folder(options: RunOptions) -> Path:
     return Path("results", "checkpoints", key)
 
 
-def _writable_folder(folder: Path) -> None:
-    """Create `folder` and write a file into it, or say in one line why that fails."""
+def _writable_folder(folder: Path, *, create: bool) -> None:
+    """Say in one line why `folder` cannot hold checkpoints. With `create`, make it and write
+    a file into it; else only write (and remove) a file in the nearest of its folders that
+    exists, so that a run refused later leaves no folder behind."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+            probed = folder
+        else:
+            probed = next(p for p in (folder, *folder.parents) if p.exists())
+            if not probed.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.TemporaryFile(dir=probed):
             pass
     except OSError as err:
         raise UserError(
@@ -97,8 +112,16 @@ class TrialQueue:
     trials in flight back to the queue. Use it as a context manager, or `close()` it: that
     stops its heartbeats."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, *, sole: bool = False) -> None:
+        """`sole`: no other coordinator lives on the storage (the SQLite file lock is held),
+        so its running trials are a dead coordinator's, failed at once rather than after
+        the grace period."""
         self.options = options = options.resolved()
+        # Checked before the storage is opened, made once it is: a run refused for either
+        # leaves neither written.
+        self.checkpoints = checkpoint_folder(options)
+        for variant in options.variants:
+            _writable_folder(self.checkpoints / options.benchmark / variant, create=False)
         self.stops = StopSignals()
         self.patient = PatientCalls(options.storage, options.grace, self.stops)
         self.storage = open_storage(options.storage, create=True, heartbeat=options.heartbeat)
@@ -112,13 +135,13 @@ class TrialQueue:
         }
         self._queue = threading.Lock()  # one reconcile at a time in this process
         for study in self.studies:
+            if sole:
+                self.patient(_fail_orphans, self.storage, self.study_ids[study.study_name])
             self.reconcile(study, fresh_run=True)
+        for variant in options.variants:  # made before any trial is taken
+            _writable_folder(self.checkpoints / options.benchmark / variant, create=True)
         self.round_of: dict[str, dict[int, int]] = {}  # study -> configuration -> round
         self.current_round: int | None = None
-        # Made before any trial is taken: a folder that cannot be made strands none.
-        self.checkpoints = checkpoint_folder(options)
-        for variant in options.variants:
-            _writable_folder(self.checkpoints / options.benchmark / variant)
         self.running: dict[int, tuple[optuna.Study, FrozenTrial]] = {}  # trial id -> trial
         self.curve_steps: dict[int, set[int]] = {}  # trial id -> epochs already in the storage
         self.live: dict[tuple[str, int], tuple[str, StudyProgress]] = {}  # job key -> its study
@@ -211,21 +234,30 @@ class TrialQueue:
         configurations and its band size."""
         index = trial.user_attrs.get("config_index", trial.number)
         if index not in self.round_of.get(name, {}):
-            study = next(s for s in self.studies if s.study_name == name)
-            sizes, _ = configurations(self.patient(study.get_trials, deepcopy=False))
-            band = study.user_attrs.get("band_size", self.options.population)
-            self.round_of[name] = rounds(sizes, band)
+            self._read_rounds(name)
         return self.round_of[name][index]
 
+    def _read_rounds(self, name: str) -> dict[int, int]:
+        """The rounds of a study's configurations, read afresh from its trials (its N may
+        have grown since they were last read)."""
+        study = next(s for s in self.studies if s.study_name == name)
+        sizes, _ = configurations(self.patient(study.get_trials, deepcopy=False))
+        band = study.user_attrs.get("band_size", self.options.population)
+        self.round_of[name] = rounds(sizes, band)
+        return self.round_of[name]
+
     def round_info(self, number: int) -> tuple[int, int, tuple[int, int]]:
-        """Round `number` (0-based) as (1-based number, rounds in all, its hidden sizes)."""
-        name = self.studies[0].study_name
+        """Round `number` (0-based) as (1-based number, rounds in all, its hidden sizes), as
+        the run's first study has it: it may have nothing left to take (complete, or its
+        trials running elsewhere), so its rounds are read here if no job was taken from it."""
+        first = self.studies[0]
+        round_of = self.round_of.get(first.study_name) or self._read_rounds(first.study_name)
         sizes = [
             t.params["hidden_size"]
-            for t in self.patient(self.studies[0].get_trials, deepcopy=False)
-            if self.round_of[name].get(t.user_attrs.get("config_index")) == number
+            for t in self.patient(first.get_trials, deepcopy=False)
+            if round_of.get(t.user_attrs.get("config_index")) == number
         ]
-        total = max(self.round_of[name].values()) + 1
+        total = max(round_of.values(), default=number) + 1
         return number + 1, total, (min(sizes, default=0), max(sizes, default=0))
 
     def _take(self, trial_id: int) -> bool:
@@ -476,3 +508,11 @@ def _cost(name: str) -> int:
     """Parameters of one layer of the study's variant at 100 units: what its populations
     cost, in order."""
     return variants.build(arm(name.rpartition("/")[2]).spec, 1, 100).n_params()[0]
+
+
+def _fail_orphans(storage: optuna.storages.RDBStorage, study_id: int) -> None:
+    """Fail the study's running trials as their coordinator's death (infrastructure), for
+    `reconcile` to queue again: called only where no coordinator but this one can live."""
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        fail(storage, trial_id, Failure.INFRASTRUCTURE, ORPHAN_ERROR)

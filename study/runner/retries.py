@@ -38,6 +38,7 @@ from .search import SEARCH_SPACE, sample_configs, sample_source, stable_seed
 MAX_ATTEMPTS = 3
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
 STALE_ERROR = "its coordinator stopped: no heartbeat within the grace period"
+ORPHAN_ERROR = "its coordinator stopped: found running by the next run on this SQLite file"
 
 
 def fail(storage: optuna.storages.BaseStorage, trial_id: int, failure: Failure, error: str) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
+from .retries import next_attempt
+
 
 def band_order(n_bands: int) -> list[int]:
     """The bands' visiting order: the median first, then maximin over band positions."""
@@ -71,17 +73,26 @@ def complete_rounds(studies_done: Sequence[Mapping[int, bool]], round_of: Mappin
 
 def configurations(trials: Iterable[FrozenTrial]) -> tuple[dict[int, int], dict[int, bool]]:
     """A study's configurations from its trials, by configuration index: the hidden size, and
-    whether it is finished (a trial complete, or none waiting or running: failed for good)."""
+    whether it is finished: a trial complete, or failed for good (none waiting or running,
+    and even a new run would not try it again, `retries.next_attempt`). A configuration whose
+    trials failed for the machine's reasons is not finished: a rerun retries it."""
     sizes: dict[int, int] = {}
-    complete, live = set(), set()
-    for trial in trials:
+    histories: dict[int, list[FrozenTrial]] = {}
+    for trial in sorted(trials, key=lambda t: t.number):
         index = trial.user_attrs.get("config_index", trial.number)
         sizes[index] = int(trial.params.get("hidden_size", 0))
-        if trial.state == TrialState.COMPLETE:
-            complete.add(index)
-        elif trial.state in (TrialState.WAITING, TrialState.RUNNING):
-            live.add(index)
-    return sizes, {i: i in complete or i not in live for i in sizes}
+        histories.setdefault(index, []).append(trial)
+    finished = {}
+    for index, history in histories.items():
+        states = {t.state for t in history}
+        if TrialState.COMPLETE in states:
+            finished[index] = True
+        elif states & {TrialState.WAITING, TrialState.RUNNING}:
+            finished[index] = False
+        else:
+            failed = [t for t in history if t.state == TrialState.FAIL]
+            finished[index] = bool(failed) and next_attempt(failed, fresh_run=True) is None
+    return sizes, finished
 
 
 def progress(trials: Iterable[FrozenTrial], band_size: int) -> tuple[int, int]:

@@ -3,7 +3,6 @@ showing a URL without its password (in reports, tables and messages)."""
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.parse
 import warnings
@@ -22,28 +21,44 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-# user:password@ after the scheme, as SQLAlchemy reads it (a password holds no @).
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
+def _userinfo(url: str) -> tuple[int, int] | None:
+    """Where `user[:password]` stands in `url` as given: after `scheme://`, up to the last
+    @ before the query, so that a password holding an unencoded @ (or / or :) is found
+    whole. None for a URL without a host part (SQLite's) or without a user."""
+    scheme_end = url.find("://")
+    if scheme_end < 0 or url[scheme_end + 3 : scheme_end + 4] == "/":
+        return None
+    start, at = scheme_end + 3, url.split("?", 1)[0].rfind("@")
+    return (start, at) if at >= start else None
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password of `url` stands as given (`_userinfo` after the first colon)."""
+    userinfo = _userinfo(url)
+    if userinfo is None or ":" not in url[userinfo[0] : userinfo[1]]:
+        return None
+    return url.index(":", userinfo[0]) + 1, userinfo[1]
 
 
 def display_url(url: str) -> str:
     """`url` as given with its password masked as ***, for anything printed or written."""
-    return _PASSWORD.sub(r"\1***\2", url, count=1)
+    span = _password_span(url)
+    return url if span is None else f"{url[: span[0]]}***{url[span[1] :]}"
 
 
 def without_password(text: str, url: str) -> str:
     """`text` (a driver's error) with the password of `url` masked where it stands in the
     URL (`user:password@`), as given or decoded, should the text echo the URL; the same
     letters elsewhere in the text are left alone."""
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except Exception:
+    span = _password_span(url)
+    if span is None:
         return text
-    if not parsed.password:
-        return text
-    userinfo = url.split("://", 1)[-1].split("@", 1)[0]  # as given, percent-encoded or not
-    user, _, password = userinfo.partition(":")
-    for name, secret in {(user, password), (parsed.username or "", str(parsed.password))}:
+    user = url[url.index("://") + 3 : span[0] - 1]
+    password = url[span[0] : span[1]]
+    for name, secret in {
+        (user, password),
+        (urllib.parse.unquote(user), urllib.parse.unquote(password)),
+    }:
         text = text.replace(f"{name}:{secret}@", f"{name}:***@")
     return text
 
@@ -63,6 +78,12 @@ def parse_url(url: str) -> sqlalchemy.engine.URL:
     that is not a number, or an in-memory SQLite database (it would vanish with the process
     that made it, results and all). Reads nothing, so options are checked before any work."""
     shown = display_url(url)
+    userinfo = _userinfo(url)
+    if userinfo is not None and "@" in url[userinfo[0] : userinfo[1]]:
+        raise UserError(
+            f"storage {shown}: its user or password holds an unencoded @; percent-encode it "
+            "(@ as %40, / as %2F, : as %3A)"
+        )
     try:
         parsed = sqlalchemy.engine.make_url(url) if "://" in url else None
     except sqlalchemy.exc.ArgumentError:
@@ -73,7 +94,7 @@ def parse_url(url: str) -> sqlalchemy.engine.URL:
         raise UserError(
             f"storage must be a SQLAlchemy URL like sqlite:///results/odyssey.db, got {shown!r}"
         )
-    if parsed.get_backend_name() == "sqlite" and _sqlite_name(parsed) is None:
+    if parsed.get_backend_name() == "sqlite" and sqlite_name(parsed) is None:
         raise UserError(
             f"storage {shown} is an in-memory SQLite database, which vanishes with the process; "
             "give a file, e.g. sqlite:///results/odyssey.db"
@@ -81,7 +102,7 @@ def parse_url(url: str) -> sqlalchemy.engine.URL:
     return parsed
 
 
-def _sqlite_name(parsed: sqlalchemy.engine.URL) -> str | None:
+def sqlite_name(parsed: sqlalchemy.engine.URL) -> str | None:
     """The file name SQLite opens for a URL, or None for a database that lives in memory
     (or in a temporary file dropped on close). With `?uri=true` the name is a SQLite URI
     (`file:/tmp/x.db`, `file:///tmp/x.db?mode=ro`): its path, percent-decoded."""
@@ -103,7 +124,28 @@ def sqlite_file(url: str) -> Path | None:
         return None
     if parsed.get_backend_name() != "sqlite":
         return None
-    return Path(_sqlite_name(parsed)).resolve()
+    return Path(sqlite_name(parsed)).resolve()
+
+
+def make_sqlite_folder(url: str) -> None:
+    """Make the missing folder of a SQLite storage, only within ./results (where the default
+    storage lives), so that a typo in a path is refused rather than starting a new study
+    elsewhere; other missing folders are one line."""
+    path = sqlite_file(url)
+    if path is None or path.parent.is_dir():
+        return
+    results = Path("results").resolve()
+    if path.parent != results and results not in path.parent.parents:
+        raise UserError(
+            f"storage {display_url(url)}: folder {path.parent} does not exist; create it "
+            f"first (only folders under {results} are made for you)"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"storage {display_url(url)}: cannot create {path.parent}: {err.strerror}"
+        ) from None
 
 
 def storage_identity(url: str) -> str:
@@ -199,12 +241,7 @@ def open_storage(
     path = sqlite_file(url)
     if path is not None:
         if create:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise UserError(
-                    f"storage {shown}: cannot create {path.parent}: {err.strerror}"
-                ) from None
+            make_sqlite_folder(url)
         elif not path.is_file():
             raise UserError(f"storage {shown}: no such SQLite file; expected a study database")
     kwargs: dict = {}

@@ -24,7 +24,7 @@ import torch
 import variants
 
 from .. import benchmarks
-from ..errors import UserError
+from ..errors import CheckpointError, UserError
 from ..training.protocol import Protocol
 from ..training.trainer import PopulationTrainer, TrialConfig, TrialResult
 from ..training.trainer import TrialState as TrainState
@@ -114,7 +114,7 @@ def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> 
             trained, stopped = [], []
             for state, (number, _, checkpoint, _) in zip(trainer.trials, members):
                 if state.epoch == trainer.epoch:  # trained this epoch
-                    state.save(checkpoint)
+                    _save(state, checkpoint)
                     valid = state.history[-1][0]
                     trained.append(
                         TrialProgress(number, state.epoch, valid, state.best_value, state.done)
@@ -127,6 +127,21 @@ def train_job(job: Job, report: Callable[[EpochReport], None] | None = None) -> 
         for (number, *_), result in zip(members, trainer.run(on_epoch=save)):
             results.append(FinishedTrial(number, result))
     return results
+
+
+def _save(state: TrainState, checkpoint: str) -> None:
+    """Write a trial's checkpoint, or stop the run: torch raises OSError (no space, a
+    read-only folder) or, where a write comes up short, its own RuntimeError ("[enforce fail
+    at inline_container.cc:...] unexpected pos ...")."""
+    try:
+        state.save(checkpoint)
+    except (OSError, RuntimeError) as err:
+        reason = (err.strerror if isinstance(err, OSError) else None) or str(err)
+        raise CheckpointError(
+            f"cannot write the checkpoint {checkpoint} ({reason.strip().splitlines()[0]}); "
+            "the trials in flight went back to the queue: free space or give --checkpoints "
+            "a writable folder, then rerun"
+        ) from None
 
 
 def classify(err: Exception) -> tuple[Failure, str]:
@@ -173,6 +188,8 @@ class InlinePool:
             self._outcomes.append(Outcome(job, train_job(job, report), None))
         except _CallerError as caller:
             raise caller.error from None
+        except CheckpointError:
+            raise  # the machine's fault: the run stops
         except Exception as err:  # a bug in training must not lose the study
             self._outcomes.append(Outcome(job, None, classify(err)))
 
@@ -243,6 +260,8 @@ class WorkerPool:
                     break
                 if kind == "epoch":
                     self.on_epoch(payload)
+                elif kind == "stop":
+                    raise CheckpointError(payload)
                 elif worker.job is not None:
                     if kind == "done":
                         outcomes.append(Outcome(worker.job, payload, None))
@@ -325,6 +344,8 @@ def _serve(conn: Connection, threads: int) -> None:
             return
         try:
             results = train_job(job, lambda report: conn.send(("epoch", report)))
+        except CheckpointError as err:
+            conn.send(("stop", str(err)))
         except Exception as err:
             conn.send(("failed", classify(err)))
         else:

@@ -47,9 +47,19 @@ class Protocol:
         return {k: v for k, v in asdict(self).items() if k not in ("preset", "eval_batch_size")}
 
     def record(self) -> dict:
-        """What a study stores of how its trials are trained (its user attribute `protocol`):
-        the preset and every field that changes a trial's result."""
-        return {"preset": self.preset, **self.results_fields()}
+        """What a study and each of its trials store of how trials are trained (their user
+        attribute `protocol`): the record's shape (`RECORD_VERSION`), the preset and every
+        field that changes a trial's result."""
+        return {"version": RECORD_VERSION, "preset": self.preset, **self.results_fields()}
+
+
+# The shape of `Protocol.record`, stored in it as `version`. Version 1 (trials written before
+# studies kept their protocol, unversioned): every field but the preset, `eval_batch_size`
+# included, the preset in the trial's own `preset` attribute, and no `loss_reduction` before
+# frames were summed (they were averaged). Version 2: the preset and the fields that change
+# results (unversioned until the version was recorded). `read_record` reads every shape as
+# the current one.
+RECORD_VERSION = 2
 
 
 PROTOCOLS = {
@@ -70,22 +80,32 @@ def protocol(name: str, **overrides) -> Protocol:
     return replace(PROTOCOLS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
+def read_record(stored: dict, preset: str | None = None) -> dict:
+    """A stored protocol record in the current shape, `version` saying which shape it was
+    stored in: a version 1 record (no `preset` key) gets the `preset` given (the trial's own
+    attribute) and loses `eval_batch_size`; one without `loss_reduction` averaged frames."""
+    if "preset" in stored:
+        return {"version": RECORD_VERSION, **stored}
+    fields = {k: v for k, v in stored.items() if k != "eval_batch_size"}
+    return {"version": 1, "preset": preset, "loss_reduction": "mean", **fields}
+
+
 def stored_record(study_attrs: dict, complete_trials_attrs: Iterable[dict]) -> dict | None:
-    """The record (`Protocol.record`) a study was run with, from its user attributes. A study
-    made before the study kept it is read from its first complete trial, which stores its
-    preset apart and the protocol with `eval_batch_size` (such studies averaged the frames)."""
+    """The record (`Protocol.record`) a study was run with, from its user attributes, in the
+    current shape (`read_record`). A study made before studies kept it is read from its first
+    complete trial."""
     if "protocol" in study_attrs:
-        return study_attrs["protocol"]
+        return read_record(study_attrs["protocol"])
     for attrs in complete_trials_attrs:
         if "protocol" in attrs:
-            fields = {k: v for k, v in attrs["protocol"].items() if k != "eval_batch_size"}
-            return {"preset": attrs.get("preset"), "loss_reduction": "mean", **fields}
+            return read_record(attrs["protocol"], attrs.get("preset"))
     return None
 
 
 def check_record(name: str, stored: dict, wanted: dict) -> None:
-    """One line naming every difference between a study's protocol and this run's."""
-    keys = [k for k in {**stored, **wanted} if stored.get(k) != wanted.get(k)]
+    """One line naming every difference between a study's protocol and this run's (records
+    in the current shape; the shape's version is no difference)."""
+    keys = [k for k in {**stored, **wanted} if k != "version" and stored.get(k) != wanted.get(k)]
     if keys:
         was = ", ".join(f"{k} {stored.get(k)}" for k in keys)
         now = ", ".join(f"{k} {wanted.get(k)}" for k in keys)

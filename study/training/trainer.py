@@ -11,6 +11,7 @@ a population equals the same trial trained alone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -82,9 +83,14 @@ class TrialState:
         Through a Python file, so that a full disk or a read-only folder raises OSError,
         saying so (torch.save given a path raises a RuntimeError that does not)."""
         tmp = f"{path}.tmp"
-        with open(tmp, "wb") as file:
-            torch.save({**asdict(self), "config": asdict(self.config)}, file)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as file:
+                torch.save({**asdict(self), "config": asdict(self.config)}, file)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)  # a part written to a full disk holds its space
+            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrialState:
