@@ -52,7 +52,7 @@ def test_an_arm_trains_its_cell_with_its_forget_bias(tmp_path, tiny_jsb, monkeyp
         }
 
     assert sample(v) == sample(fb1) and len(sample(v)) == 3
-    smoke = {"preset": "smoke", **PROTOCOLS["smoke"].results_fields()}
+    smoke = PROTOCOLS["smoke"].record()
     assert smoke["forget_bias"] is None
     assert v.user_attrs["protocol"] == smoke
     assert fb1.user_attrs["protocol"] == smoke | {"forget_bias": 1.0}

@@ -91,11 +91,11 @@ class RunOptions:
             raise OptionError("variants", f"must be a tuple of names, got {self.variants!r}")
         if not self.variants:
             raise OptionError("variants", "must name at least one variant")
-        import variants  # imports torch, as the benchmarks did
+        from ..training.arms import arm  # imports torch, as the benchmarks did
 
         for name in self.variants:
             try:
-                variants.resolve(name)
+                arm(name)
             except ValueError as err:
                 raise OptionError("variants", str(err)) from None
         from ..training.protocol import Protocol
