@@ -1,10 +1,11 @@
 """REPORT.md and the figures of an analysis (`odyssey report`), beside its tables.
 
-It reads as the paper would be read: variants judged by the paper's criterion (Welch,
-uncorrected p < 0.05) with Holm's correction beside it; importances and marginals of V (the
-paper's headline) with the pooled forest beside them, each with its out-of-bag fit; checks of
-the training budget and the search range; and stand-in benchmarks given the paper's findings
-as context only, never a verdict. The tables are computed in `tables.py`; the sentences that
+It opens with the answer (progress, V's level beside the published one, one verdict table),
+then reads as the paper would be read: variants judged by the paper's criterion (Welch,
+uncorrected p < 0.05) with Holm's correction and the paired test beside it; importances and
+marginals of V (the paper's headline) with the pooled forest's importances beside them, each
+with its held-out fit; checks of the training budget and the search range; and stand-in
+benchmarks given the paper's findings as context only, never a verdict. The tables are computed in `tables.py`; the sentences that
 set a study's findings beside the paper's are `findings.py`'s, what the paper found is the
 data of `paper.py`.
 """
@@ -28,24 +29,30 @@ from . import figures, paper
 from .checks import (
     COVERED,
     EDGE,
+    band_size,
     EDGE_FLAG,
     EDGE_PARAMS,
     PROTOCOL,
     STILL_IMPROVING,
-    coverage,
     edge_bounds,
 )
 from .fanova import SPACE, cover
-from .findings import importance_findings, marginal_findings, variant_findings
+from .findings import (
+    importance_findings,
+    marginal_findings,
+    reconciliation,
+    variant_findings,
+    verdict_table,
+)
 from .results import FANOVA, PED_ANOVA, Results
 from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE, SHARED, TOP_FRACTION
 from .tables import (
-    band_size,
     complete_rounds,
     covered_shares,
     headline_of,
     importance_rows,
     parameter_counts,
+    round_table,
     shares_by_variant,
     state_table,
 )
@@ -71,11 +78,22 @@ HOW_TO_READ = [
     "criterion decides every verdict here; Holm's correction over the variants of a "
     "benchmark is given beside it, as a stricter reading (it bounds the chance of any false "
     "'differs' among the comparisons).",
+    "Where the variants share one sample of configurations, Welch's test compares two "
+    "overlapping sets (a variant's top 10 % and V's are often the same configurations), not "
+    "the paper's independent samples: it stays as the paper's criterion, and a paired test "
+    "over every configuration complete in both (Holm-corrected, with an interval that must "
+    "exclude 0) stands beside it. A variant's agreement with the paper needs positive "
+    "evidence to be 'differs' (a significant effect the paper did not find, or the opposite "
+    "one); a non-significant result where the paper found an effect is 'inconclusive', with "
+    "the smallest difference the test could detect beside it. Until every planned trial is "
+    "complete, every verdict is provisional.",
     "The paper's importances (Figure 5) and marginals (Figure 4) are those of V. This report "
-    "gives V first, then every variant, then one forest pooled over all variants. Each "
-    "forest's out-of-bag R² (how well it predicts trials it was not fitted on) is printed "
-    "beside its importances: below "
-    f"{figures.OOB_MEANINGFUL} they are not meaningful.",
+    "gives V first, then every variant, then one forest pooled over all variants that takes "
+    "the variant as a feature. Each forest's held-out R² (how well it predicts trials it was "
+    "not fitted on: out-of-bag for a variant's forest, whole configurations held out for the "
+    "pooled one, whose out-of-bag trials would have copies of their configuration in the bag) "
+    "is printed beside its importances: below "
+    f"{figures.FIT_MEANINGFUL} they are not meaningful.",
     "A study limited by its epoch cap or by the edge of its search range measures the budget "
     "or the range, not the variants: the checks of each benchmark say whether that happened.",
     "A trial blew up when its best validation metric is more than "
@@ -97,7 +115,7 @@ def write(analysis: Results, out: Path, storage: str) -> Path:
     """Every table (see Results), figures/*.png and *.pdf, and REPORT.md under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     analysis.write_tables(out)
-    sections = [_overview(analysis, storage)]
+    sections = [_overview(analysis, storage, out)]
     for benchmark in analysis.trials.benchmark.unique():
         sections.append(_benchmark_section(analysis, benchmark, out))
     path = out / "REPORT.md"
@@ -126,10 +144,17 @@ def default_out(storage: str) -> Path:
 # ---- REPORT.md ----------------------------------------------------------------------------
 
 
-def _overview(analysis: Results, storage: str) -> str:
+def _overview(analysis: Results, storage: str, out: Path) -> str:
     tables = ", ".join(f"`{name}.csv`" for name in Results.__dataclass_fields__)
-    lines = [
-        "# LSTM variants: analysis report",
+    lines = ["# LSTM variants: analysis report"]
+    if out.resolve().parent.name == "results" and (out.parent / "README.md").is_file():
+        lines.append(
+            "What this study is and how far it has come, in two minutes: "
+            "[results/README.md](../README.md)."
+        )
+    for benchmark in analysis.trials.benchmark.unique():
+        lines += _answer(analysis, benchmark)
+    lines += [
         f"Storage `{display_url(storage)}`, {analysis.trials.benchmark.nunique()} benchmark(s). "
         f"Written by `odyssey report`; next to this file: {tables} and `figures/` (PNG and "
         "PDF). `study.analysis.read_results(folder)` loads every table.",
@@ -143,6 +168,69 @@ def _overview(analysis: Results, storage: str) -> str:
         DIVERGED_POLICY,
     ]
     return "\n\n".join(lines)
+
+
+def _answer(analysis: Results, benchmark: str) -> list[str]:
+    """The report's first screen on one benchmark: progress, V's level beside the published
+    one, and the verdict table."""
+    runs = analysis.trials[analysis.trials.benchmark == benchmark]
+    studies = analysis.studies[analysis.studies.benchmark == benchmark]
+    summary = analysis.summary[analysis.summary.benchmark == benchmark]
+    dataset = PAPER_DATASET.get(benchmark)
+    lines = [f"## The answer so far: {benchmark}" + (f" (the paper's {dataset})" if dataset else "")]
+    progress = [progress_line(runs, studies)]
+    table = round_table(runs, studies)
+    if len(table):
+        missing = table[~table.complete].sort_values("low")
+        progress.append(
+            f"Rounds complete in every variant: {int(table.complete.sum())} of {len(table)}"
+            + (
+                f"; hidden sizes not yet trained in every variant: "
+                f"{', '.join(missing['hidden sizes'])}"
+                if len(missing)
+                else ""
+            )
+            + "."
+        )
+    reference = summary[summary.variant == REFERENCE]
+    if len(reference) and np.isfinite(reference.best.iloc[0]):
+        ref = reference.iloc[0]
+        metric = metric_of(benchmark)
+        text = (
+            f"{REFERENCE}'s best trial (ranked on validation) reaches a test {metric.name} of "
+            f"**{ref.best:.4g}**; its best {TOP_FRACTION:.0%} ({ref.n_top} trials) average "
+            f"**{ref.top_mean:.4g}**"
+        )
+        published = paper.PUBLISHED.get(dataset or "")
+        if published:
+            text += f" (published LSTMs on this split: {published[0]:g}–{published[1]:g})"
+        progress.append(text + ".")
+    lines.append(" ".join(progress))
+    verdicts = verdict_table(summary, benchmark)
+    if len(verdicts):
+        lines += [
+            f"Each variant against {REFERENCE}: the paper's test (Welch on the best "
+            f"{TOP_FRACTION:.0%}, uncorrected; 'detectable' is the smallest difference it finds "
+            "with 80 % power here), the paired test over every configuration both trained "
+            "(median difference, its 95 % interval, Holm's p), how often each fails (test "
+            f"{metric_of(benchmark).name} not below chance: variant vs {REFERENCE}, McNemar's "
+            "p) and the difference where both learned. Positive: worse than "
+            f"{REFERENCE}. Columns and tests: `summary.csv`, the sections below.",
+            _markdown(verdicts),
+        ]
+    return lines
+
+
+def progress_line(runs: pd.DataFrame, studies: pd.DataFrame) -> str:
+    """Complete trials against the plan, and the stored rows counted apart (waiting, running,
+    and the attempts an interrupt sent back to the queue are rows, not trials)."""
+    complete = int((runs.state == "COMPLETE").sum())
+    planned = pd.to_numeric(studies.planned, errors="coerce") if "planned" in studies else None
+    if planned is not None and len(planned) and planned.notna().all():
+        text = f"**{complete:,} of {int(planned.sum()):,} planned trials are complete**"
+    else:
+        text = f"**{complete:,} trials are complete** (the plan is not recorded)"
+    return text + f" ({len(runs):,} rows stored, waiting and requeued attempts included)."
 
 
 def _state_section(analysis: Results, benchmark: str) -> list[str]:
@@ -164,7 +252,8 @@ def _state_section(analysis: Results, benchmark: str) -> list[str]:
         "interrupted attempts of configurations that were queued again).",
         rounds_line(complete_rounds(runs, analysis.studies), band_size(studies)),
         _markdown(table),
-        _hidden_sizes_line(complete),
+        _hidden_sizes_line(complete, _sampled_hidden_sizes(analysis, benchmark)),
+        *_coverage_lines(analysis, benchmark),
     ]
     missing = _not_yet(analysis, benchmark)
     if missing:
@@ -183,17 +272,54 @@ def rounds_line(rounds: int | None, band_size: int | None) -> str:
     )
 
 
-def _hidden_sizes_line(complete: pd.DataFrame) -> str:
+def _hidden_sizes_line(complete: pd.DataFrame, sampled: float) -> str:
+    """The hidden sizes the complete trials reach, and the share of the log range sampled
+    (`sampled`: the checks' `cover_hidden_size`, within the bands trained so far)."""
     sizes = complete.hidden_size.dropna().astype(float)
     if sizes.empty:
         return "No complete trial yet: no hidden size is covered."
     param = next(p for p in cover(SPACE, complete) if p.name == "hidden_size")
-    share = coverage(complete, param)
     return (
-        f"The complete trials cover hidden sizes {int(sizes.min())}–{int(sizes.max())} of the "
-        f"searched {param.low:g}–{param.high:g} ({share:.0%} of its log range); per variant in "
-        "the table."
+        f"The complete trials reach hidden sizes {int(sizes.min())}–{int(sizes.max())} of the "
+        f"searched {param.low:g}–{param.high:g}, and sample {sampled:.0%} of its log range "
+        "(per variant in the table)."
     )
+
+
+def _sampled_hidden_sizes(analysis: Results, benchmark: str) -> float:
+    """The share of the hidden size's log range all complete trials sample (checks, `all`)."""
+    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
+    return float(table.cover_hidden_size.get("all", 0.0))
+
+
+def _coverage_lines(analysis: Results, benchmark: str) -> list[str]:
+    """The bands of hidden sizes trained and missing (rounds), and the share of each
+    parameter's (log) range the headline's complete trials sample."""
+    runs = analysis.trials[analysis.trials.benchmark == benchmark]
+    studies = analysis.studies[analysis.studies.benchmark == benchmark]
+    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
+    lines = []
+    bands = round_table(runs, studies)
+    if len(bands):
+        shown = bands.assign(complete=bands.complete.map({True: "yes", False: "no"}))
+        lines += [
+            "The rounds, in the order they train (a round is done when every variant has "
+            "completed its configurations); hidden sizes between the bands trained are not "
+            "sampled yet, so a finding on hidden size over them is not covered yet:",
+            _markdown(shown[["round", "hidden sizes", "configurations", "variants done", "complete"]]),
+        ]
+    headline = REFERENCE if REFERENCE in table.index else "all"
+    if headline in table.index:
+        shares = ", ".join(
+            f"{figures.LABELS[p.name]} {table.loc[headline, f'cover_{p.name}']:.0%}"
+            for p in SPACE
+        )
+        lines.append(
+            f"Share of each parameter's {'log ' if any(p.log for p in SPACE) else ''}range "
+            f"that {'V' if headline == REFERENCE else 'all'}'s complete trials sample: {shares} "
+            f"(below {COVERED:.0%}, its findings are 'not covered yet')."
+        )
+    return lines
 
 
 def _not_yet(analysis: Results, benchmark: str) -> list[str]:
@@ -209,12 +335,12 @@ def _not_yet(analysis: Results, benchmark: str) -> list[str]:
     fanova = analysis.importance[
         (analysis.importance.benchmark == benchmark) & (analysis.importance.lens == FANOVA)
     ]
-    fits = fanova.groupby("variant", sort=False).oob_r2.first()
-    weak = [v for v in importance_rows(fanova) if fits[v] < figures.OOB_MEANINGFUL]
+    fits = fanova.groupby("variant", sort=False).held_out_r2.first()
+    weak = [v for v in importance_rows(fanova) if fits[v] < figures.FIT_MEANINGFUL]
     if weak:
         lines.append(
-            f"Importances of {', '.join(weak)}: the forest's out-of-bag R² is below "
-            f"{figures.OOB_MEANINGFUL}, so they are not meaningful yet."
+            f"Importances of {', '.join(weak)}: the forest's held-out R² is below "
+            f"{figures.FIT_MEANINGFUL}, so they are not meaningful yet."
         )
     return lines
 
@@ -262,8 +388,7 @@ def _not_yet_compared(summary: pd.DataFrame, order: list[str]) -> list[str]:
     if few:
         lines.append(
             f"The paired comparison with {REFERENCE}: no verdict for {', '.join(few)}: "
-            f"fewer than {MIN_FOR_VERDICT} configurations complete in both where one "
-            "of the two beats chance."
+            f"fewer than {MIN_FOR_VERDICT} configurations complete in both."
         )
     return lines
 
@@ -385,17 +510,17 @@ def _marginals_section(analysis: Results, benchmark: str, figure) -> list[str]:
     parts = [
         "### Marginal performance (Figure 4)",
         f"The predicted {metric.label()} against each hyperparameter, averaged over the others, "
-        f"±1 standard deviation over the forest's trees: {headline}"
-        + (", and the forest pooled over all variants (dashed)" if headline != "all" else "")
-        + ". Each curve is drawn in colour only over the range its forest's trials cover; "
-        "beyond it, in grey, the forest only extrapolates.",
+        f"±1 standard deviation over the forest's trees: {headline}'s forest. Each curve is "
+        "drawn in colour only over the range its forest's trials cover; beyond it, in grey, "
+        "the forest only extrapolates (for the hidden size, between the bands trained so far "
+        "it interpolates over sizes no trial had).",
         f"![marginals]({curves_png})",
     ]
-    r2 = importance[importance.variant == headline].oob_r2.iloc[0]
-    if r2 < figures.OOB_MEANINGFUL:
+    r2 = importance[importance.variant == headline].held_out_r2.iloc[0]
+    if r2 < figures.FIT_MEANINGFUL:
         parts.append(
-            f"{headline}'s forest does not fit (out-of-bag R² {r2:.2f} < "
-            f"{figures.OOB_MEANINGFUL}): these curves describe the forest, not the variant, "
+            f"{headline}'s forest does not fit (held-out R² {r2:.2f} < "
+            f"{figures.FIT_MEANINGFUL}): these curves describe the forest, not the variant, "
             "and are no finding."
         )
     covered = covered_shares(analysis.checks, benchmark, headline)
@@ -584,49 +709,43 @@ def _protocol_sentence(pooled: pd.Series) -> str:
 
 
 def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
-    """The configuration-by-configuration comparison, where the studies share their sample."""
+    """The configuration-by-configuration comparison, where the studies share their sample,
+    beside the paper's test, reconciled per variant."""
     rows = summary[(summary.variant != REFERENCE) & summary.n_paired.notna()]
     if rows.empty:
         return []
     metric = metric_of(benchmark)
     chance = (
-        f"chance ({metric.chance:.4g})" if metric.chance is not None else "no known chance level"
+        f"chance ({metric.chance:.4g})" if metric.chance is not None else "a chance level"
     )
     plot = figure(figures.paired_differences(summary, benchmark), "paired")
-    findings = []
-    for row in rows.itertuples():
-        n = int(row.n_paired)
-        if n == 0:
-            findings.append(f"{row.variant}: no configuration complete in both yet.")
-            continue
-        text = f"{row.variant} − {REFERENCE} over {n} configuration{'s' * (n > 1)}: median "
-        text += f"{row.paired_median:+.3g}"
-        if np.isfinite(row.paired_low):
-            text += f" (95 % interval {row.paired_low:+.3g} to {row.paired_high:+.3g})"
-        if np.isfinite(row.wilcoxon_p):
-            text += f", Wilcoxon p = {row.wilcoxon_p:.3g}"
-        if n < MIN_FOR_VERDICT:
-            text += f"; no verdict from {n} (at least {MIN_FOR_VERDICT})"
-        elif row.paired_direction:
-            text += f": {row.paired_direction} than {REFERENCE}"
-        else:
-            text += f": not significantly different from {REFERENCE}"
-        findings.append(text + ".")
-    columns = ["variant", "n_paired", "paired_median", "paired_low", "paired_high"]
-    columns += ["wilcoxon_p", "paired_direction"]
+    columns = ["variant", "n_top", "top_overlap", "top_diff", "p_value", "mde", "direction"]
+    columns += ["n_paired", "paired_median", "paired_low", "paired_high", "wilcoxon_p"]
+    columns += ["paired_p_holm", "paired_direction", "fail_rate", "fail_rate_ref", "fail_p"]
+    columns += ["n_learned", "learned_median", "learned_low", "learned_high"]
     return [
-        "### Paired comparison",
+        "### Paired comparison, beside the paper's test",
         "Every variant of this benchmark trained the same configurations (a shared sample), so "
-        f"each variant is also compared with {REFERENCE} configuration by configuration: over "
-        f"the configurations complete in both where at least one of the two beats {chance}, "
-        f"the median of the variant's {metric.label()} minus {REFERENCE}'s, a 95 % bootstrap "
-        f"interval of that median (10,000 resamples, seeded) and Wilcoxon's signed-rank p "
-        f"(a verdict where p < {ALPHA} and at least {MIN_FOR_VERDICT} configurations). It uses "
-        "every configuration, not the top 10 %: it asks whether the variant is better or worse "
-        "at the same hyperparameters, the paper's test whether its best trials are.",
+        f"each variant is also compared with {REFERENCE} configuration by configuration, over "
+        "every configuration complete in both (no filter that looks at either result): the "
+        f"median of the variant's {metric.label()} minus {REFERENCE}'s with its 95 % "
+        "sign-test interval (two order statistics of the differences; none below 6 "
+        "configurations) and Wilcoxon's signed-rank p with Holm's correction over the "
+        f"benchmark's variants. A direction needs Holm's p < {ALPHA}, an interval that "
+        f"excludes 0 and at least {MIN_FOR_VERDICT} configurations. It asks whether the "
+        "variant is better or worse at the same hyperparameters; the paper's test asks whether "
+        "its best trials are.",
+        "One difference can hide two effects, so it is split: how often each side did not "
+        f"learn (test metric not below {chance}; McNemar's exact test on the configurations "
+        "where only one side failed) and the median difference where both learned.",
+        "Welch's test on this sample compares overlapping sets: `top_overlap` counts the "
+        f"configurations a variant's top {TOP_FRACTION:.0%} shares with {REFERENCE}'s, so the "
+        "two samples are not independent, as the paper's were. It stays as the paper's "
+        "criterion; `mde` is the smallest difference of top means it detects with 80 % power "
+        "at these sizes and spreads.",
         f"![paired]({plot})",
         _markdown(rows[columns]),
-        "\n".join(f"- {s}" for s in findings),
+        "\n".join(f"- {reconciliation(row)}" for row in rows.itertuples()),
     ]
 
 
@@ -669,10 +788,14 @@ def _importance_section(
     parts = [
         "### Hyperparameter importance (Figure 5)",
         f"fANOVA of the {metric.label()} over a random forest per variant ({REFERENCE} first, "
-        "the paper's headline) and one pooled over all variants (`all`), in the space the "
+        "the paper's headline) and one pooled over all variants (`all`) that takes the variant "
+        "as a feature, in the space the "
         f"parameters were sampled in (log10 for {_and(logs)}), "
         "with the standard deviation over the forest's trees as error bars. R² is each "
-        "forest's out-of-bag R². Beside it, Optuna's PED-ANOVA "
+        "forest's held-out R²: out-of-bag for a variant's forest; for the pooled one, "
+        "cross-validated with whole configurations held out, since every variant trained the "
+        "same configurations and an out-of-bag trial would have copies of its configuration "
+        "in the bag. Beside it, Optuna's PED-ANOVA "
         f"(`PedAnovaImportanceEvaluator`, top {TOP_FRACTION:.0%} quantile), the evaluator "
         "optuna-dashboard shows.",
         f"![importance]({png})",
@@ -688,7 +811,8 @@ def _importance_section(
         "part. Tools that rank on the raw parameter (Optuna's own fANOVA evaluator works "
         "on the values as sampled, not in log space) give other numbers again.",
     ]
-    for variant, title in ((headline, f"#### {headline}"), ("all", "#### All variants pooled")):
+    pooled = "#### All variants pooled (the variant a feature)"
+    for variant, title in ((headline, f"#### {headline}"), ("all", pooled)):
         if variant == "all" and headline == "all":
             continue
         rows = importance[importance.variant == variant]
@@ -701,12 +825,12 @@ def _importance_section(
         table["ped_anova"] = table.term.map(other)
         parts += [title, _markdown(table), _fit_sentence(rows, "these importances")]
     shares = shares_by_variant(importance)
-    weak = shares[shares.oob_r2 < figures.OOB_MEANINGFUL].variant.tolist()
+    weak = shares[shares.held_out_r2 < figures.FIT_MEANINGFUL].variant.tolist()
     parts += ["#### Per variant (fANOVA)", _markdown(shares)]
     if weak:
         parts.append(
-            f"For {', '.join(weak)} the forest's out-of-bag R² is below "
-            f"{figures.OOB_MEANINGFUL}: it predicts held-out trials hardly better than their "
+            f"For {', '.join(weak)} the forest's held-out R² is below "
+            f"{figures.FIT_MEANINGFUL}: it predicts held-out trials hardly better than their "
             "mean, so the importances of those rows are not meaningful."
         )
     covered = covered_shares(checks, benchmark, headline)
@@ -716,12 +840,12 @@ def _importance_section(
 
 
 def _fit_sentence(rows: pd.DataFrame, what: str) -> str:
-    """A forest's out-of-bag fit, and what it means for `what` when poor."""
-    r2, n = rows.oob_r2.iloc[0], int(rows.n_trials.iloc[0])
-    text = f"Forest fit: out-of-bag R² = {r2:.2f} over {n} trials."
-    if r2 < figures.OOB_MEANINGFUL:
+    """A forest's held-out fit, and what it means for `what` when poor."""
+    r2, n = rows.held_out_r2.iloc[0], int(rows.n_trials.iloc[0])
+    text = f"Forest fit: held-out R² = {r2:.2f} over {n} trials ({rows.held_out.iloc[0]})."
+    if r2 < figures.FIT_MEANINGFUL:
         text += (
-            f" Below {figures.OOB_MEANINGFUL}, {what} are not meaningful: the forest predicts "
+            f" Below {figures.FIT_MEANINGFUL}, {what} are not meaningful: the forest predicts "
             "held-out trials hardly better than their mean (a forest fitted to noise still "
             "splits the variance among the parameters)."
         )
