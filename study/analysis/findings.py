@@ -203,13 +203,15 @@ def verdict_table(summary: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
     verdicts = paper.DIRECTION.get(dataset or stand_in or "", {})
     paper_column = f"paper on {dataset}" if dataset else f"paper on {stand_in} (context)"
+    reference = summary[summary.variant == REFERENCE]
+    ref_top = int(reference.n_top.iloc[0]) if len(reference) else 0
     rows = []
     for row in summary[summary.variant != REFERENCE].itertuples():
         said = verdicts.get(row.variant)
         record = {"variant": row.variant}
         if dataset or stand_in:
             record[paper_column] = {"worse": "worse", "": "not different", None: ""}[said]
-        record["Welch (top 10 %)"] = _welch_cell(row)
+        record["Welch (top 10 %)"] = _welch_cell(row, min(row.n_top, ref_top))
         record["paired"] = _paired_cell(row)
         record["failures"] = _failures_cell(row)
         agreement = row.paper_agreement
@@ -220,10 +222,12 @@ def verdict_table(summary: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _welch_cell(row) -> str:
+def _welch_cell(row, fewest: int) -> str:
     if not np.isfinite(row.p_value):
         return "no test"
     text = f"{row.top_diff:+.2f}, p {row.p_value:.2g}"
+    if fewest < MIN_FOR_VERDICT:
+        return f"no verdict from {fewest} top trials ({text})"
     if row.direction:
         return f"**{row.direction}** ({text})"
     return f"no difference seen ({text}; detectable: {row.mde:.2f})"

@@ -114,7 +114,7 @@ def _table(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 def _strongest_pairs(importance: pd.DataFrame, n: int = 2) -> list[str]:
     pairs = importance[importance.order == 2].dropna(subset=["importance"])
-    pairs = pairs[~pairs.term.str.split(":").map(lambda names: VARIANT in names)]
+    pairs = pairs.loc[np.array([VARIANT not in t.split(":") for t in pairs.term], dtype=bool)]
     return pairs.nlargest(n, "importance").term.tolist()
 
 
