@@ -54,7 +54,7 @@ _COLUMNS = {
 # Text columns besides benchmark and variant; their empty cells read back as "".
 _STRINGS = {
     "studies": ["sample"],
-    "summary": ["direction", "paired_direction"],
+    "summary": ["direction", "paired_direction", "paper_agreement"],
     "importance": ["lens", "term", "held_out"],
     "checks": [*PROTOCOL, "edge_flags"],
     "marginals": ["param"],
