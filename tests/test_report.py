@@ -534,12 +534,12 @@ def test_forests_see_blown_up_trials_capped_at_the_untrained_level(blown):
 
 def test_paired_comparison_finds_a_known_effect(tmp_path):
     """NFG is V + 0.5 + 0.01 i on the ten configurations where V learns (V = 9 + 0.1 i) and
-    V + 5, 5.1 and 5.2 on three where both sit above chance (10.98): over all 13 configurations complete in
-    both, the median difference is the 7th, 0.56, Wilcoxon's exact p for 13 positive
-    differences 2 / 2^13, and the sign-test interval runs from the 3rd to the 11th smallest
-    (P(Binomial(13, 1/2) <= 2) = 0.011 <= 0.025 < P(<= 3)). Configuration 13, complete only
-    in V, is left out; NP has three pairs (no verdict); CIFG's study has no shared sample (no
-    paired values)."""
+    V + 5, 5.1 and 5.2 on three where both sit above chance (10.98): over all 13
+    configurations complete in both, the median difference is the 7th, 0.56, Wilcoxon's exact
+    p for 13 positive differences 2 / 2^13, and the sign-test interval runs from the 3rd to the
+    11th smallest (P(Binomial(13, 1/2) <= 2) = 0.011 <= 0.025 < P(<= 3)). Configuration 13,
+    complete only in V, is left out; NP has three pairs (no verdict); CIFG's study has no
+    shared sample (no paired values)."""
     url = f"sqlite:///{tmp_path / 'paired.db'}"
     v = {i: 9 + 0.1 * i for i in range(10)} | {10: 20.0, 11: 21.0, 12: 22.0, 13: 9.5}
     nfg = {i: v[i] + 0.5 + 0.01 * i for i in range(10)} | {10: 25.0, 11: 26.1, 12: 27.2}

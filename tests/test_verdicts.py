@@ -138,6 +138,7 @@ def test_a_small_true_effect_ten_top_trials_cannot_see(tmp_path):
     assert table.agreement == "inconclusive (provisional)"
     (said,) = [s for s in variant_findings(summary.reset_index(), "jsb") if s.startswith("NFG")]
     assert "significantly worse — inconclusive (Welch detects a difference of" in said
+    assert said.endswith("evidence against the paper), provisional until the study is complete.")
 
 
 @pytest.mark.parametrize(
@@ -217,7 +218,7 @@ def test_hidden_sizes_are_sampled_only_within_the_bands_trained(bands):
     done = [sizes[i] for i, k in round_of.items() if k in (0, 2)]
     assert expected < np.log10(max(done) / min(done)) / span  # less than the span
     opening = text[: text.index("## State of the study")]
-    missing = sorted((k for k in set(round_of.values()) if k not in (0, 2)))
+    missing = sorted(k for k in set(round_of.values()) if k not in (0, 2))
     assert "Rounds complete in every variant: 2 of 4" in opening  # the first and the third
     for k in missing:
         band = [sizes[i] for i, r in round_of.items() if r == k]

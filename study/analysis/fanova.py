@@ -192,8 +192,9 @@ class Fanova:
             self.forest = forest.fit(X[keep], y[keep])  # on the unit cube of `space`
         self.held_out, self.held_out_r2 = OUT_OF_BAG, self.oob_r2
         if groups is not None:
-            self.held_out, self.held_out_r2 = GROUPED, _grouped_r2(
-                forest, X[keep], y[keep], np.asarray(groups)[keep]
+            self.held_out, self.held_out_r2 = (
+                GROUPED,
+                _grouped_r2(forest, X[keep], y[keep], np.asarray(groups)[keep]),
             )
         self._trees = [_Leaves.of(t.tree_, len(self.space)) for t in self.forest.estimators_]
         self._importance: pd.DataFrame | None = None

@@ -102,10 +102,15 @@ def top_boxplot(trials: pd.DataFrame, summary: pd.DataFrame, benchmark: str) -> 
     position = {v: i for i, v in enumerate(order)}
     drawn = [v for v in order if (top.variant == v).any()]
     boxes = ax.boxplot(
-        [top.test_metric[top.variant == v] for v in drawn], positions=[position[v] for v in drawn],
-        widths=0.8, showfliers=False, patch_artist=True,
-        medianprops={"color": "#3f3f3f"}, whiskerprops={"color": "#3f3f3f"},
-        capprops={"color": "#3f3f3f"}, boxprops={"edgecolor": "#3f3f3f"},
+        [top.test_metric[top.variant == v] for v in drawn],
+        positions=[position[v] for v in drawn],
+        widths=0.8,
+        showfliers=False,
+        patch_artist=True,
+        medianprops={"color": "#3f3f3f"},
+        whiskerprops={"color": "#3f3f3f"},
+        capprops={"color": "#3f3f3f"},
+        boxprops={"edgecolor": "#3f3f3f"},
     )  # fmt: skip  (matplotlib's own: seaborn 0.13 passes it the deprecated `vert`)
     for patch, v in zip(boxes["boxes"], drawn):
         patch.set_facecolor(palette[v])
@@ -145,7 +150,8 @@ def paired_differences(summary: pd.DataFrame, benchmark: str) -> Figure:
     """Each variant minus V, two ways: the paper's difference of top-10 % means with Welch's
     95 % interval (* and ** as in Figure 3), and the median per-configuration difference over
     the shared sample with its 95 % sign-test interval (filled where the paired test gives a
-    verdict: Holm's p < 0.05 and an interval that excludes 0). Variants without a value are listed with an empty row."""
+    verdict: Holm's p < 0.05 and an interval that excludes 0). Variants without a value are
+    listed with an empty row."""
     rows = summary[(summary.benchmark == benchmark) & (summary.variant != REFERENCE)]
     names = rows.variant.tolist()
     fig = Figure(layout="constrained", figsize=(9.0, 1.4 + 0.42 * max(1, len(names))))
@@ -234,7 +240,7 @@ def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
     axes[0].set_ylim(len(rows) - 0.5, -0.5)
     axes[0].set_xlabel(f"fraction of the variance of the {_metric_axis(benchmark)}")
     axes[1].set_xlabel("importance (normalised to sum to 1)")
-    fig.suptitle(f"{benchmark}: hyperparameter importance (R²: the forest's fit on held-out trials)")
+    fig.suptitle(f"{benchmark}: hyperparameter importance (R²: the forest's held-out fit)")
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncol=5, frameon=False)
     return fig

@@ -66,6 +66,8 @@ def variant_findings(summary: pd.DataFrame, benchmark: str) -> list[str]:
                     f" (Welch detects a difference of {row.mde:.3g} with 80 % power here; "
                     "no significant result is no evidence against the paper)"
                 )
+            if row.provisional:
+                sentence += ", provisional until the study is complete"
         elif verdict is not None:
             sentence += f". Paper on {stand_in} (context only): {said}"
         findings.append(sentence + ".")

@@ -5,9 +5,9 @@ then reads as the paper would be read: variants judged by the paper's criterion 
 uncorrected p < 0.05) with Holm's correction and the paired test beside it; importances and
 marginals of V (the paper's headline) with the pooled forest's importances beside them, each
 with its held-out fit; checks of the training budget and the search range; and stand-in
-benchmarks given the paper's findings as context only, never a verdict. The tables are computed in `tables.py`; the sentences that
-set a study's findings beside the paper's are `findings.py`'s, what the paper found is the
-data of `paper.py`.
+benchmarks given the paper's findings as context only, never a verdict. The tables are
+computed in `tables.py`; the sentences that set a study's findings beside the paper's are
+`findings.py`'s, what the paper found is the data of `paper.py`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from . import figures, paper
 from .checks import (
     COVERED,
     EDGE,
-    band_size,
     EDGE_FLAG,
     EDGE_PARAMS,
     PROTOCOL,
     STILL_IMPROVING,
+    band_size,
     edge_bounds,
 )
 from .fanova import SPACE, cover
@@ -177,7 +177,8 @@ def _answer(analysis: Results, benchmark: str) -> list[str]:
     studies = analysis.studies[analysis.studies.benchmark == benchmark]
     summary = analysis.summary[analysis.summary.benchmark == benchmark]
     dataset = PAPER_DATASET.get(benchmark)
-    lines = [f"## The answer so far: {benchmark}" + (f" (the paper's {dataset})" if dataset else "")]
+    title = f"## The answer so far: {benchmark}"
+    lines = [title + (f" (the paper's {dataset})" if dataset else "")]
     progress = [progress_line(runs, studies)]
     table = round_table(runs, studies)
     if len(table):
@@ -306,13 +307,12 @@ def _coverage_lines(analysis: Results, benchmark: str) -> list[str]:
             "The rounds, in the order they train (a round is done when every variant has "
             "completed its configurations); hidden sizes between the bands trained are not "
             "sampled yet, so a finding on hidden size over them is not covered yet:",
-            _markdown(shown[["round", "hidden sizes", "configurations", "variants done", "complete"]]),
+            _markdown(shown.drop(columns=["low", "high"])),
         ]
     headline = REFERENCE if REFERENCE in table.index else "all"
     if headline in table.index:
         shares = ", ".join(
-            f"{figures.LABELS[p.name]} {table.loc[headline, f'cover_{p.name}']:.0%}"
-            for p in SPACE
+            f"{figures.LABELS[p.name]} {table.loc[headline, f'cover_{p.name}']:.0%}" for p in SPACE
         )
         lines.append(
             f"Share of each parameter's {'log ' if any(p.log for p in SPACE) else ''}range "
@@ -715,9 +715,7 @@ def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
     if rows.empty:
         return []
     metric = metric_of(benchmark)
-    chance = (
-        f"chance ({metric.chance:.4g})" if metric.chance is not None else "a chance level"
-    )
+    chance = f"chance ({metric.chance:.4g})" if metric.chance is not None else "a chance level"
     plot = figure(figures.paired_differences(summary, benchmark), "paired")
     columns = ["variant", "n_top", "top_overlap", "top_diff", "p_value", "mde", "direction"]
     columns += ["n_paired", "paired_median", "paired_low", "paired_high", "wilcoxon_p"]
@@ -744,6 +742,11 @@ def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
         "criterion; `mde` is the smallest difference of top means it detects with 80 % power "
         "at these sizes and spreads.",
         f"![paired]({plot})",
+        *(
+            ["Every verdict here is provisional: the study has fewer complete trials than planned."]
+            if rows.provisional.any()
+            else []
+        ),
         _markdown(rows[columns]),
         "\n".join(f"- {reconciliation(row)}" for row in rows.itertuples()),
     ]

@@ -219,8 +219,7 @@ def round_table(runs: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
         members = {i for i, k in round_of_config.items() if k == r}
         band = sizes[sizes.index.astype(int).isin(members)].astype(int)
         done = sum(
-            members <= set(complete[complete.variant == v].config_index.astype(int))
-            for v in names
+            members <= set(complete[complete.variant == v].config_index.astype(int)) for v in names
         )
         rows.append(
             {
