@@ -303,9 +303,8 @@ def test_importance_table_per_variant_then_pooled(synthetic_report):
     table = lenses[lenses.lens == "fanova"]
     assert table.variant.unique().tolist() == [*VARIANTS, "all"]
     assert table.groupby("variant").held_out_r2.nunique().eq(1).all()  # one value per forest
-    assert table.groupby("variant").held_out.first().to_dict() == {
-        **dict.fromkeys(VARIANTS, "out-of-bag"), "all": "5-fold, whole configurations held out",
-    }  # fmt: skip
+    # independent samples (each variant its own configurations): every trial its own
+    assert (table.held_out == "out-of-bag").all()
     assert table.groupby("variant").n_trials.first().to_dict() == {
         **dict.fromkeys(VARIANTS, 40), "all": 160,
     }  # fmt: skip

@@ -89,7 +89,7 @@ def test_a_configuration_effect_only_a_leaking_forest_explains(tmp_path):
     offsets = np.random.default_rng(1).uniform(0, 2, 40)
     tests = {name: {i: 9 + offsets[i] for i in range(40)} for name in ("V", "NIG", "NFG")}
     url, trials, epochs, studies = storage(tmp_path, tests, 40)
-    model = fit_trials(trials, n_trees=32, pooled=True)
+    model = fit_trials(trials, n_trees=32, pooled=True, shared=True)
     assert model.oob_r2 > 0.9  # the leak
     assert model.held_out == "5-fold, whole configurations held out"
     assert model.held_out_r2 < 0.2
@@ -98,6 +98,7 @@ def test_a_configuration_effect_only_a_leaking_forest_explains(tmp_path):
     pooled = analysis.importance.query("lens == 'fanova' and variant == 'all'")
     assert (pooled.held_out_r2 < figures.FIT_MEANINGFUL).all()
     assert "variant" in set(pooled.term)
+    assert (pooled.held_out == "5-fold, whole configurations held out").all()
     out = tmp_path / "report"
     quiet(write, analysis, out, url)
     text = (out / "REPORT.md").read_text()

@@ -15,8 +15,10 @@ than their mean. Out-of-bag R² holds a trial out only where no other row shares
 configuration; a forest pooled over the variants of a shared sample has every configuration
 once per variant, so an out-of-bag trial has copies of its configuration in the bag and its R²
 leaks. That forest takes the variant as a feature (its code, each variant an equal share of
-the unit interval, so that averaging over it weighs the variants alike), and its R² is
-cross-validated with whole configurations held out (`groups`, sklearn's GroupKFold).
+the unit interval, so that averaging over it weighs the variants alike), and, on a shared
+sample, its R² is cross-validated with whole configurations held out (`groups`, sklearn's
+GroupKFold); on independent samples each trial is its own configuration, and out-of-bag R²
+is right.
 
 A forest says nothing about the part of the box no trial reached: `Fanova.support` gives the
 range its rows cover in each parameter, and marginals mark their grid points inside it.
@@ -312,21 +314,29 @@ def _grouped_r2(forest: RandomForestRegressor, X: np.ndarray, y: np.ndarray, gro
 
 
 def fit_trials(
-    trials: pd.DataFrame, n_trees: int = 64, seed: int = 0, pooled: bool = False
+    trials: pd.DataFrame,
+    n_trees: int = 64,
+    seed: int = 0,
+    pooled: bool = False,
+    shared: bool = False,
 ) -> Fanova:
     """fANOVA of the test metric over the COMPLETE trials of a trials table (see trials.py),
     as the paper did; diverged trials are results of the search and stay in. Test metrics
     are capped at the benchmark's untrained reference (see `capped_metric`). `pooled`: the
-    trials are several variants', the variant is a feature, and the held-out R² holds whole
-    configurations out (trials without a configuration index are each their own)."""
+    trials are several variants', and the variant is a feature. `shared`: they trained one
+    sample of configurations, and the held-out R² holds whole configurations out (by
+    `config_index`; a trial without one is its own); otherwise every trial is a configuration
+    of its own and out-of-bag R² holds it out."""
     complete = trials[trials.state == "COMPLETE"]
     if not pooled:
         return Fanova(complete, capped_metric(complete), n_trees=n_trees, seed=seed)
     names = sorted(complete.variant.unique())
     code = complete.variant.map({v: i + 0.5 for i, v in enumerate(names)})
     space = (*SPACE, Param(VARIANT, 0.0, float(len(names)), log=False))
-    own = pd.Series(-1 - np.arange(len(complete)), index=complete.index)  # unique, negative
-    groups = complete.config_index.astype("Float64").fillna(own).to_numpy(float)
+    groups = None
+    if shared:
+        own = pd.Series(-1 - np.arange(len(complete)), index=complete.index)  # unique, negative
+        groups = complete.config_index.astype("Float64").fillna(own).to_numpy(float)
     return Fanova(
         complete.assign(**{VARIANT: code}), capped_metric(complete), space, n_trees, seed, groups
     )

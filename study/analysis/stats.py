@@ -134,8 +134,9 @@ def welch_test(sample: np.ndarray, reference: np.ndarray) -> tuple[float, float,
 
 def paired(sample: pd.DataFrame, reference: pd.DataFrame, chance: float | None) -> dict:
     """Configuration by configuration, `sample` against `reference` (trials tables of one
-    variant each, over the same shared sample), over every configuration complete in both:
-    the paired columns of SUMMARY_COLUMNS but Holm's p and the direction. A configuration
+    variant each, over the same shared sample), over every configuration complete in both
+    (with a finite test metric, see `_by_config`): the paired columns of SUMMARY_COLUMNS but
+    Holm's p and the direction. A configuration
     did not learn where its test metric is not below `chance` (with no chance level, every
     one learned). NaN where there are too few."""
     both = pd.merge(

@@ -26,7 +26,7 @@ from .results import (
     PED_ANOVA,
     Results,
 )
-from .stats import REFERENCE, summarize
+from .stats import REFERENCE, SHARED, summarize
 from .trials import EPOCH_COLUMNS, STUDY_COLUMNS, variant_order
 
 
@@ -49,11 +49,15 @@ def analyse(
     headline forest, budget checks and learning curves. `epochs` and `studies` are the other
     tables of `load_storage`."""
     importance, marginals, interactions, models = [], [], [], {}
+    studies = studies if studies is not None else pd.DataFrame(columns=STUDY_COLUMNS)
     for benchmark, runs in trials.groupby("benchmark", sort=False):
+        samples = studies[studies.benchmark == benchmark]["sample"]
+        shared = len(samples) > 0 and bool((samples == SHARED).all())
         groups = [(v, runs[runs.variant == v]) for v in variant_order(runs.variant.unique())]
         for variant, group in [*groups, ("all", runs)]:
+            pooled = variant == "all"
             try:
-                model = fit_trials(group, n_trees=n_trees, seed=seed, pooled=variant == "all")
+                model = fit_trials(group, n_trees, seed, pooled=pooled, shared=pooled and shared)
             except ValueError:  # fewer than 2 usable trials: nothing to decompose
                 continue
             models[benchmark, variant] = model
@@ -64,7 +68,6 @@ def analyse(
         if headline is not None:
             interactions += _interactions(models[benchmark, headline], benchmark, headline)
     epochs = epochs if epochs is not None else pd.DataFrame(columns=EPOCH_COLUMNS)
-    studies = studies if studies is not None else pd.DataFrame(columns=STUDY_COLUMNS)
     return Analysis(
         trials=trials,
         studies=studies,
