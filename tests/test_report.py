@@ -31,8 +31,9 @@ from study.analysis import (
     summarize,
     write,
 )
+from study.analysis.budget import protocol_sentence
 from study.analysis.checks import PROTOCOL, is_pressing
-from study.analysis.report import _protocol_sentence, rounds_line
+from study.analysis.state import rounds_line
 from study.analysis.tables import complete_rounds
 from study.cli import main
 from study.errors import UserError
@@ -715,7 +716,7 @@ def test_every_protocol_field_that_differs_from_the_papers_is_a_deviation():
         "clip_norm": "1000.0",
         "loss_reduction": "sum",
     }
-    text = _protocol_sentence(pd.Series(row))
+    text = protocol_sentence(pd.Series(row))
     assert text.endswith(
         "Deviations from the paper's protocol: max epochs 16 (paper: 150), patience 4 "
         "(paper: 15), max sequences 40 (paper: none), clip norm 1000.0 (paper: none)."

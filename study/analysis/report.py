@@ -7,62 +7,44 @@ marginals of V (the paper's headline) with the pooled forest's importances besid
 with its held-out fit; checks of the training budget and the search range; and stand-in
 benchmarks given the paper's findings as context only, never a verdict. The tables are
 computed in `tables.py`; the sentences that set a study's findings beside the paper's are
-`findings.py`'s, what the paper found is the data of `paper.py`.
+`findings.py`'s, what the paper found is the data of `paper.py`. Sections of their own:
+`answer.py` (the first screen), `state.py` (the state of the study and its coverage),
+`budget.py` (the budget and search-space checks); Markdown helpers: `markdown.py`.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import sqlalchemy
 from scipy import stats
 
 from ..benchmarks.metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
 from ..runner.storage import display_url
-from ..training.protocol import PROTOCOLS
-from . import figures, paper
+from . import answer, budget, figures, markdown, paper, state
 from .checks import (
     COVERED,
-    EDGE,
-    EDGE_FLAG,
-    EDGE_PARAMS,
-    PROTOCOL,
-    STILL_IMPROVING,
-    band_size,
-    edge_bounds,
 )
-from .fanova import SPACE, cover
+from .fanova import SPACE
 from .findings import (
     importance_findings,
     marginal_findings,
     reconciliation,
     variant_findings,
-    verdict_table,
 )
 from .results import FANOVA, PED_ANOVA, Results
-from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE, SHARED, TOP_FRACTION
+from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE, TOP_FRACTION
 from .tables import (
-    complete_rounds,
     covered_shares,
     headline_of,
-    importance_rows,
     parameter_counts,
-    round_table,
     shares_by_variant,
-    state_table,
 )
 from .trials import timed_trials, variant_order
 
 _UNITS = 100  # per direction, in the table of parameter counts
-REDUCTIONS = {
-    "sum": "loss summed over the frames of a sequence",
-    "mean": "loss averaged over the frames of a sequence",
-}
 DIVERGED_POLICY = (
     "Diverged trials are COMPLETE results of the random search: they keep their best "
     "validation value and stay in the ranking and in the fANOVA, as the paper's trials would; "
@@ -153,7 +135,7 @@ def _overview(analysis: Results, storage: str, out: Path) -> str:
             "[results/README.md](../README.md)."
         )
     for benchmark in analysis.trials.benchmark.unique():
-        lines += _answer(analysis, benchmark)
+        lines += answer.section(analysis, benchmark)
     lines += [
         f"Storage `{display_url(storage)}`, {analysis.trials.benchmark.nunique()} benchmark(s). "
         f"Written by `odyssey report`; next to this file: {tables} and `figures/` (PNG and "
@@ -161,251 +143,13 @@ def _overview(analysis: Results, storage: str, out: Path) -> str:
         "## State of the study",
     ]
     for benchmark in analysis.trials.benchmark.unique():
-        lines += _state_section(analysis, benchmark)
+        lines += state.section(analysis, benchmark)
     lines += [
         "## How to read this report",
         "\n".join(f"- {line}" for line in HOW_TO_READ),
         DIVERGED_POLICY,
     ]
     return "\n\n".join(lines)
-
-
-def _answer(analysis: Results, benchmark: str) -> list[str]:
-    """The report's first screen on one benchmark: progress, V's level beside the published
-    one, and the verdict table."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    studies = analysis.studies[analysis.studies.benchmark == benchmark]
-    summary = analysis.summary[analysis.summary.benchmark == benchmark]
-    dataset = PAPER_DATASET.get(benchmark)
-    title = f"## The answer so far: {benchmark}"
-    lines = [title + (f" (the paper's {dataset})" if dataset else "")]
-    progress = [progress_line(runs, studies)]
-    table = round_table(runs, studies)
-    if len(table):
-        missing = table[~table.complete].sort_values("low")
-        progress.append(
-            f"Rounds complete in every variant: {int(table.complete.sum())} of {len(table)}"
-            + (
-                f"; hidden sizes not yet trained in every variant: "
-                f"{', '.join(missing['hidden sizes'])}"
-                if len(missing)
-                else ""
-            )
-            + "."
-        )
-    reference = summary[summary.variant == REFERENCE]
-    if len(reference) and np.isfinite(reference.best.iloc[0]):
-        ref = reference.iloc[0]
-        metric = metric_of(benchmark)
-        text = (
-            f"{REFERENCE}'s best trial (ranked on validation) reaches a test {metric.name} of "
-            f"**{ref.best:.4g}**; its best {TOP_FRACTION:.0%} ({ref.n_top} trials) average "
-            f"**{ref.top_mean:.4g}**"
-        )
-        published = paper.PUBLISHED.get(dataset or "")
-        if published:
-            text += f" (published LSTMs on this split: {published[0]:g}–{published[1]:g})"
-        progress.append(text + ".")
-    lines.append(" ".join(progress))
-    verdicts = verdict_table(summary, benchmark)
-    if len(verdicts):
-        lines += [
-            f"Each variant against {REFERENCE}: the paper's test (Welch on the best "
-            f"{TOP_FRACTION:.0%}, uncorrected; 'detectable' is the smallest difference it finds "
-            "with 80 % power here), the paired test over every configuration both trained "
-            "(median difference, its 95 % interval, Holm's p), how often each fails (test "
-            f"{metric_of(benchmark).name} not below chance: variant vs {REFERENCE}, McNemar's "
-            "p) and the difference where both learned. Positive: worse than "
-            f"{REFERENCE}. Columns and tests: `summary.csv`, the sections below.",
-            _markdown(verdicts),
-        ]
-    return lines
-
-
-def progress_line(runs: pd.DataFrame, studies: pd.DataFrame) -> str:
-    """Complete trials against the plan, and the stored rows counted apart (waiting, running,
-    and the attempts an interrupt sent back to the queue are rows, not trials)."""
-    complete = int((runs.state == "COMPLETE").sum())
-    planned = pd.to_numeric(studies.planned, errors="coerce") if "planned" in studies else None
-    if planned is not None and len(planned) and planned.notna().all():
-        text = f"**{complete:,} of {int(planned.sum()):,} planned trials are complete**"
-    else:
-        text = f"**{complete:,} trials are complete** (the plan is not recorded)"
-    return text + f" ({len(runs):,} rows stored, waiting and requeued attempts included)."
-
-
-def _state_section(analysis: Results, benchmark: str) -> list[str]:
-    """Where the study stands: trials per variant by state, rounds, the hidden sizes the
-    complete trials cover, and which findings cannot be made yet and why."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    studies = analysis.studies[analysis.studies.benchmark == benchmark]
-    table = state_table(analysis, benchmark)
-    complete = runs[runs.state == "COMPLETE"]
-    planned = pd.to_numeric(table.planned, errors="coerce")
-    if planned.notna().all():
-        done = f"{len(complete):,} of {int(planned.sum()):,} planned trials are complete"
-    else:
-        done = f"{len(complete):,} trials are complete (how many are planned is not recorded)"
-    lines = [
-        f"### {benchmark}",
-        f"{done}; {int(table.running.sum())} running, {int(table.waiting.sum())} waiting "
-        "(complete, running and waiting are counted apart; requeued rows are the failed or "
-        "interrupted attempts of configurations that were queued again).",
-        rounds_line(complete_rounds(runs, analysis.studies), band_size(studies)),
-        _markdown(table),
-        _hidden_sizes_line(complete, _sampled_hidden_sizes(analysis, benchmark)),
-        *_coverage_lines(analysis, benchmark),
-    ]
-    missing = _not_yet(analysis, benchmark)
-    if missing:
-        lines.append("Not possible yet:\n\n" + "\n".join(f"- {line}" for line in missing))
-    return lines
-
-
-def rounds_line(rounds: int | None, band_size: int | None) -> str:
-    """The state section's line on rounds, from the number of complete rounds (a round: one
-    band of configurations trained in every variant)."""
-    if rounds is None:
-        return "Rounds: the studies do not record a band size, so rounds are not counted."
-    return (
-        f"Rounds complete: {rounds} (a round is one band of up to {band_size} configurations, "
-        "complete in every variant)."
-    )
-
-
-def _hidden_sizes_line(complete: pd.DataFrame, sampled: float) -> str:
-    """The hidden sizes the complete trials reach, and the share of the log range sampled
-    (`sampled`: the checks' `cover_hidden_size`, within the bands trained so far)."""
-    sizes = complete.hidden_size.dropna().astype(float)
-    if sizes.empty:
-        return "No complete trial yet: no hidden size is covered."
-    param = next(p for p in cover(SPACE, complete) if p.name == "hidden_size")
-    return (
-        f"The complete trials reach hidden sizes {int(sizes.min())}–{int(sizes.max())} of the "
-        f"searched {param.low:g}–{param.high:g}, and sample {sampled:.0%} of its log range "
-        "(per variant in the table)."
-    )
-
-
-def _sampled_hidden_sizes(analysis: Results, benchmark: str) -> float:
-    """The share of the hidden size's log range all complete trials sample (checks, `all`)."""
-    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
-    return float(table.cover_hidden_size.get("all", 0.0))
-
-
-def _coverage_lines(analysis: Results, benchmark: str) -> list[str]:
-    """The bands of hidden sizes trained and missing (rounds), and the share of each
-    parameter's (log) range the headline's complete trials sample."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    studies = analysis.studies[analysis.studies.benchmark == benchmark]
-    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
-    lines = []
-    bands = round_table(runs, studies)
-    if len(bands):
-        shown = bands.assign(complete=bands.complete.map({True: "yes", False: "no"}))
-        lines += [
-            "The rounds, in the order they train (a round is done when every variant has "
-            "completed its configurations); hidden sizes between the bands trained are not "
-            "sampled yet, so a finding on hidden size over them is not covered yet:",
-            _markdown(shown.drop(columns=["low", "high"])),
-        ]
-    headline = REFERENCE if REFERENCE in table.index else "all"
-    if headline in table.index:
-        shares = ", ".join(
-            f"{figures.LABELS[p.name]} {table.loc[headline, f'cover_{p.name}']:.0%}" for p in SPACE
-        )
-        lines.append(
-            f"Share of each parameter's {'log ' if any(p.log for p in SPACE) else ''}range "
-            f"that {'V' if headline == REFERENCE else 'all'}'s complete trials sample: {shares} "
-            f"(below {COVERED:.0%}, its findings are 'not covered yet')."
-        )
-    return lines
-
-
-def _not_yet(analysis: Results, benchmark: str) -> list[str]:
-    """The findings that cannot be made yet, each with why."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    summary = analysis.summary[analysis.summary.benchmark == benchmark].set_index("variant")
-    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
-    lines = _not_yet_compared(summary, variant_order(runs.variant.unique()))
-    has_reference = REFERENCE in table.index and table.n_complete.get(REFERENCE, 0) > 0
-    headline = REFERENCE if has_reference else "all"
-    if headline in table.index:
-        lines += _not_yet_covered(table.loc[headline], "V's" if has_reference else "the")
-    fanova = analysis.importance[
-        (analysis.importance.benchmark == benchmark) & (analysis.importance.lens == FANOVA)
-    ]
-    fits = fanova.groupby("variant", sort=False).held_out_r2.first()
-    weak = [v for v in importance_rows(fanova) if fits[v] < figures.FIT_MEANINGFUL]
-    if weak:
-        lines.append(
-            f"Importances of {', '.join(weak)}: the forest's held-out R² is below "
-            f"{figures.FIT_MEANINGFUL}, so they are not meaningful yet."
-        )
-    return lines
-
-
-def _not_yet_compared(summary: pd.DataFrame, order: list[str]) -> list[str]:
-    """The comparisons with V that give no verdict yet (`summary` indexed by variant)."""
-    lines = []
-    empty = [v for v in order if summary.n_trials.get(v, 0) == 0]
-    if empty:
-        lines.append(
-            f"{', '.join(empty)}: no complete trial yet, so in no comparison and no forest."
-        )
-    if REFERENCE not in summary.index or summary.n_trials.get(REFERENCE, 0) == 0:
-        lines.append(f"No complete trial of {REFERENCE}: no variant can be compared with it.")
-        return lines
-    compared = [v for v in order if v != REFERENCE and v not in empty]
-    few = [v for v in compared if min(summary.n_top[v], summary.n_top[REFERENCE]) < MIN_FOR_VERDICT]
-    paired = summary.n_paired.reindex(compared)
-    if compared and set(few) == set(compared) and not (paired >= MIN_FOR_VERDICT).any():
-        lines.insert(
-            0,
-            "No verdict of any kind yet: the study is too small for one (every comparison "
-            "below has too few trials).",
-        )
-    if few:
-        n = math.ceil((MIN_FOR_VERDICT - 0.5) / TOP_FRACTION)
-        lines.append(
-            f"The paper's comparison with {REFERENCE} (top {TOP_FRACTION:.0%}, Welch): no "
-            f"verdict for {', '.join(few)}: fewer than {MIN_FOR_VERDICT} top trials on a "
-            f"side (a variant needs {n} complete trials for {MIN_FOR_VERDICT})."
-        )
-    if summary.n_paired.isna().all():
-        lines.append(
-            "A paired comparison: the studies do not share one sample of configurations "
-            f'(study attribute `sample` = "{SHARED}"), so there is none.'
-        )
-        return lines
-    few = [
-        v
-        for v in order
-        if v in summary.index
-        and pd.notna(summary.n_paired[v])
-        and summary.n_paired[v] < MIN_FOR_VERDICT
-    ]
-    if few:
-        lines.append(
-            f"The paired comparison with {REFERENCE}: no verdict for {', '.join(few)}: "
-            f"fewer than {MIN_FOR_VERDICT} configurations complete in both."
-        )
-    return lines
-
-
-def _not_yet_covered(row: pd.Series, whose: str) -> list[str]:
-    """The parameters the headline's complete trials (their checks row) span too little of."""
-    lines = []
-    for param in SPACE:
-        share = row[f"cover_{param.name}"]
-        if share < COVERED:
-            lines.append(
-                f"{figures.LABELS[param.name].capitalize()}: {whose} complete trials span "
-                f"{share:.0%} of its {'log ' if param.log else ''}range (at least "
-                f"{COVERED:.0%} needed): its importance, marginal and interactions are not "
-                "compared with the paper (not covered yet)."
-            )
-    return lines
 
 
 def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
@@ -418,7 +162,7 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
     runs = analysis.trials[analysis.trials.benchmark == benchmark]
     summary = analysis.summary[analysis.summary.benchmark == benchmark]
     parts = _heading(benchmark)
-    parts += _checks_section(analysis, benchmark)
+    parts += budget.section(analysis, benchmark)
     parts += _variants_section(runs, summary, benchmark, figure)
     parts += _paired_section(summary, benchmark, figure)
     parts += _parameters_section(runs, benchmark)
@@ -475,7 +219,7 @@ def _variants_section(
         "p-value is printed, the verdict is not. Blown-up trials keep their raw values here: "
         "they rank last and reach the top only when nothing better was found.",
         f"![top trials]({box})",
-        _markdown(summary[welch_columns]),
+        markdown.table(summary[welch_columns]),
         "\n".join(f"- {s}" for s in variant_findings(summary, benchmark)),
     ]
 
@@ -552,162 +296,6 @@ def _metric_sentence(benchmark: str) -> str:
     return text
 
 
-# ---- checks ---------------------------------------------------------------------------------
-
-
-def _checks_section(analysis: Results, benchmark: str) -> list[str]:
-    """Whether the budget or the search range, rather than the variants, limits the study."""
-    table = analysis.checks[analysis.checks.benchmark == benchmark]
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    pooled = table[table.variant == "all"].iloc[0]
-    lines = [_protocol_sentence(pooled), *_ending_lines(table, runs, benchmark)]
-    lines += _edge_lines(table, runs)
-    columns = [
-        "variant",
-        "n_complete",
-        "share_epoch_cap",
-        "share_best_at_last",
-        "share_at_chance",
-        "n_top",
-        "top_learning_rate_high",
-        "top_hidden_size_high",
-        "top_one_minus_momentum_low",
-        "edge_flags",
-    ]
-    return [
-        "### Budget and search space",
-        "\n".join(f"- {line}" for line in lines),
-        _markdown(table[columns]),
-        "All columns are in `checks.csv`; `top_*_low`/`top_*_high`: share of the best "
-        f"{TOP_FRACTION:.0%} of each variant in the outer {EDGE:.0%} of that parameter's "
-        "(log) range at the low/high end.",
-    ]
-
-
-def _ending_lines(table: pd.DataFrame, runs: pd.DataFrame, benchmark: str) -> list[str]:
-    """How the trials ended (`table`: the benchmark's checks): at the epoch cap, early,
-    diverged; still improving; at chance; blown up."""
-    pooled = table[table.variant == "all"].iloc[0]
-    lines = []
-    if np.isfinite(pooled.share_epoch_cap):
-        lines.append(
-            f"Of {pooled.n_complete} complete trials, {pooled.share_epoch_cap:.0%} stopped at "
-            f"the epoch cap, {pooled.share_early_stop:.0%} by early stopping and "
-            f"{pooled.share_diverged:.0%} diverged."
-        )
-    if np.isfinite(pooled.share_best_at_last):
-        sentence = (
-            f"{pooled.share_best_at_last:.0%} had their best validation epoch at their last epoch"
-        )
-        if pooled.share_best_at_last >= STILL_IMPROVING:
-            sentence += (
-                ": most trials were still improving when they stopped, so the budget (the "
-                "epoch cap), not the variant, may limit these results"
-            )
-        lines.append(sentence + ".")
-    if np.isfinite(pooled.share_at_chance):
-        lines.append(
-            f"{pooled.share_at_chance:.0%} of complete trials are no better than chance "
-            f"({pooled.chance:.4g}): they learned nothing from the input, and stay in every "
-            "statistic as results of the random search."
-        )
-    metric = metric_of(benchmark)
-    if metric.blow_up is not None and np.isfinite(pooled.share_blew_up):
-        blown = int(runs.blew_up.fillna(False).sum())
-        per_variant = table[(table.variant != "all") & (table.share_blew_up > 0)]
-        lines.append(
-            f"{pooled.share_blew_up:.0%} of complete trials ({blown}) blew up: their best "
-            f"validation {metric.name} is above {metric.blow_up:.4g}, more than "
-            f"{BLOW_UP_MARGIN - 1:.0%} worse than the untrained reference ({metric.cap:.4g}); "
-            "finite, so not `diverged`. Every test metric above the reference enters the "
-            f"forests, marginals and PED-ANOVA as {metric.cap:.4g} (a trial at 5,000 learned "
-            "no less than one at the untrained level; uncapped, a few such trials decide the "
-            "forest); the top-10 % comparison and the paired one use the raw values."
-            + (
-                " Per variant: "
-                + ", ".join(f"{r.variant} {r.share_blew_up:.0%}" for r in per_variant.itertuples())
-                + "."
-                if blown
-                else ""
-            )
-        )
-    return lines
-
-
-def _edge_lines(table: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
-    """Where the top trials crowd an end of a parameter's range (`table`: the benchmark's
-    checks), pooled and per variant."""
-    pooled = table[table.variant == "all"].iloc[0]
-    top = int(pooled.n_top)
-    lines = []
-    for param in EDGE_PARAMS:
-        low_bound, high_bound = edge_bounds(runs, param)
-        for end, bound, word in (("low", low_bound, "bottom"), ("high", high_bound, "top")):
-            share = pooled[f"top_{param}_{end}"]
-            if not np.isfinite(share):
-                continue
-            label = figures.LABELS[param]
-            where = f"{'≤' if end == 'low' else '≥'} {bound:.2g}"
-            if f"{param} {end}" in pooled.edge_flags.split("; "):
-                lines.append(
-                    f"The best trials press against the {word} of the {label} range: "
-                    f"{share:.0%} of the {top} top trials have a {label} in its outer "
-                    f"{EDGE:.0%} ({where}), where uniform sampling puts {EDGE:.0%}. The range, "
-                    "not the variant, may be the limit."
-                )
-            elif share >= EDGE_FLAG / 2:
-                lines.append(
-                    f"{share:.0%} of the {top} top trials have a {label} {where} (the outer "
-                    f"{EDGE:.0%} of its range; {EDGE:.0%} expected)."
-                )
-    flagged = table[(table.variant != "all") & (table.edge_flags != "")]
-    if len(flagged):
-        lines.append(
-            "Per variant, the top trials press against a range edge in: "
-            + "; ".join(f"{row.variant} ({row.edge_flags})" for row in flagged.itertuples())
-            + "."
-        )
-    return lines
-
-
-def _protocol_sentence(pooled: pd.Series) -> str:
-    """The protocol the trials ran under (the pooled checks row) and where it deviates from
-    the paper's (the `paper` preset)."""
-    if not any(pooled[k] for k in ("preset", "max_epochs", "patience", "loss_reduction")):
-        return "Protocol: not recorded in this storage."
-    parts = [f"preset `{pooled.preset}`" if pooled.preset else "preset not recorded"]
-    for key, text in (
-        ("max_epochs", "at most {} epochs"),
-        ("patience", "patience {}"),
-        ("batch_size", "batch size {}"),
-    ):
-        if pooled[key]:
-            parts.append(text.format(pooled[key]))
-    reduction = pooled.loss_reduction
-    if reduction in REDUCTIONS:
-        parts.append(REDUCTIONS[reduction])
-    elif reduction:
-        parts.append(f"loss reduction {reduction}")
-    elif pooled.preset:  # written by this tool before it recorded the reduction
-        parts.append(
-            "loss reduction not recorded (this tool averaged over frames until it recorded it, "
-            "a deviation from the paper's sum)"
-        )
-    else:
-        parts.append("loss reduction not recorded")
-    paper_protocol = PROTOCOLS["paper"]
-    paper_values = {k: "none" if v is None else str(v) for k, v in asdict(paper_protocol).items()}
-    deviations = [
-        f"{key.replace('_', ' ')} {pooled[key]} (paper: {paper_values[key]})"
-        for key in PROTOCOL
-        if key != "preset" and pooled[key] and pooled[key] != paper_values[key]
-    ]
-    text = "Protocol: " + ", ".join(parts) + "."
-    if deviations:
-        text += " Deviations from the paper's protocol: " + ", ".join(deviations) + "."
-    return text
-
-
 def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
     """The configuration-by-configuration comparison, where the studies share their sample,
     beside the paper's test, reconciled per variant."""
@@ -747,7 +335,7 @@ def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
             if rows.provisional.any()
             else []
         ),
-        _markdown(rows[columns]),
+        markdown.table(rows[columns]),
         "\n".join(f"- {reconciliation(row)}" for row in rows.itertuples()),
     ]
 
@@ -773,7 +361,7 @@ def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
         "G·N peepholes (G gates with weights) and, with full gate recurrence, (G·N)² "
         f"gate-to-gate weights; the output layer has {directions}·N·K + K. The table is the "
         "code's own count (`n_params`), which also covers cells outside the paper's nine.",
-        _markdown(table),
+        markdown.table(table),
     ]
 
 
@@ -793,7 +381,7 @@ def _importance_section(
         f"fANOVA of the {metric.label()} over a random forest per variant ({REFERENCE} first, "
         "the paper's headline) and one pooled over all variants (`all`) that takes the variant "
         "as a feature, in the space the "
-        f"parameters were sampled in (log10 for {_and(logs)}), "
+        f"parameters were sampled in (log10 for {markdown.join_words(logs)}), "
         "with the standard deviation over the forest's trees as error bars. R² is each "
         "forest's held-out R²: out-of-bag, but for the pooled forest of a shared sample "
         "cross-validated with whole configurations held out, since every variant trained the "
@@ -826,10 +414,10 @@ def _importance_section(
         )
         other = ped[ped.variant == variant].set_index("term").importance
         table["ped_anova"] = table.term.map(other)
-        parts += [title, _markdown(table), _fit_sentence(rows, "these importances")]
+        parts += [title, markdown.table(table), _fit_sentence(rows, "these importances")]
     shares = shares_by_variant(importance)
     weak = shares[shares.held_out_r2 < figures.FIT_MEANINGFUL].variant.tolist()
-    parts += ["#### Per variant (fANOVA)", _markdown(shares)]
+    parts += ["#### Per variant (fANOVA)", markdown.table(shares)]
     if weak:
         parts.append(
             f"For {', '.join(weak)} the forest's held-out R² is below "
@@ -884,24 +472,3 @@ def _time_section(runs: pd.DataFrame, benchmark: str, figure) -> list[str]:
         "what else ran on it: times from one machine under varying load, or from several "
         "machines, are comparable only roughly.",
     ]
-
-
-def _and(words: list[str]) -> str:
-    """The words joined as in a sentence: "a, b and c"."""
-    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    """A GitHub table; floats to 4 significant digits, NaN and NA as empty cells."""
-
-    def cell(value) -> str:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):
-            return ""
-        if isinstance(value, float | np.floating):
-            return f"{value:.4g}"
-        return str(value)
-
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
