@@ -9,7 +9,9 @@ benchmarks given the paper's findings as context only, never a verdict. The tabl
 computed in `tables.py`; the sentences that set a study's findings beside the paper's are
 `findings.py`'s, what the paper found is the data of `paper.py`. Sections of their own:
 `answer.py` (the first screen), `state.py` (the state of the study and its coverage),
-`budget.py` (the budget and search-space checks); Markdown helpers: `markdown.py`.
+`budget.py` (the budget and search-space checks), `comparison.py` (each variant against V:
+Welch and the paired test) and `forests.py` (importances, marginals, interactions); Markdown
+helpers: `markdown.py`. This module writes the folder and puts the sections in order.
 """
 
 from __future__ import annotations
@@ -23,24 +25,14 @@ from scipy import stats
 
 from ..benchmarks.metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
 from ..runner.storage import display_url
-from . import answer, budget, figures, markdown, paper, state
+from . import answer, budget, comparison, figures, forests, markdown, paper, state
 from .checks import (
     COVERED,
 )
-from .fanova import SPACE
-from .findings import (
-    importance_findings,
-    marginal_findings,
-    reconciliation,
-    variant_findings,
-)
-from .results import FANOVA, PED_ANOVA, Results
-from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE, TOP_FRACTION
+from .results import FANOVA, Results
+from .stats import MIN_FOR_VERDICT, REFERENCE, TOP_FRACTION
 from .tables import (
-    covered_shares,
-    headline_of,
     parameter_counts,
-    shares_by_variant,
 )
 from .trials import timed_trials, variant_order
 
@@ -163,15 +155,15 @@ def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
     summary = analysis.summary[analysis.summary.benchmark == benchmark]
     parts = _heading(benchmark)
     parts += budget.section(analysis, benchmark)
-    parts += _variants_section(runs, summary, benchmark, figure)
-    parts += _paired_section(summary, benchmark, figure)
+    parts += comparison.variants_section(runs, summary, benchmark, figure)
+    parts += comparison.paired_section(summary, benchmark, figure)
     parts += _parameters_section(runs, benchmark)
     curves = analysis.curves[analysis.curves.benchmark == benchmark]
     parts += _curves_section(curves, benchmark, figure)
     lenses = analysis.importance[analysis.importance.benchmark == benchmark]
     if (lenses.lens == FANOVA).any():
-        parts += _importance_section(lenses, benchmark, figure, analysis.checks)
-        parts += _marginals_section(analysis, benchmark, figure)
+        parts += forests.importance_section(lenses, benchmark, figure, analysis.checks)
+        parts += forests.marginals_section(analysis, benchmark, figure)
     else:
         parts.append("Too few complete trials with a test metric for fANOVA.")
     parts += _time_section(runs, benchmark, figure)
@@ -197,33 +189,6 @@ def _heading(benchmark: str) -> list[str]:
     return [*parts, _metric_sentence(benchmark)]
 
 
-def _variants_section(
-    runs: pd.DataFrame, summary: pd.DataFrame, benchmark: str, figure
-) -> list[str]:
-    """The paper's comparison of each variant's top trials with V's (Figure 3)."""
-    metric = metric_of(benchmark)
-    box = figure(figures.top_boxplot(runs, summary, benchmark), "top")
-    n_tests = int(summary.p_value.notna().sum())
-    welch_columns = [
-        "variant", "n_trials", "n_top", "top_mean", "top_std", "best", "top_diff", "p_value",
-        "p_holm", "significant", "significant_holm", "direction",
-    ]  # fmt: skip
-    return [
-        "### Variants against V (Figure 3)",
-        f"The {metric.label()} of the best {TOP_FRACTION:.0%} of each variant's complete trials "
-        f"(ranked on validation, at least 2; n under each box). Welch's t-test against "
-        f"{REFERENCE}: `significant` is the paper's criterion (p < {ALPHA}, uncorrected) and "
-        f"decides `direction`; `significant_holm` is p < {ALPHA} after Holm's correction over "
-        f"the {n_tests} comparisons of this benchmark. In the figure, * marks the first and ** "
-        f"both. Neither is given with fewer than {MIN_FOR_VERDICT} top trials on a side: the "
-        "p-value is printed, the verdict is not. Blown-up trials keep their raw values here: "
-        "they rank last and reach the top only when nothing better was found.",
-        f"![top trials]({box})",
-        markdown.table(summary[welch_columns]),
-        "\n".join(f"- {s}" for s in variant_findings(summary, benchmark)),
-    ]
-
-
 def _curves_section(curves: pd.DataFrame, benchmark: str, figure) -> list[str]:
     """The learning curves of one benchmark, where its trials stored them."""
     if curves.empty:
@@ -242,47 +207,6 @@ def _curves_section(curves: pd.DataFrame, benchmark: str, figure) -> list[str]:
     ]
 
 
-def _marginals_section(analysis: Results, benchmark: str, figure) -> list[str]:
-    """The headline forest's marginals (Figure 4) and strongest interactions (Figure 6)."""
-    metric = metric_of(benchmark)
-    importance = analysis.importance[
-        (analysis.importance.benchmark == benchmark) & (analysis.importance.lens == FANOVA)
-    ]
-    marginals = analysis.marginals[analysis.marginals.benchmark == benchmark]
-    headline = headline_of(importance.variant)
-    curves_png = figure(figures.marginal_curves(marginals, benchmark), "marginals")
-    parts = [
-        "### Marginal performance (Figure 4)",
-        f"The predicted {metric.label()} against each hyperparameter, averaged over the others, "
-        f"±1 standard deviation over the forest's trees: {headline}'s forest. Each curve is "
-        "drawn in colour only over the range its forest's trials cover; beyond it, in grey, "
-        "the forest only extrapolates (for the hidden size, between the bands trained so far "
-        "it interpolates over sizes no trial had).",
-        f"![marginals]({curves_png})",
-    ]
-    r2 = importance[importance.variant == headline].held_out_r2.iloc[0]
-    if r2 < figures.FIT_MEANINGFUL:
-        parts.append(
-            f"{headline}'s forest does not fit (held-out R² {r2:.2f} < "
-            f"{figures.FIT_MEANINGFUL}): these curves describe the forest, not the variant, "
-            "and are no finding."
-        )
-    covered = covered_shares(analysis.checks, benchmark, headline)
-    findings = marginal_findings(marginals, headline, metric.name, covered)
-    parts.append("\n".join(f"- {s}" for s in findings))
-    interactions = analysis.interactions[analysis.interactions.benchmark == benchmark]
-    if not interactions.empty:
-        heat = figure(figures.interaction_heatmaps(interactions, benchmark), "interactions")
-        parts += [
-            "### Strongest interactions (Figure 6)",
-            f"The two largest pairwise terms of {headline}'s forest, predicted {metric.label()} "
-            "over both parameters; greyed where either value lies outside the range the "
-            "trials cover.",
-            f"![interactions]({heat})",
-        ]
-    return parts
-
-
 def _metric_sentence(benchmark: str) -> str:
     metric = metric_of(benchmark)
     text = f"Metric: {metric.label()}, lower is better."
@@ -294,50 +218,6 @@ def _metric_sentence(benchmark: str) -> str:
             f"{metric.untrained:.1f} (88 ln 2)."
         )
     return text
-
-
-def _paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
-    """The configuration-by-configuration comparison, where the studies share their sample,
-    beside the paper's test, reconciled per variant."""
-    rows = summary[(summary.variant != REFERENCE) & summary.n_paired.notna()]
-    if rows.empty:
-        return []
-    metric = metric_of(benchmark)
-    chance = f"chance ({metric.chance:.4g})" if metric.chance is not None else "a chance level"
-    plot = figure(figures.paired_differences(summary, benchmark), "paired")
-    columns = ["variant", "n_top", "top_overlap", "top_diff", "p_value", "mde", "direction"]
-    columns += ["n_paired", "paired_median", "paired_low", "paired_high", "wilcoxon_p"]
-    columns += ["paired_p_holm", "paired_direction", "fail_rate", "fail_rate_ref", "fail_p"]
-    columns += ["n_learned", "learned_median", "learned_low", "learned_high"]
-    return [
-        "### Paired comparison, beside the paper's test",
-        "Every variant of this benchmark trained the same configurations (a shared sample), so "
-        f"each variant is also compared with {REFERENCE} configuration by configuration, over "
-        "every configuration complete in both (no filter that looks at either result): the "
-        f"median of the variant's {metric.label()} minus {REFERENCE}'s with its 95 % "
-        "sign-test interval (two order statistics of the differences; none below 6 "
-        "configurations) and Wilcoxon's signed-rank p with Holm's correction over the "
-        f"benchmark's variants. A direction needs Holm's p < {ALPHA}, an interval that "
-        f"excludes 0 and at least {MIN_FOR_VERDICT} configurations. It asks whether the "
-        "variant is better or worse at the same hyperparameters; the paper's test asks whether "
-        "its best trials are.",
-        "One difference can hide two effects, so it is split: how often each side did not "
-        f"learn (test metric not below {chance}; McNemar's exact test on the configurations "
-        "where only one side failed) and the median difference where both learned.",
-        "Welch's test on this sample compares overlapping sets: `top_overlap` counts the "
-        f"configurations a variant's top {TOP_FRACTION:.0%} shares with {REFERENCE}'s, so the "
-        "two samples are not independent, as the paper's were. It stays as the paper's "
-        "criterion; `mde` is the smallest difference of top means it detects with 80 % power "
-        "at these sizes and spreads.",
-        f"![paired]({plot})",
-        *(
-            ["Every verdict here is provisional: the study has fewer complete trials than planned."]
-            if rows.provisional.any()
-            else []
-        ),
-        markdown.table(rows[columns]),
-        "\n".join(f"- {reconciliation(row)}" for row in rows.itertuples()),
-    ]
 
 
 def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
@@ -363,84 +243,6 @@ def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
         "code's own count (`n_params`), which also covers cells outside the paper's nine.",
         markdown.table(table),
     ]
-
-
-def _importance_section(
-    lenses: pd.DataFrame, benchmark: str, figure, checks: pd.DataFrame
-) -> list[str]:
-    """Both lenses of importance (Figure 5): the headline's and the pooled forest's tables,
-    every forest's shares, and the findings beside the paper's."""
-    metric = metric_of(benchmark)
-    importance = lenses[lenses.lens == FANOVA]
-    ped = lenses[lenses.lens == PED_ANOVA]
-    headline = headline_of(importance.variant)
-    logs = [figures.LABELS[p.name] for p in SPACE if p.log]
-    png = figure(figures.importance_bars(lenses, benchmark), "importance")
-    parts = [
-        "### Hyperparameter importance (Figure 5)",
-        f"fANOVA of the {metric.label()} over a random forest per variant ({REFERENCE} first, "
-        "the paper's headline) and one pooled over all variants (`all`) that takes the variant "
-        "as a feature, in the space the "
-        f"parameters were sampled in (log10 for {markdown.join_words(logs)}), "
-        "with the standard deviation over the forest's trees as error bars. R² is each "
-        "forest's held-out R²: out-of-bag, but for the pooled forest of a shared sample "
-        "cross-validated with whole configurations held out, since every variant trained the "
-        "same configurations and an out-of-bag trial would have copies of its configuration "
-        "in the bag. Beside it, Optuna's PED-ANOVA "
-        f"(`PedAnovaImportanceEvaluator`, top {TOP_FRACTION:.0%} quantile), the evaluator "
-        "optuna-dashboard shows.",
-        f"![importance]({png})",
-        "Why the two lenses may differ: fANOVA splits the variance of the forest's prediction "
-        "over the whole (log) search box, so a parameter that separates useless trials from "
-        "good ones over most of its range (the learning rate: below about 1e-4 nothing is "
-        "learned) takes most of it, and a parameter that matters only among good trials takes "
-        f"little. PED-ANOVA asks how differently a parameter is distributed among the best "
-        f"{TOP_FRACTION:.0%} of the trials than among all of them, the same lens as the "
-        "paper's top-10 % comparison: a parameter whose best values cluster in a band (the "
-        "hidden sizes a study has reached so far, say) ranks high there even when it moves "
-        "the mean little. Where the trials cover only part of a range, both describe that "
-        "part. Tools that rank on the raw parameter (Optuna's own fANOVA evaluator works "
-        "on the values as sampled, not in log space) give other numbers again.",
-    ]
-    pooled = "#### All variants pooled (the variant a feature)"
-    for variant, title in ((headline, f"#### {headline}"), ("all", pooled)):
-        if variant == "all" and headline == "all":
-            continue
-        rows = importance[importance.variant == variant]
-        if rows.empty:
-            continue
-        table = rows[["term", "order", "importance", "std"]].rename(
-            columns={"importance": "fanova", "std": "fanova_std"}
-        )
-        other = ped[ped.variant == variant].set_index("term").importance
-        table["ped_anova"] = table.term.map(other)
-        parts += [title, markdown.table(table), _fit_sentence(rows, "these importances")]
-    shares = shares_by_variant(importance)
-    weak = shares[shares.held_out_r2 < figures.FIT_MEANINGFUL].variant.tolist()
-    parts += ["#### Per variant (fANOVA)", markdown.table(shares)]
-    if weak:
-        parts.append(
-            f"For {', '.join(weak)} the forest's held-out R² is below "
-            f"{figures.FIT_MEANINGFUL}: it predicts held-out trials hardly better than their "
-            "mean, so the importances of those rows are not meaningful."
-        )
-    covered = covered_shares(checks, benchmark, headline)
-    findings = importance_findings(importance, benchmark, covered)
-    parts.append("\n".join(f"- {s}" for s in findings))
-    return parts
-
-
-def _fit_sentence(rows: pd.DataFrame, what: str) -> str:
-    """A forest's held-out fit, and what it means for `what` when poor."""
-    r2, n = rows.held_out_r2.iloc[0], int(rows.n_trials.iloc[0])
-    text = f"Forest fit: held-out R² = {r2:.2f} over {n} trials ({rows.held_out.iloc[0]})."
-    if r2 < figures.FIT_MEANINGFUL:
-        text += (
-            f" Below {figures.FIT_MEANINGFUL}, {what} are not meaningful: the forest predicts "
-            "held-out trials hardly better than their mean (a forest fitted to noise still "
-            "splits the variance among the parameters)."
-        )
-    return text
 
 
 def _time_section(runs: pd.DataFrame, benchmark: str, figure) -> list[str]:
