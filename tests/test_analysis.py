@@ -293,25 +293,30 @@ def test_report_tables_round_trip(synthetic_report, trials):
 def test_importance_table_per_variant_then_pooled(synthetic_report):
     lenses = pd.read_csv(synthetic_report / "importance.csv")
     assert list(lenses.columns) == [
-        "benchmark", "variant", "lens", "term", "order", "importance", "std", "oob_r2", "n_trials",
+        "benchmark", "variant", "lens", "term", "order", "importance", "std", "held_out_r2",
+        "held_out", "n_trials",
     ]  # fmt: skip
     assert lenses.variant.unique().tolist() == [*VARIANTS, "all"]
     # PED-ANOVA: main effects only, normalised, no forest; the learning-rate basin leads.
     ped = lenses[lenses.lens == "ped-anova"]
-    assert (ped.order == 1).all() and ped["std"].isna().all() and ped.oob_r2.isna().all()
+    assert (ped.order == 1).all() and ped["std"].isna().all() and ped.held_out_r2.isna().all()
     assert ped.groupby("variant").importance.sum().to_numpy() == pytest.approx(1.0)
     table = lenses[lenses.lens == "fanova"]
     assert table.variant.unique().tolist() == [*VARIANTS, "all"]
-    assert table.groupby("variant").oob_r2.nunique().eq(1).all()  # one value per forest
+    assert table.groupby("variant").held_out_r2.nunique().eq(1).all()  # one value per forest
+    # independent samples (each variant its own configurations): every trial its own
+    assert (table.held_out == "out-of-bag").all()
     assert table.groupby("variant").n_trials.first().to_dict() == {
         **dict.fromkeys(VARIANTS, 40), "all": 160,
     }  # fmt: skip
+    # The pooled forest has the variant as a fifth feature: 5 main effects and 10 pairs.
     pooled = table[table.variant == "all"].set_index("term")
-    assert len(pooled) == 10 and (pooled.order == 2).sum() == 6
+    assert len(pooled) == 15 and (pooled.order == 2).sum() == 10
+    assert "variant" in pooled.index and "learning_rate:variant" in pooled.index
     assert "hidden_size:learning_rate" in pooled.index  # pairs in the search space's order
-    # The synthetic metric has a strong learning-rate basin.
+    # The synthetic metric has a strong learning-rate basin; the variants shift it by 0.3.
     assert pooled.importance.idxmax() == "learning_rate"
-    assert (pooled.importance > 0).all() and (pooled["std"] > 0).all()
+    assert (pooled.importance >= 0).all() and pooled.loc["variant", "importance"] > 0.01
 
 
 def test_report_filters_benchmarks_and_refuses_a_bad_storage(synthetic_storage, tmp_path, capsys):

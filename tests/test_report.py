@@ -31,8 +31,9 @@ from study.analysis import (
     summarize,
     write,
 )
+from study.analysis.budget import protocol_sentence
 from study.analysis.checks import PROTOCOL, is_pressing
-from study.analysis.report import _protocol_sentence, rounds_line
+from study.analysis.state import rounds_line
 from study.analysis.tables import complete_rounds
 from study.cli import main
 from study.errors import UserError
@@ -154,14 +155,14 @@ def noise(tmp_path_factory):
 
 def test_a_forest_fitted_to_noise_says_so(noise):
     table = pd.read_csv(noise / "importance.csv").query("lens == 'fanova'")
-    assert (table.oob_r2 < 0.3).all()
+    assert (table.held_out_r2 < 0.3).all()
     text = (noise / "REPORT.md").read_text()
     assert text.count("these importances are not meaningful") == 2  # V's table and pooled
-    assert "For V, NFG, NP, all the forest's out-of-bag R² is below 0.5" in text
+    assert "For V, NFG, NP, all the forest's held-out R² is below 0.5" in text
     assert "agrees" not in text.split("### Hyperparameter importance")[1]
     assert "no verdict, the forest does not fit" in text
     marginals = text.split("### Marginal performance")[1]
-    assert "V's forest does not fit (out-of-bag R²" in marginals and "no finding" in marginals
+    assert "V's forest does not fit (held-out R²" in marginals and "no finding" in marginals
 
 
 def test_a_forest_fitted_to_signal_fits(tmp_path):
@@ -533,45 +534,48 @@ def test_forests_see_blown_up_trials_capped_at_the_untrained_level(blown):
 
 
 def test_paired_comparison_finds_a_known_effect(tmp_path):
-    """NFG is V + 0.5 + 0.01 i on the ten configurations where V learns (V = 9 + 0.1 i): the
-    median difference is 0.545 and Wilcoxon's exact p for ten positive differences 2 / 2^10.
-    Three configurations where both sit above chance and one complete only in V are left out;
-    NP has three pairs (no verdict); CIFG's study has no shared sample (no paired values)."""
+    """NFG is V + 0.5 + 0.01 i on the ten configurations where V learns (V = 9 + 0.1 i) and
+    V + 5, 5.1 and 5.2 on three where both sit above chance (10.98): over all 13
+    configurations complete in both, the median difference is the 7th, 0.56, Wilcoxon's exact
+    p for 13 positive differences 2 / 2^13, and the sign-test interval runs from the 3rd to the
+    11th smallest (P(Binomial(13, 1/2) <= 2) = 0.011 <= 0.025 < P(<= 3)). Configuration 13,
+    complete only in V, is left out; NP has three pairs (no verdict); CIFG's study has no
+    shared sample (no paired values)."""
     url = f"sqlite:///{tmp_path / 'paired.db'}"
     v = {i: 9 + 0.1 * i for i in range(10)} | {10: 20.0, 11: 21.0, 12: 22.0, 13: 9.5}
-    nfg = {i: v[i] + 0.5 + 0.01 * i for i in range(10)} | {10: 25.0, 11: 26.0, 12: 27.0}
+    nfg = {i: v[i] + 0.5 + 0.01 * i for i in range(10)} | {10: 25.0, 11: 26.1, 12: 27.2}
     np_ = {i: v[i] - 0.2 for i in range(3)}
     fill_shared(url, "jsb", {"V": v, "NFG": nfg, "NP": np_}, n_configs=14)
     fill_shared(url, "jsb", {"CIFG": v}, n_configs=14, shared=False)
     trials, epochs, studies = quiet(load_storage, url)
     summary = summarize(trials, studies).set_index("variant")
     row = summary.loc["NFG"]
-    d = np.array([0.5 + 0.01 * i for i in range(10)])
-    assert row.n_paired == 10 and row.paired_median == pytest.approx(np.median(d))
-    assert d.min() <= row.paired_low < row.paired_median < row.paired_high <= d.max()
-    assert row.wilcoxon_p == pytest.approx(2 / 2**10)
+    d = np.sort([0.5 + 0.01 * i for i in range(10)] + [5.0, 5.1, 5.2])
+    assert row.n_paired == 13 and row.paired_median == pytest.approx(0.56)
+    assert [row.paired_low, row.paired_high] == pytest.approx([d[2], d[10]])
+    assert row.wilcoxon_p == pytest.approx(2 / 2**13)
+    # Holm over NFG's and NP's p (NP: three differences of -0.2, p = 2 / 2^3): twice NFG's
+    assert summary.loc["NP", "wilcoxon_p"] == pytest.approx(0.25)
+    assert row.paired_p_holm == pytest.approx(2 * 2 / 2**13)
     assert row.paired_direction == "worse"
+    # Both fail on the same three configurations: no discordant pair, McNemar's p is 1.
+    assert [row.fail_rate, row.fail_rate_ref, row.fail_p] == pytest.approx([3 / 13, 3 / 13, 1])
+    assert row.n_learned == 10 and row.learned_median == pytest.approx(0.545)
     assert summary.loc["NP", "n_paired"] == 3 and summary.loc["NP", "paired_direction"] == ""
     assert summary.loc["NP", "paired_median"] == pytest.approx(-0.2)
+    assert np.isnan(summary.loc["NP", "paired_low"])  # no 95 % interval from 3 values
     assert pd.isna(summary.loc["CIFG", "n_paired"]) and np.isnan(summary.loc["CIFG", "wilcoxon_p"])
     # Only two top trials a side: the paper's comparison gives no verdict where pairs do.
-    assert not row.significant
-    again = summarize(trials, studies).set_index("variant")  # the bootstrap is seeded
-    assert again.loc["NFG", ["paired_low", "paired_high"]].tolist() == [
-        row.paired_low,
-        row.paired_high,
-    ]
+    assert not row.significant and row.paper_agreement == "inconclusive"
     out = tmp_path / "report"
     quiet(write, analyse(trials, epochs, studies, n_trees=8), out, url)
     text = (out / "REPORT.md").read_text()
     assert "### Paired comparison" in text and "(figures/jsb-paired.png)" in text
-    assert (
-        f"NFG − V over 10 configurations: median +0.545 (95 % interval "
-        f"{row.paired_low:+.3g} to {row.paired_high:+.3g}), Wilcoxon p = 0.00195: worse than V."
-    ) in text
-    assert "NP − V over 3 configurations: median -0.2" in text
-    assert "no verdict from 3 (at least 4)" in text
-    assert "CIFG − V" not in text
+    assert "configuration by configuration it is worse (+0.56, Holm p = 0.00049)" in text
+    opening = text[: text.index("## State of the study")]
+    assert "| NFG | worse | no verdict from 2 top trials (" in opening
+    assert "| **worse** (+0.56 [+0.52, +5.00], Holm p 0.00049) | 23% vs 23% (p 1); " in opening
+    assert "CIFG" not in text.split("### Paired comparison")[1].split("###")[0]
 
 
 def test_storages_without_a_shared_sample_have_no_paired_values(tops, tops_report):
@@ -712,7 +716,7 @@ def test_every_protocol_field_that_differs_from_the_papers_is_a_deviation():
         "clip_norm": "1000.0",
         "loss_reduction": "sum",
     }
-    text = _protocol_sentence(pd.Series(row))
+    text = protocol_sentence(pd.Series(row))
     assert text.endswith(
         "Deviations from the paper's protocol: max epochs 16 (paper: 150), patience 4 "
         "(paper: 15), max sequences 40 (paper: none), clip norm 1000.0 (paper: none)."

@@ -7,7 +7,7 @@ figures and the report.
     >>> trials = analysis.load_trials("sqlite:///results/odyssey.db")
     >>> summary = analysis.summarize(trials)          # one row per benchmark × variant
     >>> model = analysis.fit_trials(trials[trials.variant == "V"])
-    >>> model.importance(), model.oob_r2              # main effects and pairs; forest fit
+    >>> model.importance(), model.held_out_r2        # main effects and pairs; forest fit
     >>> results = analysis.read_results("results/odyssey")  # every table of a report folder
 """
 

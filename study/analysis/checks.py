@@ -10,6 +10,9 @@ rather than the variant, limits a study's results.
   (log) range at either end, where uniform sampling would put 5 % at each end;
 - how much of each parameter's (log) range the complete trials cover, from the lowest to the
   highest value tried: below COVERED, nothing is said about that parameter against the paper.
+  Where the studies train their configurations in rounds (bands of hidden sizes, see
+  `study.runner.rounds`), the hidden sizes between the bands trained so far are not sampled
+  at all: the hidden size's share is then the sum of the spans within each band.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..benchmarks.metrics import metric_of
+from ..runner import rounds
 from ..training.protocol import Protocol
 from . import paper
 from .fanova import SPACE, Param, cover
@@ -32,6 +36,7 @@ EDGE_P = 0.01  # ... and a binomial test against EDGE gives p below this
 # (input noise starts at none), the most important in the paper first.
 EDGE_PARAMS = tuple(paper.ranked(p.name for p in SPACE if p.log))
 STILL_IMPROVING = 0.5  # share of trials best at their last epoch that is flagged
+BANDED = "hidden_size"  # the parameter the runner's rounds cut into bands
 COVERED = 0.8  # share of a parameter's (log) range the trials must span for a finding on it
 # The protocol columns: its preset and every field that changes a trial's result.
 PROTOCOL = ("preset", *Protocol().results_fields())
@@ -55,11 +60,13 @@ CHECK_COLUMNS = [
 ]
 
 
-def checks(trials: pd.DataFrame) -> pd.DataFrame:
+def checks(trials: pd.DataFrame, studies: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per benchmark × variant, then `all` (the benchmark's trials pooled; its top
-    trials are the union of each variant's top), with the columns CHECK_COLUMNS."""
+    trials are the union of each variant's top), with the columns CHECK_COLUMNS. `studies`
+    (the studies table of `load_storage`) gives the band size of studies trained in rounds."""
     rows = []
     for benchmark, runs in trials.groupby("benchmark", sort=False):
+        bands = round_of(runs, studies) if studies is not None else None
         complete = runs[runs.state == "COMPLETE"]
         space = {p.name: p for p in cover(SPACE, complete) if p.name in EDGE_PARAMS}
         chance = metric_of(benchmark).chance
@@ -84,7 +91,10 @@ def checks(trials: pd.DataFrame) -> pd.DataFrame:
                     if is_pressing(int(inside.sum()), len(unit)):
                         flags.append(f"{name} {end}")
             row["edge_flags"] = "; ".join(flags)
-            row |= {f"cover_{p.name}": coverage(group, p) for p in cover(SPACE, complete)}
+            row |= {
+                f"cover_{p.name}": coverage(group, p, bands if p.name == BANDED else None)
+                for p in cover(SPACE, complete)
+            }
             rows.append(row)
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
@@ -97,12 +107,37 @@ def is_pressing(k: int, n: int) -> bool:
     return bool(stats.binomtest(k, n, EDGE, alternative="greater").pvalue < EDGE_P)
 
 
-def coverage(trials: pd.DataFrame, param: Param) -> float:
+def coverage(trials: pd.DataFrame, param: Param, bands: dict[int, int] | None = None) -> float:
     """The share of `param`'s (log) range between the lowest and the highest value among
-    `trials`; 0 for none or one value."""
-    unit = param.to_unit(trials[param.name].to_numpy(float))
+    `trials`; 0 for none or one value. With `bands` (each configuration's band, by index:
+    `round_of`), the sum of those shares within each band: the ranges between the bands are
+    not sampled."""
+    unit = pd.Series(param.to_unit(trials[param.name].to_numpy(float)), index=trials.index)
+    if bands is not None:
+        band = trials.config_index.map(bands)
+        spans = unit.groupby(band).agg(lambda x: x.max() - x.min())
+        return float(spans.sum()) if len(spans) else 0.0
     unit = unit[np.isfinite(unit)]
     return float(unit.max() - unit.min()) if len(unit) else 0.0
+
+
+def band_size(studies: pd.DataFrame) -> int | None:
+    """The one band size the studies record; None where they record none or several."""
+    sizes = studies.band_size.dropna().unique() if "band_size" in studies else []
+    return int(sizes[0]) if len(sizes) == 1 else None
+
+
+def round_of(runs: pd.DataFrame, studies: pd.DataFrame) -> dict[int, int] | None:
+    """Each configuration's round on one benchmark (configuration index -> 0-based round), as
+    the runner orders them (`study.runner.rounds`): the configurations of every row, waiting
+    ones too, by index and hidden size, cut into bands of the studies' `band_size`. None where
+    the studies do not record one band size."""
+    band = band_size(studies[studies.benchmark.isin(runs.benchmark.unique())])
+    if band is None or band < 1:
+        return None
+    indexed = runs[runs.config_index.notna() & runs.hidden_size.notna()]
+    sizes = dict(zip(indexed.config_index.astype(int), indexed.hidden_size.astype(int)))
+    return rounds.rounds(sizes, band)
 
 
 def edge_bounds(trials: pd.DataFrame, name: str) -> tuple[float, float]:

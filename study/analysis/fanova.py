@@ -9,9 +9,16 @@ The box is the space the parameters were sampled in (log10 for log-uniform ones)
 the unit cube: integrating a log-uniform parameter on a linear scale would weigh its top
 decade as 90 % of its range and understate its importance.
 
-The forest's out-of-bag R² says whether there is anything to decompose: a forest fitted to
+The forest's held-out R² says whether there is anything to decompose: a forest fitted to
 noise still splits its variance among the parameters, but predicts held-out trials no better
-than their mean.
+than their mean. Out-of-bag R² holds a trial out only where no other row shares its
+configuration; a forest pooled over the variants of a shared sample has every configuration
+once per variant, so an out-of-bag trial has copies of its configuration in the bag and its R²
+leaks. That forest takes the variant as a feature (its code, each variant an equal share of
+the unit interval, so that averaging over it weighs the variants alike), and, on a shared
+sample, its R² is cross-validated with whole configurations held out (`groups`, sklearn's
+GroupKFold); on independent samples each trial is its own configuration, and out-of-bag R²
+is right.
 
 A forest says nothing about the part of the box no trial reached: `Fanova.support` gives the
 range its rows cover in each parameter, and marginals mark their grid points inside it.
@@ -31,6 +38,8 @@ import numpy as np
 import pandas as pd
 from optuna.distributions import FloatDistribution, IntDistribution
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GroupKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from ..benchmarks.metrics import metric_of
@@ -65,6 +74,10 @@ class Param:
 
 # The space the runner samples, with its names: one_minus_momentum, not momentum.
 SPACE: tuple[Param, ...] = tuple(Param.of(name, dist) for name, dist in SEARCH_SPACE.items())
+VARIANT = "variant"  # the pooled forest's feature beside the hyperparameters
+FOLDS = 5  # of the grouped cross-validation
+OUT_OF_BAG = "out-of-bag"
+GROUPED = f"{FOLDS}-fold, whole configurations held out"
 
 
 def cover(space: Sequence[Param], frame: pd.DataFrame) -> tuple[Param, ...]:
@@ -162,6 +175,7 @@ class Fanova:
         space: Sequence[Param] = SPACE,
         n_trees: int = 64,
         seed: int = 0,
+        groups: np.ndarray | pd.Series | None = None,
     ) -> None:
         self.space = cover(space, frame)
         X = np.column_stack([p.to_unit(frame[p.name].to_numpy(float)) for p in self.space])
@@ -171,15 +185,19 @@ class Fanova:
             raise ValueError(f"fANOVA needs at least 2 complete rows, got {int(keep.sum())}")
         self.n_rows = int(keep.sum())
         self._support = np.stack([X[keep].min(axis=0), X[keep].max(axis=0)])  # [2, d], unit
+        forest = RandomForestRegressor(
+            n_estimators=n_trees, max_depth=64, min_samples_leaf=1, oob_score=True,
+            random_state=seed,
+        )  # fmt: skip
         with warnings.catch_warnings():  # a few rows without out-of-bag trees: R² from the rest
             warnings.simplefilter("ignore", UserWarning)
-            self.forest = RandomForestRegressor(
-                n_estimators=n_trees,
-                max_depth=64,
-                min_samples_leaf=1,
-                oob_score=True,
-                random_state=seed,
-            ).fit(X[keep], y[keep])  # on the unit cube of `space`
+            self.forest = forest.fit(X[keep], y[keep])  # on the unit cube of `space`
+        self.held_out, self.held_out_r2 = OUT_OF_BAG, self.oob_r2
+        if groups is not None:
+            self.held_out, self.held_out_r2 = (
+                GROUPED,
+                _grouped_r2(forest, X[keep], y[keep], np.asarray(groups)[keep]),
+            )
         self._trees = [_Leaves.of(t.tree_, len(self.space)) for t in self.forest.estimators_]
         self._importance: pd.DataFrame | None = None
 
@@ -283,12 +301,45 @@ class Fanova:
         )
 
 
-def fit_trials(trials: pd.DataFrame, n_trees: int = 64, seed: int = 0) -> Fanova:
+def _grouped_r2(forest: RandomForestRegressor, X: np.ndarray, y: np.ndarray, groups) -> float:
+    """R² of `forest`'s predictions of each row from a copy fitted without the row's group
+    (FOLDS folds of whole groups); NaN with fewer than 2 groups."""
+    folds = min(FOLDS, len(np.unique(groups)))
+    if folds < 2:
+        return np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        predicted = cross_val_predict(forest, X, y, groups=groups, cv=GroupKFold(folds))
+    return float(r2_score(y, predicted))
+
+
+def fit_trials(
+    trials: pd.DataFrame,
+    n_trees: int = 64,
+    seed: int = 0,
+    pooled: bool = False,
+    shared: bool = False,
+) -> Fanova:
     """fANOVA of the test metric over the COMPLETE trials of a trials table (see trials.py),
     as the paper did; diverged trials are results of the search and stay in. Test metrics
-    are capped at the benchmark's untrained reference (see `capped_metric`)."""
+    are capped at the benchmark's untrained reference (see `capped_metric`). `pooled`: the
+    trials are several variants', and the variant is a feature. `shared`: they trained one
+    sample of configurations, and the held-out R² holds whole configurations out (by
+    `config_index`; a trial without one is its own); otherwise every trial is a configuration
+    of its own and out-of-bag R² holds it out."""
     complete = trials[trials.state == "COMPLETE"]
-    return Fanova(complete, capped_metric(complete), n_trees=n_trees, seed=seed)
+    if not pooled:
+        return Fanova(complete, capped_metric(complete), n_trees=n_trees, seed=seed)
+    names = sorted(complete.variant.unique())
+    code = complete.variant.map({v: i + 0.5 for i, v in enumerate(names)})
+    space = (*SPACE, Param(VARIANT, 0.0, float(len(names)), log=False))
+    groups = None
+    if shared:
+        own = pd.Series(-1 - np.arange(len(complete)), index=complete.index)  # unique, negative
+        groups = complete.config_index.astype("Float64").fillna(own).to_numpy(float)
+    return Fanova(
+        complete.assign(**{VARIANT: code}), capped_metric(complete), space, n_trees, seed, groups
+    )
 
 
 def capped_metric(trials: pd.DataFrame) -> np.ndarray:

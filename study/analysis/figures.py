@@ -35,7 +35,7 @@ REFERENCE_COLOUR = "#6baed6"
 _WORDING = {"one_minus_momentum": "1 − momentum", "input_noise": "input noise std"}
 LABELS = {p.name: _WORDING.get(p.name, p.name.replace("_", " ")) for p in SPACE}
 LOG_PARAMS = {p.name for p in SPACE if p.log}
-OOB_MEANINGFUL = 0.5  # below this out-of-bag R², a forest's importances are not meaningful
+FIT_MEANINGFUL = 0.5  # below this held-out R², a forest's importances are not meaningful
 JITTER_SEED = 0
 
 
@@ -100,10 +100,20 @@ def top_boxplot(trials: pd.DataFrame, summary: pd.DataFrame, benchmark: str) -> 
         ax.text(0.5, 0.5, "no test metric recorded", ha="center", transform=ax.transAxes)
         return fig
     position = {v: i for i, v in enumerate(order)}
-    sns.boxplot(
-        data=top, x="variant", y="test_metric", hue="variant", order=order, palette=palette,
-        legend=False, showfliers=False, ax=ax,
-    )  # fmt: skip
+    drawn = [v for v in order if (top.variant == v).any()]
+    boxes = ax.boxplot(
+        [top.test_metric[top.variant == v] for v in drawn],
+        positions=[position[v] for v in drawn],
+        widths=0.8,
+        showfliers=False,
+        patch_artist=True,
+        medianprops={"color": "#3f3f3f"},
+        whiskerprops={"color": "#3f3f3f"},
+        capprops={"color": "#3f3f3f"},
+        boxprops={"edgecolor": "#3f3f3f"},
+    )  # fmt: skip  (matplotlib's own: seaborn 0.13 passes it the deprecated `vert`)
+    for patch, v in zip(boxes["boxes"], drawn):
+        patch.set_facecolor(palette[v])
     rng = np.random.default_rng(JITTER_SEED)  # seeded: identical runs, identical figures
     x = top.variant.map(position).to_numpy(float) + rng.uniform(-0.12, 0.12, len(top))
     ax.scatter(x, top.test_metric, s=9, color="black", zorder=3)
@@ -139,8 +149,9 @@ def top_boxplot(trials: pd.DataFrame, summary: pd.DataFrame, benchmark: str) -> 
 def paired_differences(summary: pd.DataFrame, benchmark: str) -> Figure:
     """Each variant minus V, two ways: the paper's difference of top-10 % means with Welch's
     95 % interval (* and ** as in Figure 3), and the median per-configuration difference over
-    the shared sample with its 95 % bootstrap interval (filled where Wilcoxon gives a
-    verdict). Variants without a value are listed with an empty row."""
+    the shared sample with its 95 % sign-test interval (filled where the paired test gives a
+    verdict: Holm's p < 0.05 and an interval that excludes 0). Variants without a value are
+    listed with an empty row."""
     rows = summary[(summary.benchmark == benchmark) & (summary.variant != REFERENCE)]
     names = rows.variant.tolist()
     fig = Figure(layout="constrained", figsize=(9.0, 1.4 + 0.42 * max(1, len(names))))
@@ -150,7 +161,7 @@ def paired_differences(summary: pd.DataFrame, benchmark: str) -> Figure:
         ("top_diff", "top_diff_low", "top_diff_high", "direction",
          f"top {TOP_FRACTION:.0%}: difference of means (Welch 95 % interval)"),
         ("paired_median", "paired_low", "paired_high", "paired_direction",
-         "paired: median per-configuration difference (bootstrap 95 % interval)"),
+         "paired: median per-configuration difference (sign-test 95 % interval)"),
     )  # fmt: skip
     for ax, (centre, low, high, verdict, title) in zip(axes, panels):
         ax.axvline(0.0, color="grey", lw=1)
@@ -183,7 +194,7 @@ def paired_differences(summary: pd.DataFrame, benchmark: str) -> Figure:
 def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
     """The two lenses per variant (V first) and pooled (`all`): fANOVA's share of variance of
     each hyperparameter and of the pairwise interactions, ±1 std over the forest's trees, each
-    row labelled with its forest's out-of-bag R² (the paper's Figure 5); and PED-ANOVA's
+    row labelled with its forest's held-out R² (the paper's Figure 5); and PED-ANOVA's
     normalised importance of each hyperparameter among the top 10 %."""
     table = importance[importance.benchmark == benchmark]
     fanova, ped = table[table.lens == "fanova"], table[table.lens == "ped-anova"]
@@ -192,9 +203,9 @@ def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
     labels = []
     for variant in rows:
         part = fanova[fanova.variant == variant]
-        name = "all, pooled" if variant == "all" else variant
-        r2 = part.oob_r2.iloc[0] if len(part) else np.nan
-        weak = ", not meaningful" if r2 < OOB_MEANINGFUL else ""
+        name = "all, pooled (variant a feature)" if variant == "all" else variant
+        r2 = part.held_out_r2.iloc[0] if len(part) else np.nan
+        weak = ", not meaningful" if r2 < FIT_MEANINGFUL else ""
         labels.append(f"{name} (R² {r2:.2f}{weak})" if np.isfinite(r2) else name)
     fig = Figure(layout="constrained", figsize=(11.0, 1.6 + 0.55 * len(rows)))
     axes = fig.subplots(1, 2, sharey=True, width_ratios=[5, 4])
@@ -229,7 +240,7 @@ def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
     axes[0].set_ylim(len(rows) - 0.5, -0.5)
     axes[0].set_xlabel(f"fraction of the variance of the {_metric_axis(benchmark)}")
     axes[1].set_xlabel("importance (normalised to sum to 1)")
-    fig.suptitle(f"{benchmark}: hyperparameter importance (R²: the forest's out-of-bag fit)")
+    fig.suptitle(f"{benchmark}: hyperparameter importance (R²: the forest's held-out fit)")
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncol=5, frameon=False)
     return fig
@@ -237,12 +248,13 @@ def importance_bars(importance: pd.DataFrame, benchmark: str) -> Figure:
 
 def marginal_curves(marginals: pd.DataFrame, benchmark: str) -> Figure:
     """Predicted test metric against each hyperparameter, averaged over the others, with a
-    ±1 std band over the forest's trees (the paper's Figure 4): V, and the pooled forest of
-    all variants beside it."""
+    ±1 std band over the forest's trees (the paper's Figure 4): V's forest only (the pooled
+    forest is averaged over variants that blow up, and would set the axis), or the pooled one
+    where there is no V."""
     table = marginals[marginals.benchmark == benchmark]
     params = list(dict.fromkeys(table.param))
     headline = headline_of(table.variant)
-    drawn = [headline] + (["all"] if headline != "all" and "all" in set(table.variant) else [])
+    drawn = [headline]
     fig = Figure(layout="constrained", figsize=(3.3 * max(1, len(params)), 3.6))
     axes = np.atleast_1d(fig.subplots(1, max(1, len(params)), sharey=True))
     for ax, param in zip(axes, params):
@@ -328,11 +340,6 @@ def learning_curves(curves: pd.DataFrame, benchmark: str) -> Figure:
     low, high = _curve_range(table, metric.chance)
     if np.isfinite(low):
         axes.flat[0].set_ylim(low, high)  # shared by every panel
-        for ax, variant in zip(axes.flat, order):
-            part = table[table.variant == variant]
-            if (part[["median_valid", "best_valid"]].min().min() > high) and len(part):
-                ax.text(0.5, 0.5, "every value above this range", transform=ax.transAxes,
-                        ha="center", va="center", fontsize=8, color="grey")  # fmt: skip
     for ax in axes.flat[len(order) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
@@ -347,18 +354,25 @@ def learning_curves(curves: pd.DataFrame, benchmark: str) -> Figure:
 def _curve_range(table: pd.DataFrame, chance: float | None) -> tuple[float, float]:
     """The metric range where variants differ: from the lowest curve value to half as far
     again above chance (so the chance line and trials near it show), or to the highest value
-    where chance is unknown or below every curve; values beyond (untrained first epochs,
-    blow-ups) run off the top."""
-    values = pd.concat([table.median_valid, table.best_valid]).to_numpy(float)
+    where chance is unknown or below every curve; raised where needed so that every line of
+    every panel reaches into it at its lowest point (a median of trials that never gets near
+    chance still shows). Values beyond (untrained first epochs, blow-ups) run off the top."""
+    lines = ["median_valid", "best_valid"]
+    values = table[lines].to_numpy(float).ravel()
     values = values[np.isfinite(values)]
     if not len(values):
         return np.nan, np.nan
     low = values.min()
     if chance is not None and chance > low:
         span = chance - low
-        return low - 0.05 * span, chance + 0.5 * span
-    span = max(values.max() - low, 1e-9)
-    return low - 0.05 * span, values.max() + 0.05 * span
+        high = chance + 0.5 * span
+    else:
+        span = max(values.max() - low, 1e-9)
+        high = values.max() + 0.05 * span
+    lowest = table.groupby("variant")[lines].min().to_numpy(float)  # each line's best point
+    lowest = lowest[np.isfinite(lowest)]
+    high = max(high, lowest.max() + 0.05 * span) if len(lowest) else high
+    return low - 0.05 * span, high
 
 
 def time_vs_size(trials: pd.DataFrame, benchmark: str) -> Figure:

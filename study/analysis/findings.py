@@ -1,6 +1,7 @@
 """The sentences of REPORT.md that set a study's findings beside the paper's (`paper.py`):
 a verdict, agrees or differs, on the paper's own datasets where the trials suffice for one;
-the paper's words as context only on a stand-in."""
+the paper's words as context only on a stand-in. The verdict table that opens the report and
+the reading of Welch's test beside the paired one are here too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 from ..benchmarks.metrics import PAPER_DATASET, STAND_IN
 from . import figures, paper
 from .checks import COVERED
-from .stats import MIN_FOR_VERDICT, REFERENCE
+from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE
 from .tables import headline_of
 
 
@@ -59,8 +60,14 @@ def variant_findings(summary: pd.DataFrame, benchmark: str) -> list[str]:
                 f"Holm p = {row.p_holm:.3g})"
             )
         if verdict is not None and dataset:
-            agree = "agrees" if verdict == row.direction else "differs"
-            sentence += f". Paper on {dataset}: {said} — {agree}"
+            sentence += f". Paper on {dataset}: {said} — {row.paper_agreement}"
+            if row.paper_agreement == "inconclusive":
+                sentence += (
+                    f" (Welch detects a difference of {row.mde:.3g} with 80 % power here; "
+                    "no significant result is no evidence against the paper)"
+                )
+            if row.provisional:
+                sentence += ", provisional until the study is complete"
         elif verdict is not None:
             sentence += f". Paper on {stand_in} (context only): {said}"
         findings.append(sentence + ".")
@@ -73,23 +80,18 @@ def importance_findings(
     """The headline forest's importances, each beside the paper's words (Figure 5)."""
     headline = headline_of(importance.variant)
     rows = importance[importance.variant == headline]
-    pooled = importance[importance.variant == "all"]
     main = rows[rows.order == 1].set_index("term").importance
     pairs = rows[rows.order == 2].set_index("term").importance
-    pooled_main = pooled[pooled.order == 1].set_index("term").importance
     if main.isna().all():
         return ["The test metric does not vary over the trials: no variance to attribute."]
-    fits = rows.oob_r2.iloc[0] >= figures.OOB_MEANINGFUL
+    fits = rows.held_out_r2.iloc[0] >= figures.FIT_MEANINGFUL
     order = list(main.sort_values(ascending=False).index)
     hidden = _ordinal(order.index("hidden_size") + 1) if "hidden_size" in order else "absent"
     rank = paper.RANKING.index("hidden_size") + 1
     whose = "V's" if headline == REFERENCE else "the pooled"
 
     def share(term: str) -> str:
-        text = f"{main.get(term, np.nan):.1%}"
-        if headline != "all" and term in pooled_main:
-            text += f" (pooled over all variants: {pooled_main[term]:.1%})"
-        return text
+        return f"{main.get(term, np.nan):.1%}"
 
     def note(says: str, agrees: bool, params: tuple[str, ...]) -> str:
         return _beside_paper(says, agrees, params, covered, benchmark, fits)
@@ -193,3 +195,111 @@ def marginal_findings(
 
 def _ordinal(n: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth"}.get(n, f"{n}th")
+
+
+def verdict_table(summary: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """The report's opening table, one row per variant against V: the paper's verdict, the
+    paper's test (Welch on the top 10 %), the paired test, the failures and where both
+    learned, and whether the study agrees with the paper (marked provisional until the study
+    is complete). Numbers as text, to 2 decimals (the table is read, `summary.csv` is exact)."""
+    dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
+    verdicts = paper.DIRECTION.get(dataset or stand_in or "", {})
+    paper_column = f"paper on {dataset}" if dataset else f"paper on {stand_in} (context)"
+    reference = summary[summary.variant == REFERENCE]
+    ref_top = int(reference.n_top.iloc[0]) if len(reference) else 0
+    rows = []
+    for row in summary[summary.variant != REFERENCE].itertuples():
+        said = verdicts.get(row.variant)
+        record = {"variant": row.variant}
+        if dataset or stand_in:
+            record[paper_column] = {"worse": "worse", "": "not different", None: ""}[said]
+        record["Welch (top 10 %)"] = _welch_cell(row, min(row.n_top, ref_top))
+        record["paired"] = _paired_cell(row)
+        record["failures"] = _failures_cell(row)
+        agreement = row.paper_agreement
+        if agreement and row.provisional:
+            agreement += " (provisional)"
+        record["agreement"] = agreement
+        rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def _welch_cell(row, fewest: int) -> str:
+    if not np.isfinite(row.p_value):
+        return "no test"
+    text = f"{row.top_diff:+.2f}, p {row.p_value:.2g}"
+    if fewest < MIN_FOR_VERDICT:
+        return f"no verdict from {fewest} top trials ({text})"
+    if row.direction:
+        return f"**{row.direction}** ({text})"
+    return f"no difference seen ({text}; detectable: {row.mde:.2f})"
+
+
+def _paired_cell(row) -> str:
+    if pd.isna(row.n_paired):
+        return ""
+    if not np.isfinite(row.paired_median):
+        return "no pair yet"
+    text = f"{row.paired_median:+.2f}"
+    if np.isfinite(row.paired_low):
+        text += f" [{row.paired_low:+.2f}, {row.paired_high:+.2f}]"
+    if np.isfinite(row.paired_p_holm):
+        text += f", Holm p {row.paired_p_holm:.2g}"
+    return f"**{row.paired_direction}** ({text})" if row.paired_direction else f"none ({text})"
+
+
+def _failures_cell(row) -> str:
+    if pd.isna(row.n_paired) or not np.isfinite(row.fail_rate):
+        return ""
+    text = f"{row.fail_rate:.0%} vs {row.fail_rate_ref:.0%} (p {row.fail_p:.2g})"
+    if np.isfinite(row.learned_median):
+        text += f"; both learned: {row.learned_median:+.2f}"
+        if np.isfinite(row.learned_low):
+            text += f" [{row.learned_low:+.2f}, {row.learned_high:+.2f}]"
+    return text
+
+
+def reconciliation(row) -> str:
+    """One variant's paper's test beside its paired test (a summary row of a shared sample):
+    what each says, and why they may differ."""
+    name = row.variant
+    parts = []
+    if not np.isfinite(row.p_value):
+        parts.append(f"{name}: no Welch test (too few top trials)")
+    elif row.direction:
+        parts.append(f"{name}: Welch finds its best trials {row.direction} ({row.top_diff:+.3g})")
+    else:
+        parts.append(
+            f"{name}: Welch sees no difference at the top ({row.top_diff:+.3g}, p = "
+            f"{row.p_value:.2g}), but with {row.n_top} top trials a side it would detect only "
+            f"{row.mde:.3g} or more with 80 % power"
+        )
+    if pd.notna(row.top_overlap):
+        parts[-1] += (
+            f"; its top and {REFERENCE}'s share {int(row.top_overlap)} of their "
+            f"{row.n_top} configurations"
+        )
+    if row.paired_direction:
+        parts.append(
+            f"configuration by configuration it is {row.paired_direction} "
+            f"({row.paired_median:+.3g}, Holm p = {row.paired_p_holm:.2g})"
+        )
+    elif np.isfinite(row.paired_median):
+        why = " (its interval includes 0)" if row.paired_p_holm < ALPHA else ""
+        parts.append(
+            f"configuration by configuration there is no verdict ({row.paired_median:+.3g}){why}"
+        )
+    if np.isfinite(row.fail_p) and row.fail_p < ALPHA:
+        more = "more" if row.fail_rate > row.fail_rate_ref else "less"
+        text = (
+            f"it fails {more} often ({row.fail_rate:.0%} of configurations against "
+            f"{row.fail_rate_ref:.0%}, McNemar p = {row.fail_p:.2g})"
+        )
+        if np.isfinite(row.learned_high) and (row.learned_low > 0 or row.learned_high < 0):
+            better = "better" if row.learned_high < 0 else "worse"
+            text += (
+                f", and where both learn it is {better} ({row.learned_median:+.3g}, 95 % "
+                f"interval {row.learned_low:+.3g} to {row.learned_high:+.3g})"
+            )
+        parts.append(text)
+    return "; ".join(parts) + "."

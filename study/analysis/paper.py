@@ -28,6 +28,9 @@ DIRECTION = {
     dataset: {v: ("worse" if dataset in on else "") for v, on in WORSE_ON.items()}
     for dataset in DATASETS
 }
+# Published LSTMs' test NLL per step on JSB's 229 / 76 / 77 split (docs/paper.md §7): the
+# level a working protocol reaches.
+PUBLISHED = {"JSB": (8.45, 8.7)}
 TOP_TRIALS = 20  # a side in Figure 3's comparisons: the best 10 % of 200 trials
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .checks import CHECK_COLUMNS, PROTOCOL
 from .curves import CURVE_COLUMNS
+from .fanova import OUT_OF_BAG
 from .stats import SUMMARY_COLUMNS
 from .trials import COLUMNS, STUDY_COLUMNS, read_trials
 
@@ -23,7 +25,8 @@ IMPORTANCE_COLUMNS = [
     "order",
     "importance",
     "std",  # over the forest's trees (fANOVA only)
-    "oob_r2",  # out-of-bag R² of the forest this row came from (fANOVA only)
+    "held_out_r2",  # R² of the forest this row came from on trials it was not fitted on
+    "held_out",  # how they were held out: out-of-bag, or whole configurations (fANOVA only)
     "n_trials",  # complete trials with a test metric the lens was computed from
 ]
 # `covered`: the value (both values) within the range the variant's complete trials span
@@ -51,8 +54,8 @@ _COLUMNS = {
 # Text columns besides benchmark and variant; their empty cells read back as "".
 _STRINGS = {
     "studies": ["sample", "data_sha256"],
-    "summary": ["direction", "paired_direction"],
-    "importance": ["lens", "term"],
+    "summary": ["direction", "paired_direction", "paper_agreement"],
+    "importance": ["lens", "term", "held_out"],
     "checks": [*PROTOCOL, "edge_flags"],
     "marginals": ["param"],
     "interactions": ["term"],
@@ -99,6 +102,9 @@ def read_results(folder: str | Path) -> Results:
         strings = _STRINGS.get(name, [])
         dtype = {column: str for column in ["benchmark", "variant", *strings]}
         table = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
+        if name == "importance" and "oob_r2" in table:  # written before grouped hold-outs
+            table = table.rename(columns={"oob_r2": "held_out_r2"})
+            table["held_out"] = np.where(table.held_out_r2.notna(), OUT_OF_BAG, "")
         table = table.reindex(columns=_COLUMNS[name])  # an older folder: new columns empty
         table[strings] = table[strings].fillna("")  # empty cells are empty texts
         if name == "importance":  # folders written before the second lens: all fANOVA

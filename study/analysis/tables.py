@@ -15,9 +15,9 @@ import variants
 from ..benchmarks.metrics import SHAPES
 from ..runner import rounds
 from ..training.arms import arm
-from .checks import checks
+from .checks import checks, round_of
 from .curves import CURVE_COLUMNS, summarize_curves
-from .fanova import SPACE, Fanova, fit_trials
+from .fanova import SPACE, VARIANT, Fanova, fit_trials
 from .pedanova import ped_anova
 from .results import (
     FANOVA,
@@ -27,7 +27,7 @@ from .results import (
     PED_ANOVA,
     Results,
 )
-from .stats import REFERENCE, summarize
+from .stats import REFERENCE, SHARED, summarize
 from .trials import EPOCH_COLUMNS, STUDY_COLUMNS, variant_order
 
 
@@ -50,28 +50,31 @@ def analyse(
     headline forest, budget checks and learning curves. `epochs` and `studies` are the other
     tables of `load_storage`."""
     importance, marginals, interactions, models = [], [], [], {}
+    studies = studies if studies is not None else pd.DataFrame(columns=STUDY_COLUMNS)
     for benchmark, runs in trials.groupby("benchmark", sort=False):
+        samples = studies[studies.benchmark == benchmark]["sample"]
+        shared = len(samples) > 0 and bool((samples == SHARED).all())
         groups = [(v, runs[runs.variant == v]) for v in variant_order(runs.variant.unique())]
         for variant, group in [*groups, ("all", runs)]:
+            pooled = variant == "all"
             try:
-                model = fit_trials(group, n_trees=n_trees, seed=seed)
+                model = fit_trials(group, n_trees, seed, pooled=pooled, shared=pooled and shared)
             except ValueError:  # fewer than 2 usable trials: nothing to decompose
                 continue
             models[benchmark, variant] = model
             keys = {"benchmark": benchmark, "variant": variant}
             importance += _lenses(model, group, keys)
-            marginals += [model.marginal(p).assign(**keys, param=p) for p in model.names]
+            marginals += [model.marginal(p.name).assign(**keys, param=p.name) for p in SPACE]
         headline = headline_of(variant for b, variant in models if b == benchmark)
         if headline is not None:
             interactions += _interactions(models[benchmark, headline], benchmark, headline)
     epochs = epochs if epochs is not None else pd.DataFrame(columns=EPOCH_COLUMNS)
-    studies = studies if studies is not None else pd.DataFrame(columns=STUDY_COLUMNS)
     return Analysis(
         trials=trials,
         studies=studies,
         summary=summarize(trials, studies),
         importance=_table(importance, IMPORTANCE_COLUMNS),
-        checks=checks(trials),
+        checks=checks(trials, studies),
         marginals=_table(marginals, MARGINAL_COLUMNS),
         interactions=_table(interactions, INTERACTION_COLUMNS),
         curves=summarize_curves(epochs, trials) if len(epochs) else _table([], CURVE_COLUMNS),
@@ -82,9 +85,9 @@ def analyse(
 def _lenses(model: Fanova, trials: pd.DataFrame, keys: dict) -> list[pd.DataFrame]:
     """The rows of importance.csv of one forest and the trials it was fitted on: fANOVA's
     main effects and pairs, then PED-ANOVA's main effects."""
-    fit = {"oob_r2": model.oob_r2, "n_trials": model.n_rows}
+    fit = {"held_out_r2": model.held_out_r2, "held_out": model.held_out, "n_trials": model.n_rows}
     fanova = model.importance().assign(**keys, lens=FANOVA, **fit)
-    ped = ped_anova(trials).assign(order=1, std=np.nan, oob_r2=np.nan)
+    ped = ped_anova(trials).assign(order=1, std=np.nan, held_out_r2=np.nan, held_out="")
     return [fanova, ped.assign(**keys, lens=PED_ANOVA, n_trials=model.n_rows)]
 
 
@@ -115,6 +118,7 @@ def _table(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 def _strongest_pairs(importance: pd.DataFrame, n: int = 2) -> list[str]:
     pairs = importance[importance.order == 2].dropna(subset=["importance"])
+    pairs = pairs.loc[np.array([VARIANT not in t.split(":") for t in pairs.term], dtype=bool)]
     return pairs.nlargest(n, "importance").term.tolist()
 
 
@@ -133,13 +137,15 @@ def importance_rows(importance: pd.DataFrame) -> list[str]:
 
 def shares_by_variant(importance: pd.DataFrame) -> pd.DataFrame:
     """One row per forest of an importance table's fANOVA rows: its fit, the main-effect
-    shares, and the pairs' sum."""
+    shares (the pooled forest's share of the variant as `the variant`), and the pairs' sum."""
     rows = []
     for variant in importance_rows(importance):
         part = importance[importance.variant == variant]
         row = {"variant": variant, "n_trials": int(part.n_trials.iloc[0])}
-        row["oob_r2"] = part.oob_r2.iloc[0]
-        row |= dict(zip(part[part.order == 1].term, part[part.order == 1].importance))
+        row["held_out_r2"] = part.held_out_r2.iloc[0]
+        mains = part[part.order == 1]
+        # the pooled forest's own feature `variant`, apart from the column naming the forest
+        row |= dict(zip(mains.term.replace(VARIANT, "the variant"), mains.importance))
         row["pairs"] = part[part.order == 2].importance.sum()
         rows.append(row)
     return pd.DataFrame(rows)
@@ -185,27 +191,52 @@ def state_table(results: Results, benchmark: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def band_size(studies: pd.DataFrame) -> int | None:
-    """The one band size the studies record; None where they record none or several."""
-    sizes = studies.band_size.dropna().unique() if "band_size" in studies else []
-    return int(sizes[0]) if len(sizes) == 1 else None
-
-
 def complete_rounds(runs: pd.DataFrame, studies: pd.DataFrame) -> int | None:
-    """Rounds complete on one benchmark, as the runner orders them (`study.runner.rounds`): its
-    configurations by index and hidden size, cut into bands of the studies' `band_size`.
-    None where the studies do not record one band size."""
-    band = band_size(studies[studies.benchmark.isin(runs.benchmark.unique())])
-    if band is None or band < 1:
+    """Rounds complete on one benchmark (`round_of`): the first r rounds are complete when
+    every variant has finished all their configurations. None where the studies do not
+    record one band size."""
+    round_of_config = round_of(runs, studies)
+    if round_of_config is None:
         return None
-    indexed = runs[runs.config_index.notna() & runs.hidden_size.notna()]
-    sizes = dict(zip(indexed.config_index.astype(int), indexed.hidden_size.astype(int)))
-    complete = indexed[indexed.state == "COMPLETE"]
+    complete = runs[(runs.state == "COMPLETE") & runs.config_index.notna()]
     done = [
         dict.fromkeys(complete[complete.variant == v].config_index.astype(int), True)
         for v in runs.variant.unique()
     ]
-    return rounds.complete_rounds(done, rounds.rounds(sizes, band))
+    return rounds.complete_rounds(done, round_of_config)
+
+
+def round_table(runs: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
+    """One row per round of one benchmark, in the order the runner trains them: its band of
+    hidden sizes, its configurations, and how many variants have completed all of them
+    (`complete`: every variant has). Empty where the studies do not record one band size."""
+    columns = ["round", "hidden sizes", "low", "high", "configurations", "variants done"]
+    round_of_config = round_of(runs, studies)
+    if round_of_config is None:
+        return pd.DataFrame(columns=[*columns, "complete"])
+    indexed = runs[runs.config_index.notna() & runs.hidden_size.notna()]
+    sizes = indexed.drop_duplicates("config_index").set_index("config_index").hidden_size
+    complete = indexed[indexed.state == "COMPLETE"]
+    names = runs.variant.unique()
+    rows = []
+    for r in range(max(round_of_config.values(), default=-1) + 1):
+        members = {i for i, k in round_of_config.items() if k == r}
+        band = sizes[sizes.index.astype(int).isin(members)].astype(int)
+        done = sum(
+            members <= set(complete[complete.variant == v].config_index.astype(int)) for v in names
+        )
+        rows.append(
+            {
+                "round": r + 1,
+                "hidden sizes": f"{band.min()}–{band.max()}",
+                "low": int(band.min()),
+                "high": int(band.max()),
+                "configurations": len(members),
+                "variants done": done,
+            }
+        )
+    table = pd.DataFrame(rows, columns=columns)
+    return table.assign(complete=table["variants done"] == len(names))
 
 
 def parameter_counts(names: Iterable[str], benchmark: str, units: int) -> pd.DataFrame:

@@ -8,6 +8,8 @@ import time
 import warnings
 from pathlib import Path
 
+import pandas as pd
+
 from ..analysis import analyse, default_out, load_storage, write
 from ..analysis.trials import SkippedStudy
 from ..runner.storage import display_url
@@ -35,8 +37,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     source = display_url(args.storage)
     if args.reference:
         source += f" (V from {display_url(args.reference)})"
+    complete = int((trials.state == "COMPLETE").sum())
+    planned = pd.to_numeric(studies.planned, errors="coerce")
+    plan = f" of {int(planned.sum()):,} planned" if len(planned) and planned.notna().all() else ""
     print(
-        f"{len(trials)} trials of {trials.benchmark.nunique()} benchmark(s) from "
+        f"{complete:,} complete trials{plan} ({len(trials):,} rows stored, waiting and "
+        f"requeued attempts included) of {trials.benchmark.nunique()} benchmark(s) from "
         f"{source} analysed in {time.perf_counter() - start:.1f} s.\nReport: {path}"
     )
     return 0
