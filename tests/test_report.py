@@ -447,6 +447,33 @@ def test_read_results_gives_what_the_report_computed(tops_analysis, tops):
     assert set(tops.interactions.variant) == {"V"}  # Figure 6 is V's, as Figure 4
 
 
+def test_a_benchmarks_view_is_the_analysis_of_that_benchmark_alone(tops_storage, tops_analysis):
+    """Each section of REPORT.md reads one benchmark's view: every table of the two-benchmark
+    analysis restricted to one benchmark is what analysing that benchmark's trials alone
+    gives."""
+    trials, epochs, studies = quiet(load_storage, tops_storage)
+    tables = ["studies", "summary", "importance", "checks", "marginals", "interactions", "curves"]
+    for benchmark in ["jsb", "digits-framewise"]:
+        alone = quiet(
+            analyse,
+            trials[trials.benchmark == benchmark],
+            epochs[epochs.benchmark == benchmark],
+            studies[studies.benchmark == benchmark],
+        )
+        view = tops_analysis.of_benchmark(benchmark)
+        assert type(view).__name__ == "Results"  # the fitted forests stay behind
+        pd.testing.assert_frame_equal(view.trials, alone.trials)  # rows and index as they were
+        for name in tables:
+            ours, theirs = getattr(view, name), getattr(alone, name)
+            assert set(ours.benchmark) <= {benchmark}, (benchmark, name)
+            pd.testing.assert_frame_equal(  # dtype: an empty table's texts are `object`
+                ours.reset_index(drop=True),
+                theirs.reset_index(drop=True),
+                check_dtype=False,
+                obj=f"{benchmark} {name}",
+            )
+
+
 def test_an_older_report_folder_reads_with_empty_new_tables(tops_report, tmp_path):
     for name in ["trials", "summary", "importance"]:
         (tmp_path / f"{name}.csv").write_bytes((tops_report / f"{name}.csv").read_bytes())

@@ -15,12 +15,11 @@ from .stats import REFERENCE, TOP_FRACTION
 from .tables import round_table
 
 
-def section(analysis: Results, benchmark: str) -> list[str]:
-    """The report's first screen on one benchmark: progress, V's level beside the published
-    one, and the verdict table."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    studies = analysis.studies[analysis.studies.benchmark == benchmark]
-    summary = analysis.summary[analysis.summary.benchmark == benchmark]
+def section(view: Results, benchmark: str) -> list[str]:
+    """The report's first screen on one benchmark (`view`: its tables,
+    `Results.of_benchmark`): progress, V's level beside the published one, and the verdict
+    table."""
+    runs, studies, summary = view.trials, view.studies, view.summary
     dataset = PAPER_DATASET.get(benchmark)
     title = f"## The answer so far: {benchmark}"
     lines = [title + (f" (the paper's {dataset})" if dataset else "")]

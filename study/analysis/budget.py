@@ -29,10 +29,10 @@ REDUCTIONS = {
 }
 
 
-def section(analysis: Results, benchmark: str) -> list[str]:
-    """Whether the budget or the search range, rather than the variants, limits the study."""
-    table = analysis.checks[analysis.checks.benchmark == benchmark]
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
+def section(view: Results, benchmark: str) -> list[str]:
+    """Whether the budget or the search range, rather than the variants, limits the study
+    (`view`: the benchmark's tables, `Results.of_benchmark`)."""
+    table, runs = view.checks, view.trials
     pooled = table[table.variant == "all"].iloc[0]
     lines = [protocol_sentence(pooled), *_ending_lines(table, runs, benchmark)]
     lines += _edge_lines(table, runs)

@@ -15,12 +15,12 @@ from .stats import REFERENCE, TOP_FRACTION
 from .tables import covered_shares, headline_of, shares_by_variant
 
 
-def importance_section(
-    lenses: pd.DataFrame, benchmark: str, figure, checks: pd.DataFrame
-) -> list[str]:
-    """Both lenses of importance (Figure 5): the headline's and the pooled forest's tables,
-    every forest's shares, and the findings beside the paper's."""
+def importance_section(view: Results, benchmark: str, figure) -> list[str]:
+    """Both lenses of importance (Figure 5) on one benchmark (`view`: its tables,
+    `Results.of_benchmark`): the headline's and the pooled forest's tables, every forest's
+    shares, and the findings beside the paper's."""
     metric = metric_of(benchmark)
+    lenses = view.importance
     importance = lenses[lenses.lens == FANOVA]
     ped = lenses[lenses.lens == PED_ANOVA]
     headline = headline_of(importance.variant)
@@ -74,7 +74,7 @@ def importance_section(
             f"{figures.FIT_MEANINGFUL}: it predicts held-out trials hardly better than their "
             "mean, so the importances of those rows are not meaningful."
         )
-    covered = covered_shares(checks, benchmark, headline)
+    covered = covered_shares(view.checks, benchmark, headline)
     findings = importance_findings(importance, benchmark, covered)
     parts.append("\n".join(f"- {s}" for s in findings))
     return parts
@@ -93,13 +93,12 @@ def _fit_sentence(rows: pd.DataFrame, what: str) -> str:
     return text
 
 
-def marginals_section(analysis: Results, benchmark: str, figure) -> list[str]:
-    """The headline forest's marginals (Figure 4) and strongest interactions (Figure 6)."""
+def marginals_section(view: Results, benchmark: str, figure) -> list[str]:
+    """The headline forest's marginals (Figure 4) and strongest interactions (Figure 6) on one
+    benchmark (`view`: its tables, `Results.of_benchmark`)."""
     metric = metric_of(benchmark)
-    importance = analysis.importance[
-        (analysis.importance.benchmark == benchmark) & (analysis.importance.lens == FANOVA)
-    ]
-    marginals = analysis.marginals[analysis.marginals.benchmark == benchmark]
+    importance = view.importance[view.importance.lens == FANOVA]
+    marginals = view.marginals
     headline = headline_of(importance.variant)
     curves_png = figure(figures.marginal_curves(marginals, benchmark), "marginals")
     parts = [
@@ -118,10 +117,10 @@ def marginals_section(analysis: Results, benchmark: str, figure) -> list[str]:
             f"{figures.FIT_MEANINGFUL}): these curves describe the forest, not the variant, "
             "and are no finding."
         )
-    covered = covered_shares(analysis.checks, benchmark, headline)
+    covered = covered_shares(view.checks, benchmark, headline)
     findings = marginal_findings(marginals, headline, metric.name, covered)
     parts.append("\n".join(f"- {s}" for s in findings))
-    interactions = analysis.interactions[analysis.interactions.benchmark == benchmark]
+    interactions = view.interactions
     if not interactions.empty:
         heat = figure(figures.interaction_heatmaps(interactions, benchmark), "interactions")
         parts += [

@@ -100,9 +100,10 @@ def write(analysis: Results, out: Path, storage: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".report-new-", dir=out))
     try:
         analysis.write_tables(staging)
-        sections = [_overview(analysis, storage, out)]
-        for benchmark in analysis.trials.benchmark.unique():
-            sections.append(_benchmark_section(analysis, benchmark, staging))
+        views = {b: analysis.of_benchmark(b) for b in analysis.trials.benchmark.unique()}
+        sections = [_overview(views, storage, out)]
+        for benchmark, view in views.items():
+            sections.append(_benchmark_section(view, benchmark, staging))
         (staging / "REPORT.md").write_text("\n\n".join(sections) + "\n")
     except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
@@ -156,7 +157,9 @@ def default_out(storage: str) -> Path:
 # ---- REPORT.md ----------------------------------------------------------------------------
 
 
-def _overview(analysis: Results, storage: str, out: Path) -> str:
+def _overview(views: dict[str, Results], storage: str, out: Path) -> str:
+    """The first screen of every benchmark, the state of the study and how to read the report
+    (`views`: each benchmark's tables, `Results.of_benchmark`)."""
     tables = ", ".join(f"`{name}.csv`" for name in Results.__dataclass_fields__)
     lines = ["# LSTM variants: analysis report"]
     if out.resolve().parent.name == "results" and (out.parent / "README.md").is_file():
@@ -164,16 +167,16 @@ def _overview(analysis: Results, storage: str, out: Path) -> str:
             "What this study is and how far it has come, in two minutes: "
             "[results/README.md](../README.md)."
         )
-    for benchmark in analysis.trials.benchmark.unique():
-        lines += answer.section(analysis, benchmark)
+    for benchmark, view in views.items():
+        lines += answer.section(view, benchmark)
     lines += [
-        f"Storage `{display_url(storage)}`, {analysis.trials.benchmark.nunique()} benchmark(s). "
+        f"Storage `{display_url(storage)}`, {len(views)} benchmark(s). "
         f"Written by `odyssey report`; next to this file: {tables} and `figures/` (PNG and "
         "PDF). `study.analysis.read_results(folder)` loads every table.",
         "## State of the study",
     ]
-    for benchmark in analysis.trials.benchmark.unique():
-        lines += state.section(analysis, benchmark)
+    for benchmark, view in views.items():
+        lines += state.section(view, benchmark)
     lines += [
         "## How to read this report",
         "\n".join(f"- {line}" for line in HOW_TO_READ),
@@ -182,29 +185,26 @@ def _overview(analysis: Results, storage: str, out: Path) -> str:
     return "\n\n".join(lines)
 
 
-def _benchmark_section(analysis: Results, benchmark: str, out: Path) -> str:
-    """The part of REPORT.md on one benchmark; its figures go to `out`/figures/."""
+def _benchmark_section(view: Results, benchmark: str, out: Path) -> str:
+    """The part of REPORT.md on one benchmark (`view`: its tables, `Results.of_benchmark`); its
+    figures go to `out`/figures/."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", benchmark)
 
     def figure(fig, kind: str) -> str:
         return str(figures.save(fig, out / f"figures/{name}-{kind}").relative_to(out))
 
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    summary = analysis.summary[analysis.summary.benchmark == benchmark]
     parts = _heading(benchmark)
-    parts += budget.section(analysis, benchmark)
-    parts += comparison.variants_section(runs, summary, benchmark, figure)
-    parts += comparison.paired_section(summary, benchmark, figure)
-    parts += _parameters_section(runs, benchmark)
-    curves = analysis.curves[analysis.curves.benchmark == benchmark]
-    parts += _curves_section(curves, benchmark, figure)
-    lenses = analysis.importance[analysis.importance.benchmark == benchmark]
-    if (lenses.lens == FANOVA).any():
-        parts += forests.importance_section(lenses, benchmark, figure, analysis.checks)
-        parts += forests.marginals_section(analysis, benchmark, figure)
+    parts += budget.section(view, benchmark)
+    parts += comparison.variants_section(view.trials, view.summary, benchmark, figure)
+    parts += comparison.paired_section(view.summary, benchmark, figure)
+    parts += _parameters_section(view.trials, benchmark)
+    parts += _curves_section(view.curves, benchmark, figure)
+    if (view.importance.lens == FANOVA).any():
+        parts += forests.importance_section(view, benchmark, figure)
+        parts += forests.marginals_section(view, benchmark, figure)
     else:
         parts.append("Too few complete trials with a test metric for fANOVA.")
-    parts += _time_section(runs, benchmark, figure)
+    parts += _time_section(view.trials, benchmark, figure)
     return "\n\n".join(parts)
 
 

@@ -75,6 +75,15 @@ class Results:
     interactions: pd.DataFrame
     curves: pd.DataFrame
 
+    def of_benchmark(self, benchmark: str) -> Results:
+        """The same tables restricted to `benchmark`'s rows (their order and index kept): what
+        each section of the report reads, so that none of them filters by benchmark. A plain
+        Results: what a subclass holds beside the tables (`Analysis.models`) stays behind."""
+        tables = {name: getattr(self, name) for name in _COLUMNS}
+        return Results(
+            **{name: table[table.benchmark == benchmark] for name, table in tables.items()}
+        )
+
     def write_tables(self, out: Path) -> list[Path]:
         """`<name>.csv` per table under `out`."""
         paths = []

@@ -20,12 +20,12 @@ from .tables import complete_rounds, importance_rows, round_table, state_table
 from .trials import variant_order
 
 
-def section(analysis: Results, benchmark: str) -> list[str]:
-    """Where the study stands: trials per variant by state, rounds, the hidden sizes the
-    complete trials cover, and which findings cannot be made yet and why."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    studies = analysis.studies[analysis.studies.benchmark == benchmark]
-    table = state_table(analysis, benchmark)
+def section(view: Results, benchmark: str) -> list[str]:
+    """Where the study of one benchmark (`view`: its tables, `Results.of_benchmark`) stands:
+    trials per variant by state, rounds, the hidden sizes the complete trials cover, and which
+    findings cannot be made yet and why."""
+    runs, studies = view.trials, view.studies
+    table = state_table(view, benchmark)
     complete = runs[runs.state == "COMPLETE"]
     planned = pd.to_numeric(table.planned, errors="coerce")
     if planned.notna().all():
@@ -37,12 +37,12 @@ def section(analysis: Results, benchmark: str) -> list[str]:
         f"{done}; {int(table.running.sum())} running, {int(table.waiting.sum())} waiting "
         "(complete, running and waiting are counted apart; requeued rows are the failed or "
         "interrupted attempts of configurations that were queued again).",
-        rounds_line(complete_rounds(runs, analysis.studies), band_size(studies)),
+        rounds_line(complete_rounds(runs, studies), band_size(studies)),
         markdown.table(table),
-        _hidden_sizes_line(complete, _sampled_hidden_sizes(analysis, benchmark)),
-        *_coverage_lines(analysis, benchmark),
+        _hidden_sizes_line(complete, _sampled_hidden_sizes(view)),
+        *_coverage_lines(view),
     ]
-    missing = _not_yet(analysis, benchmark)
+    missing = _not_yet(view)
     if missing:
         lines.append("Not possible yet:\n\n" + "\n".join(f"- {line}" for line in missing))
     return lines
@@ -73,20 +73,18 @@ def _hidden_sizes_line(complete: pd.DataFrame, sampled: float) -> str:
     )
 
 
-def _sampled_hidden_sizes(analysis: Results, benchmark: str) -> float:
+def _sampled_hidden_sizes(view: Results) -> float:
     """The share of the hidden size's log range all complete trials sample (checks, `all`)."""
-    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
+    table = view.checks.set_index("variant")
     return float(table.cover_hidden_size.get("all", 0.0))
 
 
-def _coverage_lines(analysis: Results, benchmark: str) -> list[str]:
+def _coverage_lines(view: Results) -> list[str]:
     """The bands of hidden sizes trained and missing (rounds), and the share of each
     parameter's (log) range the headline's complete trials sample."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    studies = analysis.studies[analysis.studies.benchmark == benchmark]
-    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
+    table = view.checks.set_index("variant")
     lines = []
-    bands = round_table(runs, studies)
+    bands = round_table(view.trials, view.studies)
     if len(bands):
         shown = bands.assign(complete=bands.complete.map({True: "yes", False: "no"}))
         lines += [
@@ -108,19 +106,16 @@ def _coverage_lines(analysis: Results, benchmark: str) -> list[str]:
     return lines
 
 
-def _not_yet(analysis: Results, benchmark: str) -> list[str]:
+def _not_yet(view: Results) -> list[str]:
     """The findings that cannot be made yet, each with why."""
-    runs = analysis.trials[analysis.trials.benchmark == benchmark]
-    summary = analysis.summary[analysis.summary.benchmark == benchmark].set_index("variant")
-    table = analysis.checks[analysis.checks.benchmark == benchmark].set_index("variant")
-    lines = _not_yet_compared(summary, variant_order(runs.variant.unique()))
+    summary = view.summary.set_index("variant")
+    table = view.checks.set_index("variant")
+    lines = _not_yet_compared(summary, variant_order(view.trials.variant.unique()))
     has_reference = REFERENCE in table.index and table.n_complete.get(REFERENCE, 0) > 0
     headline = REFERENCE if has_reference else "all"
     if headline in table.index:
         lines += _not_yet_covered(table.loc[headline], "V's" if has_reference else "the")
-    fanova = analysis.importance[
-        (analysis.importance.benchmark == benchmark) & (analysis.importance.lens == FANOVA)
-    ]
+    fanova = view.importance[view.importance.lens == FANOVA]
     fits = fanova.groupby("variant", sort=False).held_out_r2.first()
     weak = [v for v in importance_rows(fanova) if fits[v] < figures.FIT_MEANINGFUL]
     if weak:
