@@ -9,6 +9,7 @@ figures and the report.
     >>> model = analysis.fit_trials(trials[trials.variant == "V"])
     >>> model.importance(), model.held_out_r2        # main effects and pairs; forest fit
     >>> results = analysis.read_results("results/odyssey")  # every table of a report folder
+    >>> jsb = results.of_benchmark("jsb")             # the same tables, jsb's rows only
 """
 
 from ..benchmarks.metrics import Metric, metric_of
