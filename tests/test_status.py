@@ -210,8 +210,9 @@ def test_fleet_names_the_hosts_and_processes_of_running_trials_and_the_stale(
     assert list(tables["processes"].host) == ["node-a", "node-b"]
 
 
-def test_status_fits_80_columns_and_labels_validation_and_test(tmp_path, capsys):
-    url = f"sqlite:///{tmp_path}/s.db"
+def test_status_fits_80_columns_and_labels_validation_and_test(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the first line is the storage's URL, as long as its path
+    url = "sqlite:///s.db"
     holder = {"host": "a-rather-long-host-name.cluster.example.org", "pid": 4242, "workers": 16}
     _plant(url, [20, 40, 60, 80, 100], [120, 140], running=[(150, holder, 2)])
     _beat(url, (7,))
