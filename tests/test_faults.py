@@ -307,7 +307,9 @@ def test_a_trial_whose_training_raises_the_same_error_three_times_stays_failed(
 @pytest.mark.timeout(300)
 def test_a_dead_worker_is_seen_at_once_and_fails_only_its_own_population(tmp_path, tiny_jsb):
     storage = f"sqlite:///{tmp_path}/study.db"
-    extra = ("--workers", "2", "--max-epochs", "30", "--patience", "30")
+    # epochs enough that the other population still trains when the death is seen, on a
+    # busy machine too (an epoch of the tiny benchmark takes milliseconds)
+    extra = ("--workers", "2", "--max-epochs", "300", "--patience", "300")
     args = run_args(storage, tiny_jsb, tmp_path, trials=4, variants="V", extra=extra)
     proc = subprocess.Popen(
         ODYSSEY + args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
