@@ -15,7 +15,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from study.runner.options import RunOptions
 from study.runner.search import SEARCH_SPACE, TrialRecord
+from study.training.protocol import PROTOCOLS
 from study.training.trainer import PopulationTrainer
 
 POSTGRES = os.environ.get("ODYSSEY_TEST_POSTGRES_URL")
@@ -63,6 +65,20 @@ def run_args(storage, data, tmp_path, trials=3, variants="V,CIFG", extra=()) -> 
         "1",
         *extra,
     ]
+
+
+def smoke_options(storage, data, tmp_path, trials=2) -> RunOptions:
+    """`run_args` as `RunOptions`, for tests that call the runner in-process: V alone."""
+    return RunOptions(
+        benchmark="jsb-original",
+        variants=("V",),
+        protocol=PROTOCOLS["smoke"],
+        trials=trials,
+        storage=storage,
+        population=2,
+        data=data,
+        checkpoints=str(tmp_path / "ckpt"),
+    )
 
 
 def assert_exact(storage, names, n) -> None:

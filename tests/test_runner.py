@@ -15,6 +15,7 @@ from runs import (
     fresh_postgres,
     run_args,
     slow_epochs,
+    smoke_options,
     wait_for,
 )
 
@@ -25,7 +26,7 @@ from study.errors import UserError
 from study.runner import workers
 from study.runner.coordinator import Monitor, run
 from study.runner.locks import exclusive_sqlite
-from study.runner.options import RunOptions, resolve_variants
+from study.runner.options import resolve_variants
 from study.runner.retries import ORPHAN_ERROR, reconcile, state_counts
 from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.runner.storage import open_storage
@@ -378,16 +379,7 @@ def test_curves_reach_the_storage_while_trials_train(tmp_path, tiny_jsb):
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             seen.extend(len(t.intermediate_values) for t in running)
 
-    options = RunOptions(
-        benchmark="jsb-original",
-        variants=("V",),
-        protocol=PROTOCOLS["smoke"],
-        trials=2,
-        storage=storage,
-        population=2,
-        data=tiny_jsb,
-        checkpoints=str(tmp_path / "ckpt"),
-    )
+    options = smoke_options(storage, tiny_jsb, tmp_path)
     run(options, Watch())
     assert max(seen) >= 2  # a running trial with two epochs in the storage
 
@@ -465,16 +457,7 @@ def test_an_error_of_the_run_sends_its_trials_back_to_the_queue(tmp_path, tiny_j
             if any(c["running"] for c in counts.values()):
                 raise RuntimeError("a monitor's bug")
 
-    options = RunOptions(
-        benchmark="jsb-original",
-        variants=("V",),
-        protocol=PROTOCOLS["smoke"],
-        trials=2,
-        storage=storage,
-        population=2,
-        data=tiny_jsb,
-        checkpoints=str(tmp_path / "ckpt"),
-    )
+    options = smoke_options(storage, tiny_jsb, tmp_path)
     with pytest.raises(RuntimeError, match="a monitor's bug"):
         run(options, Broken())
     counts = state_counts(optuna.load_study(study_name="jsb-original/V", storage=storage).trials)
