@@ -9,14 +9,17 @@ import io
 import warnings
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from study.analysis import analyse, figures, fit_trials, load_storage, summarize, write
+from study.analysis import analyse, figures, fit_trials, forests, load_storage, summarize, write
 from study.analysis.findings import reconciliation, variant_findings, verdict_table
+from study.analysis.forests import _dominant_variant
 from study.analysis.stats import agreement
+from study.analysis.tables import variance_by_variant
 from study.cli import main
 from study.runner import rounds
 from synthetic_study import fill_shared, fill_top, quiet, sample
@@ -106,6 +109,33 @@ def test_a_configuration_effect_only_a_leaking_forest_explains(tmp_path):
     assert "held-out R² = " in pooled_part.split("####")[0]
     assert "these importances are not meaningful" in pooled_part.split("####")[0]
     assert "pooled over all variants:" not in text  # no pooled number in V's sentences
+
+
+def test_a_variant_that_blows_up_carries_the_pooled_forest(tmp_path):
+    """V scores 10 on 10 configurations, NOAF too but on two, where it blows up to 5,000
+    (capped at 61.0, the untrained reference): about the pooled mean 15.1, NOAF's squares
+    are 8 (5.1)² + 2 (45.9)² of 18 (5.1)² + 2 (45.9)², so the report says the pooled
+    importances describe where NOAF fails. Without the blow-ups it says nothing."""
+    noaf = {i: 10.0 for i in range(8)} | {8: 5000.0, 9: 5000.0}
+    url, trials, epochs, studies = storage(
+        tmp_path, {"V": dict.fromkeys(range(10), 10.0), "NOAF": noaf}, 10
+    )
+    shares = variance_by_variant(trials)
+    expected = (8 * 5.1**2 + 2 * 45.9**2) / (18 * 5.1**2 + 2 * 45.9**2)
+    assert shares.index.tolist() == ["NOAF", "V"]
+    assert shares.to_numpy() == pytest.approx([expected, 1 - expected])
+    view = analyse(trials, epochs, studies, n_trees=8).of_benchmark("jsb")
+    text = "\n".join(forests.importance_section(view, "jsb", lambda fig, kind: plt.close(fig)))
+    pooled = text.split("#### All variants pooled (the variant a feature)")[1]
+    assert f"NOAF's trials carry {expected:.0%} of the pooled forest's variance" in pooled
+    assert "the pooled importances describe where NOAF fails to learn" in pooled
+
+    tests = {"V": {i: 9 + 0.1 * i for i in range(10)}}
+    tests["NOAF"] = {i: 9.05 + 0.1 * i for i in range(10)}  # more than half, evenly spread
+    (tmp_path / "calm").mkdir()
+    _, trials, *_ = storage(tmp_path / "calm", tests, 10)
+    assert 0.5 < variance_by_variant(trials)["NOAF"] < 0.6
+    assert _dominant_variant(trials) == []
 
 
 def welch_power(diff: float, std: float, n: int, draws: int = 20_000) -> float:

@@ -12,7 +12,12 @@ from .fanova import SPACE
 from .findings import importance_findings, marginal_findings
 from .results import FANOVA, PED_ANOVA, Results
 from .stats import REFERENCE, TOP_FRACTION
-from .tables import covered_shares, headline_of, shares_by_variant
+from .tables import covered_shares, headline_of, shares_by_variant, variance_by_variant
+
+# How many times the other variants' mean square about the pooled mean one variant's trials
+# must reach for the report to say that the pooled importances describe that variant's
+# failures (JSB's NOAF, with its blow-ups capped at 61 nats: about 160).
+DOMINANT = 4.0
 
 
 def importance_section(view: Results, benchmark: str, figure) -> list[str]:
@@ -65,6 +70,8 @@ def importance_section(view: Results, benchmark: str, figure) -> list[str]:
         other = ped[ped.variant == variant].set_index("term").importance
         table["ped_anova"] = table.term.map(other)
         parts += [title, markdown.table(table), _fit_sentence(rows, "these importances")]
+        if variant == "all":
+            parts += _dominant_variant(view.trials)
     shares = shares_by_variant(importance)
     weak = shares[shares.held_out_r2 < figures.FIT_MEANINGFUL].variant.tolist()
     parts += ["#### Per variant (fANOVA)", markdown.table(shares)]
@@ -78,6 +85,26 @@ def importance_section(view: Results, benchmark: str, figure) -> list[str]:
     findings = importance_findings(importance, benchmark, covered)
     parts.append("\n".join(f"- {s}" for s in findings))
     return parts
+
+
+def _dominant_variant(trials: pd.DataFrame) -> list[str]:
+    """A warning under the pooled forest where one variant's trials, each, weigh more than
+    DOMINANT times the others' in its variance (`tables.variance_by_variant`)."""
+    shares = variance_by_variant(trials)
+    if len(shares) < 2:
+        return []
+    variant, share = shares.index[0], shares.iloc[0]
+    complete = trials[(trials.state == "COMPLETE") & trials.test_metric.notna()]
+    n = int((complete.variant == variant).sum())
+    if share / n <= DOMINANT * (1 - share) / (len(complete) - n):
+        return []
+    return [
+        f"{variant}'s trials carry {share:.0%} of the pooled forest's variance (the sum of "
+        "squares of the capped test metric about its mean; the other variants "
+        f"{1 - share:.0%}): the pooled importances describe where {variant} fails to learn, "
+        "not how the parameters act within a variant. Each variant's own forest (next "
+        "table) does."
+    ]
 
 
 def _fit_sentence(rows: pd.DataFrame, what: str) -> str:

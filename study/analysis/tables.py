@@ -17,7 +17,7 @@ from ..runner import rounds
 from ..training.arms import arm
 from .checks import checks, round_of
 from .curves import CURVE_COLUMNS, summarize_curves
-from .fanova import SPACE, VARIANT, Fanova, fit_trials
+from .fanova import SPACE, VARIANT, Fanova, capped_metric, fit_trials
 from .pedanova import ped_anova
 from .results import (
     FANOVA,
@@ -149,6 +149,19 @@ def shares_by_variant(importance: pd.DataFrame) -> pd.DataFrame:
         row["pairs"] = part[part.order == 2].importance.sum()
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def variance_by_variant(trials: pd.DataFrame) -> pd.Series:
+    """Each variant's share of the pooled forest's target variance: the sum of squares of
+    its complete trials' capped test metric about the pooled mean, over the total. A
+    variant whose trials often blow up or stay at chance carries most of it, and the pooled
+    forest's importances then describe where that variant fails."""
+    complete = trials[(trials.state == "COMPLETE") & trials.test_metric.notna()]
+    target = pd.Series(capped_metric(complete), index=complete.index)
+    squares = (target - target.mean()) ** 2
+    total = squares.sum()
+    shares = squares.groupby(complete.variant).sum() / total if total > 0 else squares[:0]
+    return shares.sort_values(ascending=False)
 
 
 def covered_shares(checks: pd.DataFrame, benchmark: str, variant: str) -> dict[str, float]:
