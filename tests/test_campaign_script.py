@@ -1,0 +1,98 @@
+"""scripts/campaign.sh, the committed campaign's slice: the reproduction's command until its
+1,800 trials are complete, then the family's, each logged to its next run-<n>.log; a bad
+argument is one line and exit 2."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "campaign.sh"
+
+
+@pytest.fixture
+def layout(tmp_path):
+    """A results/ tree beside a data file, and a PYTHON that records `-m study.cli` calls
+    (and runs `-c` snippets with this interpreter)."""
+    for study in ("reproduction", "family"):
+        (tmp_path / "results" / study).mkdir(parents=True)
+    (tmp_path / "results" / "reproduction" / "run-1.log").write_text("slice 1\n")
+    (tmp_path / "jsb.pkl").write_bytes(b"")
+    fake = tmp_path / "python"
+    fake.write_text(
+        f'#!/bin/sh\nif [ "$1" = -m ]; then echo "$@" >> {tmp_path}/calls; exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    fake.chmod(0o755)
+    return tmp_path
+
+
+def run(layout, *args):
+    env = os.environ | {"PYTHON": str(layout / "python")}
+    return subprocess.run(
+        ["sh", str(SCRIPT), *args], cwd=layout, env=env, capture_output=True, text=True
+    )
+
+
+def calls(layout) -> list[list[str]]:
+    path = layout / "calls"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_slice_runs_the_reproduction_then_the_family(layout):
+    done = run(layout, "7200", "jsb.pkl")
+    assert done.returncode == 0, done.stderr
+    reproduction, family = calls(layout)
+    for call, variants, study in (
+        (reproduction, "all", "reproduction"),
+        (family, "GRU,MGU,minGRU,minLSTM,sLSTM,V-fb1", "family"),
+    ):
+        options = dict(zip(call[3::2], call[4::2]))
+        assert call[:3] == ["-m", "study.cli", "run"]
+        assert options == options | {
+            "--benchmark": "jsb-original",
+            "--data": "jsb.pkl",
+            "--variants": variants,
+            "--trials": "200",
+            "--preset": "paper",
+            "--seed": "0",
+            "--workers": "2",
+            "--storage": f"sqlite:///results/{study}/study.db",
+        }
+        assert 7000 < int(options["--time-limit"]) <= 7200
+    assert (layout / "results/reproduction/run-2.log").exists()  # the next after run-1.log
+    assert (layout / "results/family/run-1.log").exists()
+
+
+def test_a_complete_reproduction_hands_the_slice_to_the_family(layout):
+    db = sqlite3.connect(layout / "results/reproduction/study.db")
+    db.execute("create table trials (trial_id integer primary key, state text)")
+    db.executemany("insert into trials (state) values (?)", [("COMPLETE",)] * 1800)
+    db.commit()
+    assert run(layout, "7200", "jsb.pkl").returncode == 0
+    (family,) = calls(layout)
+    assert "sqlite:///results/family/study.db" in family
+    assert not (layout / "results/reproduction/run-2.log").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "usage: scripts/campaign.sh SECONDS DATA"),
+        (("2h", "jsb.pkl"), "SECONDS must be a whole number of seconds, got '2h'"),
+        (("7200", "missing.pkl"), "no data file at missing.pkl"),
+    ],
+)
+def test_a_bad_argument_is_one_line(layout, args, message):
+    done = run(layout, *args)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.splitlines()) == 1
+    assert calls(layout) == []
+
+
+def test_too_little_time_starts_nothing(layout):
+    assert run(layout, "599", "jsb.pkl").returncode == 0
+    assert calls(layout) == []
