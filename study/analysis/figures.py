@@ -438,5 +438,7 @@ def params_vs_metric(trials: pd.DataFrame, benchmark: str) -> Figure:
     ax.set_xlabel("trainable parameters (the trial's own count)")
     ax.set_ylabel(_metric_axis(benchmark) + ", lower is better")
     ax.legend(fontsize=8, ncol=2)
-    ax.set_title(f"{benchmark}: test metric against parameters (lines: each arm's best so far)")
+    ax.set_title(
+        f"{benchmark}: test {metric.name} against parameters (lines: each arm's best so far)"
+    )
     return fig
