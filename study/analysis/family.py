@@ -124,14 +124,16 @@ def cost_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     params = pd.Series(dtype=float)
     if benchmark in SHAPES:
         params = parameter_counts(names, benchmark, UNITS).set_index("variant").total
-    timed = timed_trials(runs[(runs.state == "COMPLETE") & runs.config_index.notna()])
-    first = timed.sort_values("trial", kind="stable").drop_duplicates(["variant", "config_index"])
+    timed = timed_trials(runs[runs.state == "COMPLETE"])
+    indexed = timed[timed.config_index.notna()].sort_values("trial", kind="stable")
+    first = indexed.drop_duplicates(["variant", "config_index"])  # should one have run twice
     seconds = first.pivot(index="config_index", columns="variant", values="epoch_seconds")
     reference = seconds[REFERENCE] if REFERENCE in seconds else pd.Series(dtype=float)
     rows = []
     for name in names:
-        own = seconds[name].dropna() if name in seconds else pd.Series(dtype=float)
-        ratio = (own / reference).dropna()
+        own = timed.epoch_seconds[timed.variant == name]
+        paired = seconds[name] if name in seconds else pd.Series(dtype=float)
+        ratio = (paired / reference).dropna()
         rows.append(
             {
                 "variant": name,
@@ -194,18 +196,24 @@ def glance_table(summary: pd.DataFrame, cost: pd.DataFrame, names: list[str]) ->
             continue
         row = rows.loc[name]
         own = cost.loc[name] if name in cost.index else None
-        record = {"arm": name, "best": f"{row.best:.2f}", "top 10 %": f"{row.top_mean:.2f}"}
+        record = {"arm": name, "best": _decimals(row.best), "top 10 %": _decimals(row.top_mean)}
         if name != REFERENCE:
             record["top 10 %"] += ": " + welch_cell(row, min(int(row.n_top), ref_top))
         record["paired vs V"] = "" if name == REFERENCE else paired_cell(row)
         record["failures"] = "" if name == REFERENCE else failures_cell(row)
-        record[f"parameters at {UNITS} units"] = _times(own, "params", "params_ratio", "{:,.0f}")
-        record["s per trial-epoch"] = _times(own, "epoch_seconds", "cost_ratio", "{:.3g} s")
+        record[f"parameters at {UNITS} units"] = _with_ratio(
+            own, "params", "params_ratio", "{:,.0f}"
+        )
+        record["s per trial-epoch"] = _with_ratio(own, "epoch_seconds", "cost_ratio", "{:.3g} s")
         table.append(record)
     return pd.DataFrame(table)
 
 
-def _times(row, value: str, ratio: str, form: str) -> str:
+def _decimals(value: float) -> str:
+    return f"{value:.2f}" if np.isfinite(value) else "none yet"
+
+
+def _with_ratio(row, value: str, ratio: str, form: str) -> str:
     """`row[value]` as `form`, with its ratio to V beside it (none for V itself)."""
     if row is None or not np.isfinite(row[value]):
         return ""
@@ -225,7 +233,7 @@ def section(view: Results, benchmark: str, figure) -> list[str]:
     metric = metric_of(benchmark)
     cost = cost_table(runs, benchmark)
     provisional = bool(summary.provisional.any())
-    parts = [
+    return [
         f"### Beyond the paper: {markdown.join_words(names)}",
         f"Arms the paper did not study, each against {REFERENCE} on the same configurations "
         f"where they share a sample: the {metric.label()} of the best trial (ranked on "
@@ -240,7 +248,6 @@ def section(view: Results, benchmark: str, figure) -> list[str]:
         *_cost_part(cost, names),
         *_bands_part(runs, benchmark, figure),
     ]
-    return parts
 
 
 def _claims_part(claims: pd.DataFrame) -> list[str]:
