@@ -236,12 +236,12 @@ def section(view: Results, benchmark: str, figure) -> list[str]:
     return [
         f"### Beyond the paper: {markdown.join_words(names)}",
         f"Arms the paper did not study, each against {REFERENCE} on the same configurations "
-        f"where they share a sample: the {metric.label()} of the best trial (ranked on "
-        f"validation) and the mean of the best {TOP_FRACTION:.0%} with Welch's test against "
-        f"{REFERENCE}'s (the paper's criterion, uncorrected), the paired median difference "
-        f"with its 95 % interval and Holm's p, the failures (not below chance: arm vs "
-        f"{REFERENCE}, McNemar's p; then the difference where both learned), and the cost "
-        f"below. Positive: worse than {REFERENCE}."
+        f"where they share a sample: the best {metric.label()} among the best "
+        f"{TOP_FRACTION:.0%} of the arm's trials (ranked on validation) and their mean, with "
+        f"Welch's test against {REFERENCE}'s (the paper's criterion, uncorrected), the paired "
+        "median difference with its 95 % interval and Holm's p, the failures (not below "
+        f"chance: arm vs {REFERENCE}, McNemar's p; then the difference where both learned), "
+        f"and the cost below. Positive: worse than {REFERENCE}."
         + (" Every verdict is provisional: the study is not complete." if provisional else ""),
         markdown.table(glance_table(summary, cost, names)),
         *_claims_part(claims_table(view)),
