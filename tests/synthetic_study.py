@@ -6,6 +6,7 @@ as intermediate values."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -170,13 +171,15 @@ def fill_shared(
     shared: bool = True,
     band_size: int | None = None,
     running: dict[str, list[int]] | None = None,
+    record: Callable[[str, int], dict] | None = None,
 ) -> None:
     """One study per variant over one sample of `n_configs` configurations (index i has the
     same parameters in every variant), as a runner with a shared sample stores it:
     `tests[variant]` maps the indices complete in that variant to their test metric (the
     value is the same), `running[variant]` lists indices in training, and every other index
     waits. The studies record N, `sample` = "shared" (unless `shared` is False) and
-    `band_size` where given."""
+    `band_size` where given. `record(variant, i)` gives fields of the TrialRecord of a
+    complete trial to set instead of `trial`'s (`n_params`, `seconds`, `epochs`, ...)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
     configs = [sample(rng) for _ in range(n_configs)]
@@ -192,6 +195,7 @@ def fill_shared(
             if index in done:
                 made = trial(params, done[index], done[index])
                 made.user_attrs["config_index"] = index
+                made.user_attrs.update(record(variant, index) if record else {})
             else:
                 state = (
                     TrialState.RUNNING

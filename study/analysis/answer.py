@@ -1,6 +1,7 @@
 """The first screen of REPORT.md, one per benchmark: how far the study has come (trials
 against the plan, rounds, the hidden sizes not trained yet), V's level beside the published
-one, and the verdict table of `findings.verdict_table`."""
+one, the verdict table of `findings.verdict_table`, and where the arms beyond the paper are
+discussed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..benchmarks.metrics import PAPER_DATASET, metric_of
-from . import markdown, paper
+from . import family, markdown, paper
 from .findings import verdict_table
 from .results import Results
 from .stats import REFERENCE, TOP_FRACTION
@@ -63,6 +64,13 @@ def section(view: Results, benchmark: str) -> list[str]:
             f"{REFERENCE}. Columns and tests: `summary.csv`, the sections below.",
             markdown.table(verdicts),
         ]
+    beyond = family.beyond_paper(summary.variant)
+    if beyond:
+        lines.append(
+            f"{markdown.join_words(beyond)} {'is' if len(beyond) == 1 else 'are'} not in the "
+            "paper: what the literature claims of them, their cost and a comparison at the same "
+            f"number of parameters are in the section *Beyond the paper* of {benchmark} below."
+        )
     return lines
 
 

@@ -400,3 +400,45 @@ def time_vs_size(trials: pd.DataFrame, benchmark: str) -> Figure:
     devices = ", ".join(sorted(runs.device.unique()))
     ax.set_title(f"{benchmark}: time per trial-epoch against hidden size ({devices})")
     return fig
+
+
+def params_vs_metric(trials: pd.DataFrame, benchmark: str) -> Figure:
+    """Each complete trial's test metric against its number of parameters (`n_params`, log
+    scale), one colour per arm (the paper's order), with each arm's lower envelope: the
+    lowest test metric any of its trials reached with at most that many parameters. The
+    metric axis spans the best trial to half as far again above chance (to the worst trial
+    where chance is unknown): blown-up trials run off the top."""
+    runs = trials[(trials.benchmark == benchmark) & (trials.state == "COMPLETE")]
+    runs = runs[np.isfinite(runs.test_metric.to_numpy(float)) & (runs.n_params > 0)]
+    fig = Figure(layout="constrained", figsize=(7.0, 4.6))
+    ax = fig.subplots()
+    if runs.empty:
+        ax.text(0.5, 0.5, "no test metric recorded", ha="center", transform=ax.transAxes)
+        return fig
+    order = variant_order(runs.variant.unique())
+    colours = dict(zip(order, sns.color_palette("tab10", len(order))))
+    for variant in order:
+        part = runs[runs.variant == variant].sort_values("n_params", kind="stable")
+        x, y = part.n_params.to_numpy(float), part.test_metric.to_numpy(float)
+        ax.scatter(x, y, s=9, color=colours[variant], alpha=0.45, lw=0)
+        ax.step(x, np.minimum.accumulate(y), where="post", color=colours[variant], lw=1.6,
+                label=variant)  # fmt: skip
+    counts = runs.n_params.to_numpy(float)
+    log_axis(ax.xaxis, ax.set_xscale, counts.min(), counts.max())
+    metric = metric_of(benchmark)
+    values = runs.test_metric.to_numpy(float)
+    low = values.min()
+    if metric.chance is not None and metric.chance > low:
+        high = metric.chance + 0.5 * (metric.chance - low)
+        ax.axhline(metric.chance, color="grey", ls="--", lw=1, label="chance")
+    else:
+        high = values.max()
+    span = max(high - low, 1e-9)
+    ax.set_ylim(low - 0.05 * span, high + 0.05 * span)
+    ax.set_xlabel("trainable parameters (the trial's own count)")
+    ax.set_ylabel(_metric_axis(benchmark) + ", lower is better")
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title(
+        f"{benchmark}: test {metric.name} against parameters (lines: each arm's best so far)"
+    )
+    return fig

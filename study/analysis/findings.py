@@ -14,6 +14,10 @@ from .checks import COVERED
 from .stats import ALPHA, MIN_FOR_VERDICT, REFERENCE
 from .tables import headline_of
 
+# The paper's cell of a variant it did not study (a cell of the family, a '-fb' arm, a '+'
+# combination): not "not different", which is a finding of the paper.
+NOT_STUDIED = "not in the paper"
+
 
 def variant_findings(summary: pd.DataFrame, benchmark: str) -> list[str]:
     """One sentence per variant on its comparison with V, beside the paper's verdict (a
@@ -201,7 +205,9 @@ def verdict_table(summary: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """The report's opening table, one row per variant against V: the paper's verdict, the
     paper's test (Welch on the top 10 %), the paired test, the failures and where both
     learned, and whether the study agrees with the paper (marked provisional until the study
-    is complete). Numbers as text, to 2 decimals (the table is read, `summary.csv` is exact)."""
+    is complete). A variant the paper did not study reads NOT_STUDIED and has no agreement:
+    the family section's literature table speaks for it. Numbers as text, to 2 decimals (the
+    table is read, `summary.csv` is exact)."""
     dataset, stand_in = PAPER_DATASET.get(benchmark), STAND_IN.get(benchmark)
     verdicts = paper.DIRECTION.get(dataset or stand_in or "", {})
     paper_column = f"paper on {dataset}" if dataset else f"paper on {stand_in} (context)"
@@ -212,10 +218,10 @@ def verdict_table(summary: pd.DataFrame, benchmark: str) -> pd.DataFrame:
         said = verdicts.get(row.variant)
         record = {"variant": row.variant}
         if dataset or stand_in:
-            record[paper_column] = {"worse": "worse", "": "not different", None: ""}[said]
-        record["Welch (top 10 %)"] = _welch_cell(row, min(row.n_top, ref_top))
-        record["paired"] = _paired_cell(row)
-        record["failures"] = _failures_cell(row)
+            record[paper_column] = {"worse": "worse", "": "not different", None: NOT_STUDIED}[said]
+        record["Welch (top 10 %)"] = welch_cell(row, min(row.n_top, ref_top))
+        record["paired"] = paired_cell(row)
+        record["failures"] = failures_cell(row)
         agreement = row.paper_agreement
         if agreement and row.provisional:
             agreement += " (provisional)"
@@ -224,7 +230,9 @@ def verdict_table(summary: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _welch_cell(row, fewest: int) -> str:
+def welch_cell(row, fewest: int) -> str:
+    """A summary row's Welch test (top 10 %) in a table cell: its verdict in bold, or why
+    there is none (`fewest`: top trials on the smaller side)."""
     if not np.isfinite(row.p_value):
         return "no test"
     text = f"{row.top_diff:+.2f}, p {row.p_value:.2g}"
@@ -235,7 +243,8 @@ def _welch_cell(row, fewest: int) -> str:
     return f"no difference seen ({text}; detectable: {row.mde:.2f})"
 
 
-def _paired_cell(row) -> str:
+def paired_cell(row) -> str:
+    """A summary row's paired test in a table cell: median [interval], Holm's p."""
     if pd.isna(row.n_paired):
         return ""
     if not np.isfinite(row.paired_median):
@@ -248,7 +257,8 @@ def _paired_cell(row) -> str:
     return f"**{row.paired_direction}** ({text})" if row.paired_direction else f"none ({text})"
 
 
-def _failures_cell(row) -> str:
+def failures_cell(row) -> str:
+    """A summary row's failure rates, McNemar's p and the difference where both learned."""
     if pd.isna(row.n_paired) or not np.isfinite(row.fail_rate):
         return ""
     text = f"{row.fail_rate:.0%} vs {row.fail_rate_ref:.0%} (p {row.fail_p:.2g})"

@@ -10,8 +10,10 @@ computed in `tables.py`; the sentences that set a study's findings beside the pa
 `findings.py`'s, what the paper found is the data of `paper.py`. Sections of their own:
 `answer.py` (the first screen), `state.py` (the state of the study and its coverage),
 `budget.py` (the budget and search-space checks), `comparison.py` (each variant against V:
-Welch and the paired test) and `forests.py` (importances, marginals, interactions); Markdown
-helpers: `markdown.py`. This module writes the folder and puts the sections in order.
+Welch and the paired test), `family.py` (the arms beyond the paper's nine, beside the
+literature's claims of `literature.py`) and `forests.py` (importances, marginals,
+interactions); Markdown helpers: `markdown.py`. This module writes the folder and puts the
+sections in order.
 """
 
 from __future__ import annotations
@@ -30,18 +32,18 @@ from scipy import stats
 from ..benchmarks.metrics import BLOW_UP_MARGIN, PAPER_DATASET, SHAPES, STAND_IN, metric_of
 from ..errors import Interrupted
 from ..runner.storage import display_url, sqlite_name
-from . import answer, budget, comparison, figures, forests, markdown, paper, state
+from . import answer, budget, comparison, family, figures, forests, markdown, paper, state
 from .checks import (
     COVERED,
 )
 from .results import FANOVA, Results
 from .stats import MIN_FOR_VERDICT, REFERENCE, TOP_FRACTION
 from .tables import (
+    UNITS,
     parameter_counts,
 )
 from .trials import timed_trials, variant_order
 
-_UNITS = 100  # per direction, in the table of parameter counts
 DIVERGED_POLICY = (
     "Diverged trials are COMPLETE results of the random search: they keep their best "
     "validation value and stay in the ranking and in the fANOVA, as the paper's trials would; "
@@ -197,6 +199,7 @@ def _benchmark_section(view: Results, benchmark: str, out: Path) -> str:
     parts += budget.section(view, benchmark)
     parts += comparison.variants_section(view.trials, view.summary, benchmark, figure)
     parts += comparison.paired_section(view.summary, benchmark, figure)
+    parts += family.section(view, benchmark, figure)
     parts += _parameters_section(view.trials, benchmark)
     parts += _curves_section(view.curves, benchmark, figure)
     if (view.importance.lens == FANOVA).any():
@@ -259,11 +262,11 @@ def _metric_sentence(benchmark: str) -> str:
 
 
 def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
-    """Parameters of each variant at _UNITS units on this benchmark, and the formula."""
+    """Parameters of each variant at UNITS units on this benchmark, and the formula."""
     if benchmark not in SHAPES:
         return []
     inputs, outputs, directions = SHAPES[benchmark]
-    table = parameter_counts(variant_order(runs.variant.unique()), benchmark, _UNITS)
+    table = parameter_counts(variant_order(runs.variant.unique()), benchmark, UNITS)
     if table.empty:
         return []
     table[["recurrent", "output", "total"]] = table[["recurrent", "output", "total"]].map(
@@ -271,8 +274,8 @@ def _parameters_section(runs: pd.DataFrame, benchmark: str) -> list[str]:
     )
     direction = "each of 2 directions" if directions == 2 else "one direction"
     return [
-        f"### Parameters at {_UNITS} units",
-        f"Trainable parameters with N = {_UNITS} units, M = {inputs} inputs and K = {outputs} "
+        f"### Parameters at {UNITS} units",
+        f"Trainable parameters with N = {UNITS} units, M = {inputs} inputs and K = {outputs} "
         f"outputs ({direction}). Per direction the recurrent layer has B·N·(M + N + 1) "
         "weights and biases, B the blocks with weights (the block input and each gate with "
         "weights of its own: 4 for V, 3 without one gate or with a coupled forget gate), plus "

@@ -252,6 +252,9 @@ def round_table(runs: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
     return table.assign(complete=table["variants done"] == len(names))
 
 
+UNITS = 100  # per direction: the hidden size at which the report compares parameter counts
+
+
 def parameter_counts(names: Iterable[str], benchmark: str, units: int) -> pd.DataFrame:
     """Trainable parameters of each arm (`study.training.arms`) among `names` with `units`
     units per direction on `benchmark` (one of SHAPES): the recurrent layer, the output layer,
