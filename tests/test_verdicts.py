@@ -78,10 +78,33 @@ def test_a_variant_that_fails_more_often_but_is_better_where_it_learns(tmp_path)
     # 24 of the 40 differences are negative: the median is one of the 22 at -0.3
     assert row.paired_median == pytest.approx(-0.3)
     (said,) = [reconciliation(r) for r in summary.itertuples() if r.variant == "NOAF"]
-    assert "it fails more often (40% of configurations against 5%, McNemar p = 0.0013)" in said
+    assert "it fails more often (40% of configurations against 5%, McNemar p = 0.0013, " in said
     assert "and where both learn it is better (-0.3, 95 % interval -0.3 to -0.3)" in said
     failures = verdict_table(summary, "jsb").set_index("variant").loc["NOAF", "failures"]
-    assert failures == "40% vs 5% (p 0.0013); both learned: -0.30 [-0.30, -0.30]"
+    assert failures == "40% vs 5% (Holm p 0.0013); both learned: -0.30 [-0.30, -0.30]"
+
+
+def test_a_failure_rate_that_does_not_survive_holm(tmp_path):
+    """V learns on all 40 configurations; NFG and NIG fail on 6 of them (McNemar: 6
+    discordant, p = 2 / 2^6 = 0.031 each), NOAF on 10 (p = 2 / 2^10). Holm over the three
+    multiplies NOAF's by 3 and the other two by 2: 0.0625, so only NOAF fails more often."""
+    v = {i: 9 + 0.01 * i for i in range(40)}
+    six = v | dict.fromkeys(range(6), 20.0)
+    noaf = v | dict.fromkeys(range(10), 20.0)
+    url, trials, _, studies = storage(tmp_path, {"V": v, "NFG": six, "NIG": six, "NOAF": noaf}, 40)
+    summary = summarize(trials, studies)
+    rows = summary.set_index("variant")
+    assert rows.fail_p[["NFG", "NIG", "NOAF"]].tolist() == pytest.approx(
+        [2 / 2**6] * 2 + [2 / 2**10]
+    )
+    assert rows.fail_p_holm[["NFG", "NIG", "NOAF"]].tolist() == pytest.approx(
+        [2 * 2 / 2**6] * 2 + [3 * 2 / 2**10]
+    )
+    said = {r.variant: reconciliation(r) for r in summary.itertuples() if r.variant != "V"}
+    assert "fails more often" not in said["NFG"] and "fails more often" not in said["NIG"]
+    assert "it fails more often (25% of configurations against 0%, McNemar p = " in said["NOAF"]
+    table = verdict_table(summary, "jsb").set_index("variant").failures
+    assert table["NFG"].startswith("15% vs 0% (Holm p 0.062)")
 
 
 def test_a_configuration_effect_only_a_leaking_forest_explains(tmp_path):

@@ -60,7 +60,7 @@ def section(view: Results, benchmark: str) -> list[str]:
             "with 80 % power here), the paired test over every configuration both trained "
             "(median difference, its 95 % interval, Holm's p), how often each fails (test "
             f"{metric_of(benchmark).name} not below chance: variant vs {REFERENCE}, McNemar's "
-            "p) and the difference where both learned. Positive: worse than "
+            "p with Holm's correction) and the difference where both learned. Positive: worse than "
             f"{REFERENCE}. Columns and tests: `summary.csv`, the sections below.",
             markdown.table(verdicts),
         ]

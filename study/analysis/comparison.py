@@ -51,6 +51,7 @@ def paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
     columns = ["variant", "n_top", "top_overlap", "top_diff", "p_value", "mde", "direction"]
     columns += ["n_paired", "paired_median", "paired_low", "paired_high", "wilcoxon_p"]
     columns += ["paired_p_holm", "paired_direction", "fail_rate", "fail_rate_ref", "fail_p"]
+    columns += ["fail_p_holm"]
     columns += ["n_learned", "learned_median", "learned_low", "learned_high"]
     return [
         "### Paired comparison, beside the paper's test",
@@ -66,7 +67,8 @@ def paired_section(summary: pd.DataFrame, benchmark: str, figure) -> list[str]:
         "its best trials are.",
         "One difference can hide two effects, so it is split: how often each side did not "
         f"learn (test metric not below {chance}; McNemar's exact test on the configurations "
-        "where only one side failed) and the median difference where both learned.",
+        "where only one side failed, Holm-corrected over the benchmark's variants) and the "
+        "median difference where both learned.",
         "Welch's test on this sample compares overlapping sets: `top_overlap` counts the "
         f"configurations a variant's top {TOP_FRACTION:.0%} shares with {REFERENCE}'s, so the "
         "two samples are not independent, as the paper's were. It stays as the paper's "

@@ -240,7 +240,8 @@ def section(view: Results, benchmark: str, figure) -> list[str]:
         f"{TOP_FRACTION:.0%} of the arm's trials (ranked on validation) and their mean, with "
         f"Welch's test against {REFERENCE}'s (the paper's criterion, uncorrected), the paired "
         "median difference with its 95 % interval and Holm's p, the failures (not below "
-        f"chance: arm vs {REFERENCE}, McNemar's p; then the difference where both learned), "
+        f"chance: arm vs {REFERENCE}, McNemar's p with Holm's correction; then the "
+        "difference where both learned), "
         f"and the cost below. Positive: worse than {REFERENCE}."
         + (" Every verdict is provisional: the study is not complete." if provisional else ""),
         markdown.table(glance_table(summary, cost, names)),

@@ -258,10 +258,11 @@ def paired_cell(row) -> str:
 
 
 def failures_cell(row) -> str:
-    """A summary row's failure rates, McNemar's p and the difference where both learned."""
+    """A summary row's failure rates, McNemar's p (Holm's) and the difference where both
+    learned."""
     if pd.isna(row.n_paired) or not np.isfinite(row.fail_rate):
         return ""
-    text = f"{row.fail_rate:.0%} vs {row.fail_rate_ref:.0%} (p {row.fail_p:.2g})"
+    text = f"{row.fail_rate:.0%} vs {row.fail_rate_ref:.0%} (Holm p {row.fail_p_holm:.2g})"
     if np.isfinite(row.learned_median):
         text += f"; both learned: {row.learned_median:+.2f}"
         if np.isfinite(row.learned_low):
@@ -299,11 +300,12 @@ def reconciliation(row) -> str:
         parts.append(
             f"configuration by configuration there is no verdict ({row.paired_median:+.3g}){why}"
         )
-    if np.isfinite(row.fail_p) and row.fail_p < ALPHA:
+    if np.isfinite(row.fail_p_holm) and row.fail_p_holm < ALPHA:
         more = "more" if row.fail_rate > row.fail_rate_ref else "less"
         text = (
             f"it fails {more} often ({row.fail_rate:.0%} of configurations against "
-            f"{row.fail_rate_ref:.0%}, McNemar p = {row.fail_p:.2g})"
+            f"{row.fail_rate_ref:.0%}, McNemar p = {row.fail_p:.2g}, Holm p = "
+            f"{row.fail_p_holm:.2g})"
         )
         if np.isfinite(row.learned_high) and (row.learned_low > 0 or row.learned_high < 0):
             better = "better" if row.learned_high < 0 else "worse"

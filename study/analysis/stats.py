@@ -19,7 +19,8 @@ over every configuration complete in both (no filter that looks at either result
 - the two parts of a difference: how often each side did not learn (test metric not below
   the benchmark's chance level) with McNemar's exact test on the discordant configurations
   (b of them where only the variant failed, c where only V did: the two-sided binomial p of
-  b in b + c at 1/2), and the median difference where both learned, with its interval.
+  b in b + c at 1/2), Holm-corrected over the benchmark's variants as the paired p is, and
+  the median difference where both learned, with its interval.
 
 Welch on a shared sample compares overlapping sets (a variant's top 10 % and V's may be many
 of the same configurations), so it is no longer the paper's independent two-sample test; it
@@ -86,11 +87,13 @@ SUMMARY_COLUMNS = [
     "wilcoxon_p",
     "paired_p_holm",
     "paired_direction",
-    # its two parts: shares of those configurations that did not learn, McNemar's exact p,
-    # and the median difference (with its interval) over the configurations both learned
+    # its two parts: shares of those configurations that did not learn, McNemar's exact p
+    # (and Holm's over the benchmark), and the median difference (with its interval) over
+    # the configurations both learned
     "fail_rate",
     "fail_rate_ref",
     "fail_p",
+    "fail_p_holm",
     "n_learned",
     "learned_median",
     "learned_low",
@@ -267,9 +270,12 @@ def summarize(
         block = _comparisons(benchmark, runs, shared)
         adjusted = holm(np.array([row["p_value"] for row in block]))
         paired_adjusted = holm(np.array([row["wilcoxon_p"] for row in block], dtype=float))
+        fail_adjusted = holm(np.array([row["fail_p"] for row in block], dtype=float))
         verdicts = paper.DIRECTION.get(PAPER_DATASET.get(benchmark, ""), {})
         provisional = _incomplete(runs, studies[studies.benchmark == benchmark])
-        for row, p_holm, paired_p_holm in zip(block, adjusted, paired_adjusted):
+        for row, p_holm, paired_p_holm, fail_p_holm in zip(
+            block, adjusted, paired_adjusted, fail_adjusted
+        ):
             enough = row.pop("enough")
             significant = bool(row["p_value"] < alpha) and enough  # NaN compares False
             row["p_holm"] = p_holm
@@ -277,6 +283,7 @@ def summarize(
             row["significant_holm"] = bool(p_holm < alpha) and enough
             row["direction"] = ("worse" if row["welch_t"] > 0 else "better") if significant else ""
             row["paired_p_holm"] = paired_p_holm
+            row["fail_p_holm"] = fail_p_holm
             excludes_zero = row["paired_low"] > 0 or row["paired_high"] < 0  # NaN: False
             decided = bool(paired_p_holm < alpha) and excludes_zero
             decided = decided and pd.notna(row["n_paired"]) and row["n_paired"] >= MIN_FOR_VERDICT
