@@ -136,7 +136,7 @@ def fill(
 
 
 def fill_top(
-    storage: str,
+    storage: str | optuna.storages.BaseStorage,
     benchmark: str,
     tops: dict[str, list[float]],
     n_trials: int = 40,
@@ -163,7 +163,7 @@ def fill_top(
 
 
 def fill_shared(
-    storage: str,
+    storage: str | optuna.storages.BaseStorage,
     benchmark: str,
     tests: dict[str, dict[int, float]],
     n_configs: int,

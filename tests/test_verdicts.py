@@ -7,10 +7,10 @@ rounds, and the report's first screen."""
 import contextlib
 import io
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from scipy import stats
@@ -27,13 +27,22 @@ from synthetic_study import fill_shared, fill_top, quiet, sample
 CHANCE = 10.98  # jsb's
 
 
-def storage(tmp_path: Path, tests: dict, n_configs: int, **kwargs):
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    fill_shared(url, "jsb", tests, n_configs=n_configs, **kwargs)
-    return url, *quiet(load_storage, url)
+def storage(tests: dict, n_configs: int, **kwargs):
+    """trials, epochs and studies of `fill_shared`'s studies, in memory (a SQLite file takes
+    seconds to fill)."""
+    memory = optuna.storages.InMemoryStorage()
+    fill_shared(memory, "jsb", tests, n_configs=n_configs, **kwargs)
+    return quiet(load_storage, memory)
 
 
-def test_a_small_effect_that_does_not_survive_holm(tmp_path):
+def tops(planted: dict, benchmark: str = "jsb", memory=None):
+    """`fill_top`'s studies of 40 trials each, in memory: trials, epochs, studies."""
+    memory = memory or optuna.storages.InMemoryStorage()
+    fill_top(memory, benchmark, planted, n_trials=40)
+    return quiet(load_storage, memory)
+
+
+def test_a_small_effect_that_does_not_survive_holm():
     """NIG − V is ±0.001 k (k = 1 … 30, negative for k = 13, 27–30): Wilcoxon's exact p is
     0.029, below 0.05, and the sign-test interval excludes 0; NFG's and NOG's differences
     alternate in sign (p near 1). Holm over the three multiplies the smallest p by 3: 0.088,
@@ -43,9 +52,7 @@ def test_a_small_effect_that_does_not_survive_holm(tmp_path):
     signs[[12, 26, 27, 28, 29]] = -1
     nig = {i: v[i] + signs[i] * 0.001 * (i + 1) for i in range(30)}
     alternating = {i: v[i] + (-1) ** i * 0.001 * (i + 1) for i in range(30)}
-    url, trials, _, studies = storage(
-        tmp_path, {"V": v, "NIG": nig, "NFG": alternating, "NOG": alternating}, 30
-    )
+    trials, _, studies = storage({"V": v, "NIG": nig, "NFG": alternating, "NOG": alternating}, 30)
     summary = summarize(trials, studies).set_index("variant")
     row = summary.loc["NIG"]
     assert row.n_paired == 30 and row.wilcoxon_p < 0.05
@@ -60,14 +67,14 @@ def test_a_small_effect_that_does_not_survive_holm(tmp_path):
     assert not summary.provisional.any()  # every planned configuration is complete
 
 
-def test_a_variant_that_fails_more_often_but_is_better_where_it_learns(tmp_path):
+def test_a_variant_that_fails_more_often_but_is_better_where_it_learns():
     """Of 40 configurations, NOAF fails (stays above chance) on 16 where V learns, V on 2
     where NOAF learns; on the other 22 NOAF is V − 0.3. McNemar's exact p is the two-sided
     binomial of 2 in 18: 2 (1 + 18 + 153) / 2^18."""
     v = {i: 9 + 0.01 * i for i in range(40)} | {0: 20.0, 1: 20.5}
     noaf = {0: 9.0, 1: 9.1} | {i: 30.0 + i for i in range(2, 18)}
     noaf |= {i: v[i] - 0.3 for i in range(18, 40)}
-    url, trials, epochs, studies = storage(tmp_path, {"V": v, "NOAF": noaf}, 40)
+    trials, epochs, studies = storage({"V": v, "NOAF": noaf}, 40)
     summary = summarize(trials, studies)
     row = summary.set_index("variant").loc["NOAF"]
     assert row.n_paired == 40
@@ -84,14 +91,14 @@ def test_a_variant_that_fails_more_often_but_is_better_where_it_learns(tmp_path)
     assert failures == "40% vs 5% (Holm p 0.0013); both learned: -0.30 [-0.30, -0.30]"
 
 
-def test_a_failure_rate_that_does_not_survive_holm(tmp_path):
+def test_a_failure_rate_that_does_not_survive_holm():
     """V learns on all 40 configurations; NFG and NIG fail on 6 of them (McNemar: 6
     discordant, p = 2 / 2^6 = 0.031 each), NOAF on 10 (p = 2 / 2^10). Holm over the three
     multiplies NOAF's by 3 and the other two by 2: 0.0625, so only NOAF fails more often."""
     v = {i: 9 + 0.01 * i for i in range(40)}
     six = v | dict.fromkeys(range(6), 20.0)
     noaf = v | dict.fromkeys(range(10), 20.0)
-    url, trials, _, studies = storage(tmp_path, {"V": v, "NFG": six, "NIG": six, "NOAF": noaf}, 40)
+    trials, _, studies = storage({"V": v, "NFG": six, "NIG": six, "NOAF": noaf}, 40)
     summary = summarize(trials, studies)
     rows = summary.set_index("variant")
     assert rows.fail_p[["NFG", "NIG", "NOAF"]].tolist() == pytest.approx(
@@ -114,7 +121,9 @@ def test_a_configuration_effect_only_a_leaking_forest_explains(tmp_path):
     predicts nothing."""
     offsets = np.random.default_rng(1).uniform(0, 2, 40)
     tests = {name: {i: 9 + offsets[i] for i in range(40)} for name in ("V", "NIG", "NFG")}
-    url, trials, epochs, studies = storage(tmp_path, tests, 40)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    fill_shared(url, "jsb", tests, n_configs=40)
+    trials, epochs, studies = quiet(load_storage, url)
     model = fit_trials(trials, n_trees=32, pooled=True, shared=True)
     assert model.oob_r2 > 0.9  # the leak
     assert model.held_out == "5-fold, whole configurations held out"
@@ -134,20 +143,18 @@ def test_a_configuration_effect_only_a_leaking_forest_explains(tmp_path):
     assert "pooled over all variants:" not in text  # no pooled number in V's sentences
 
 
-def test_a_variant_that_blows_up_carries_the_pooled_forest(tmp_path):
+def test_a_variant_that_blows_up_carries_the_pooled_forest():
     """V scores 10 on 10 configurations, NOAF too but on two, where it blows up to 5,000
     (capped at 61.0, the untrained reference): about the pooled mean 15.1, NOAF's squares
     are 8 (5.1)² + 2 (45.9)² of 18 (5.1)² + 2 (45.9)², so the report says the pooled
     importances describe where NOAF fails. Without the blow-ups it says nothing."""
     noaf = {i: 10.0 for i in range(8)} | {8: 5000.0, 9: 5000.0}
-    url, trials, epochs, studies = storage(
-        tmp_path, {"V": dict.fromkeys(range(10), 10.0), "NOAF": noaf}, 10
-    )
+    trials, epochs, studies = storage({"V": dict.fromkeys(range(10), 10.0), "NOAF": noaf}, 10)
     shares = variance_by_variant(trials)
     expected = (8 * 5.1**2 + 2 * 45.9**2) / (18 * 5.1**2 + 2 * 45.9**2)
     assert shares.index.tolist() == ["NOAF", "V"]
     assert shares.to_numpy() == pytest.approx([expected, 1 - expected])
-    view = analyse(trials, epochs, studies, n_trees=8).of_benchmark("jsb")
+    view = quiet(analyse, trials, epochs, studies, n_trees=8).of_benchmark("jsb")
     text = "\n".join(forests.importance_section(view, "jsb", lambda fig, kind: plt.close(fig)))
     pooled = text.split("#### All variants pooled (the variant a feature)")[1]
     assert f"NOAF's trials carry {expected:.0%} of the pooled forest's variance" in pooled
@@ -155,8 +162,7 @@ def test_a_variant_that_blows_up_carries_the_pooled_forest(tmp_path):
 
     tests = {"V": {i: 9 + 0.1 * i for i in range(10)}}
     tests["NOAF"] = {i: 9.05 + 0.1 * i for i in range(10)}  # more than half, evenly spread
-    (tmp_path / "calm").mkdir()
-    _, trials, *_ = storage(tmp_path / "calm", tests, 10)
+    trials, *_ = storage(tests, 10)
     assert 0.5 < variance_by_variant(trials)["NOAF"] < 0.6
     assert _dominant_variant(trials) == []
 
@@ -169,14 +175,14 @@ def welch_power(diff: float, std: float, n: int, draws: int = 20_000) -> float:
     return float((stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue < 0.05).mean())
 
 
-def test_a_small_true_effect_ten_top_trials_cannot_see(tmp_path):
+def test_a_small_true_effect_ten_top_trials_cannot_see():
     """NFG is V + 0.05 (+ 0.0001 i) on each of 100 configurations, V 9 + 0.4 z: the paired
     test sees it; Welch's test on 10 top trials a side cannot (its 80 % power needs a larger
     difference), so the paper's 'worse' is inconclusive here, not contradicted."""
     z = np.random.default_rng(2).normal(size=100)
     v = {i: 9 + 0.4 * z[i] for i in range(100)}
     nfg = {i: v[i] + 0.05 + 0.0001 * i for i in range(100)}
-    url, trials, epochs, studies = storage(tmp_path, {"V": v, "NFG": nfg}, 120)
+    trials, epochs, studies = storage({"V": v, "NFG": nfg}, 120)
     summary = summarize(trials, studies).set_index("variant")
     row = summary.loc["NFG"]
     assert row.n_top == 10 and row.top_overlap == 10  # the same ten configurations
@@ -211,21 +217,20 @@ def test_agreement_needs_positive_evidence_to_differ(direction, paper, enough, e
     assert agreement(direction, paper, enough) == expected
 
 
-def test_agreement_with_the_paper_on_its_own_dataset_only(tmp_path):
+def test_agreement_with_the_paper_on_its_own_dataset_only():
     """Top trials planted: NIG worse (the paper: not different), NOAF better (the paper:
     worse), NFG worse (as the paper), CIFG as V; on the stand-in, context only."""
     base = [1.0, 1.1, 1.2, 1.3]
-    tops = {
+    planted = {
         "V": base,
         "NIG": [x + 1 for x in base],
         "NOAF": [x - 1 for x in base],
         "NFG": [x + 1 for x in base],
         "CIFG": list(base),
     }
-    url = f"sqlite:///{tmp_path / 'tops.db'}"
-    fill_top(url, "jsb", tops, n_trials=40)
-    fill_top(url, "digits-framewise", {v: tops[v] for v in ("V", "NOAF")}, n_trials=40)
-    trials, _, studies = quiet(load_storage, url)
+    memory = optuna.storages.InMemoryStorage()
+    fill_top(memory, "digits-framewise", {v: planted[v] for v in ("V", "NOAF")}, n_trials=40)
+    trials, _, studies = tops(planted, memory=memory)
     summary = summarize(trials, studies)
     jsb = summary[summary.benchmark == "jsb"].set_index("variant").paper_agreement
     assert jsb.to_dict() == {
@@ -300,13 +305,11 @@ def test_the_answer_comes_first_and_links_the_results_readme(bands, tmp_path):
     assert "README.md" not in (tmp_path / "elsewhere" / "REPORT.md").read_text()
 
 
-def test_the_curves_figure_holds_every_line_it_lists(tmp_path):
+def test_the_curves_figure_holds_every_line_it_lists():
     """Most trials never learn (their median stays far above chance): the median line must
     still reach into every panel, as the best trial and chance do."""
     base = [1.0, 1.1, 1.2, 1.3]
-    url = f"sqlite:///{tmp_path / 'tops.db'}"
-    fill_top(url, "jsb", {"V": base, "NFG": [x + 0.5 for x in base]}, n_trials=40)
-    trials, epochs, studies = quiet(load_storage, url)
+    trials, epochs, studies = tops({"V": base, "NFG": [x + 0.5 for x in base]})
     curves = analyse(trials, epochs, studies, n_trees=8).curves
     fig = figures.learning_curves(curves, "jsb")
     for ax in fig.axes:
@@ -318,11 +321,9 @@ def test_the_curves_figure_holds_every_line_it_lists(tmp_path):
             assert ((y >= low) & (y <= high)).any(), (ax.get_title(), line.get_label())
 
 
-def test_figures_give_no_deprecation_warnings(tmp_path):
+def test_figures_give_no_deprecation_warnings():
     base = [1.0, 1.1, 1.2, 1.3]
-    url = f"sqlite:///{tmp_path / 'tops.db'}"
-    fill_top(url, "jsb", {"V": base, "NFG": [x + 0.5 for x in base]}, n_trials=40)
-    trials, _, studies = quiet(load_storage, url)
+    trials, _, studies = tops({"V": base, "NFG": [x + 0.5 for x in base]})
     summary = summarize(trials, studies)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
