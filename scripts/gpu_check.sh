@@ -8,11 +8,8 @@
 #   PYTHON=/path/to/python scripts/gpu_check.sh
 #
 # The python needs a CUDA torch and triton; optuna and its storage stack are needed only by
-# the test modules of the runner and the analysis. On a machine without a package index,
-# wheels carried in .whl/ (optuna, sqlalchemy and what they need) are installed into .whl/site
-# first; the project itself is read from this checkout (PYTHONPATH), installed or not.
-# jsb-original is read from $ODYSSEY_JSB_ORIGINAL, else .whl/jsb-original (a git-ignored
-# place to carry the pickle to such a machine).
+# the test modules of the runner and the analysis (scripts/gpu_env.sh: the python, the
+# wheels carried in .whl/, jsb-original from $ODYSSEY_JSB_ORIGINAL or .whl/jsb-original).
 #
 # Writes $OUT/bench-gpu.json (environment with versions, the grid rows, the training rows,
 # the layout rows) and the logs $OUT/gpu-check/{versions,cuda-tests,bench}.txt; exits 3
@@ -24,23 +21,7 @@ LOGS="$OUT/gpu-check"
 mkdir -p "$LOGS"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-if [ -z "${PYTHON:-}" ]; then
-    PYTHON=python3
-    if [ -x .venv/bin/python ] && .venv/bin/python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
-        PYTHON=.venv/bin/python
-    fi
-fi
-if compgen -G ".whl/*.whl" >/dev/null && ! "$PYTHON" -c "import optuna" 2>/dev/null; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target .whl/site .whl/*.whl
-    export PYTHONPATH="$PWD/.whl/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-if [ -z "${ODYSSEY_JSB_ORIGINAL:-}" ]; then
-    if [ -e .whl/jsb-original ]; then
-        export ODYSSEY_JSB_ORIGINAL="$(cd .whl/jsb-original && pwd)"
-    fi
-fi
+source scripts/gpu_env.sh
 
 status=0
 {
@@ -59,10 +40,7 @@ print("python", platform.python_version(), "| torch", torch.__version__, "| cuda
 print("device", torch.cuda.get_device_name() if torch.cuda.is_available() else "NONE")
 PY
 } 2>&1 | tee "$LOGS/versions.txt"
-if ! "$PYTHON" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
-    echo "gpu_check: $PYTHON has no CUDA device (torch.cuda.is_available() is False)" >&2
-    exit 3
-fi
+cuda_or_3 gpu_check || exit 3
 
 # Every test marked cuda; the triton tests compile some 400 kernels, so in 12 processes
 # where pytest-xdist is installed.

@@ -1,6 +1,7 @@
 """scripts/campaign.sh, the committed campaign's slice: the reproduction's command until its
 1,800 trials are complete, then the family's, each logged to its next run-<n>.log; a bad
-argument is one line and exit 2."""
+argument is one line and exit 2. scripts/gpu_family.sh, the family's slice on a GPU: its
+arguments, and nothing trained without a CUDA device."""
 
 import os
 import sqlite3
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "campaign.sh"
 
@@ -96,3 +98,25 @@ def test_a_bad_argument_is_one_line(layout, args, message):
 def test_too_little_time_starts_nothing(layout):
     assert run(layout, "599", "jsb.pkl").returncode == 0
     assert calls(layout) == []
+
+
+GPU_SLICE = SCRIPT.with_name("gpu_family.sh")
+
+
+@pytest.mark.parametrize("args", [(), ("10m",), ("60", "extra")])
+def test_the_gpu_slice_refuses_a_bad_argument(args):
+    done = subprocess.run(["bash", str(GPU_SLICE), *args], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == "usage: scripts/gpu_family.sh SECONDS (the slice's training time, a whole number)\n"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_the_gpu_slice_trains_nothing_without_a_gpu(tmp_path):
+    env = os.environ | {"PYTHON": sys.executable, "OUT": str(tmp_path)}
+    done = subprocess.run(["bash", str(GPU_SLICE), "60"], env=env, capture_output=True, text=True)
+    assert done.returncode == 3
+    assert done.stderr.endswith("has no CUDA device (torch.cuda.is_available() is False)\n")
+    assert list((tmp_path / "family-gpu").iterdir()) == []
