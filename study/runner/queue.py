@@ -441,7 +441,9 @@ class TrialQueue:
         """Ctrl-C or the time limit: the trials in flight go back to the queue (same
         parameters, checkpoints kept). Each is failed as interrupted, then `reconcile` queues
         its copy; a second Ctrl-C at any point leaves each trial either running (to go
-        stale) or failed (to be queued by the next reconcile), never queued twice."""
+        stale) or failed (to be queued by the next reconcile), never queued twice. The
+        heartbeats stop first, so that this thread alone fails and queues them."""
+        self.close()
         with self._lock:
             running = list(self.running)
             self.running.clear()
