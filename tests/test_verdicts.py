@@ -153,7 +153,8 @@ def test_a_variant_that_blows_up_carries_the_pooled_forest():
     shares = variance_by_variant(trials)
     expected = (8 * 5.1**2 + 2 * 45.9**2) / (18 * 5.1**2 + 2 * 45.9**2)
     assert shares.index.tolist() == ["NOAF", "V"]
-    assert shares.to_numpy() == pytest.approx([expected, 1 - expected])
+    assert shares.share.to_numpy() == pytest.approx([expected, 1 - expected])
+    assert shares.trials.tolist() == [10, 10]
     view = quiet(analyse, trials, epochs, studies, n_trees=8).of_benchmark("jsb")
     text = "\n".join(forests.importance_section(view, "jsb", lambda fig, kind: plt.close(fig)))
     pooled = text.split("#### All variants pooled (the variant a feature)")[1]
@@ -163,7 +164,7 @@ def test_a_variant_that_blows_up_carries_the_pooled_forest():
     tests = {"V": {i: 9 + 0.1 * i for i in range(10)}}
     tests["NOAF"] = {i: 9.05 + 0.1 * i for i in range(10)}  # more than half, evenly spread
     trials, *_ = storage(tests, 10)
-    assert 0.5 < variance_by_variant(trials)["NOAF"] < 0.6
+    assert 0.5 < variance_by_variant(trials).share["NOAF"] < 0.6
     assert _dominant_variant(trials) == []
 
 

@@ -93,10 +93,8 @@ def _dominant_variant(trials: pd.DataFrame) -> list[str]:
     shares = variance_by_variant(trials)
     if len(shares) < 2:
         return []
-    variant, share = shares.index[0], shares.iloc[0]
-    complete = trials[(trials.state == "COMPLETE") & trials.test_metric.notna()]
-    n = int((complete.variant == variant).sum())
-    if share / n <= DOMINANT * (1 - share) / (len(complete) - n):
+    variant, (share, n) = shares.index[0], shares.iloc[0]
+    if share / n <= DOMINANT * (1 - share) / (shares.trials.sum() - n):
         return []
     return [
         f"{variant}'s trials carry {share:.0%} of the pooled forest's variance (the sum of "

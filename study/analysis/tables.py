@@ -151,17 +151,21 @@ def shares_by_variant(importance: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def variance_by_variant(trials: pd.DataFrame) -> pd.Series:
-    """Each variant's share of the pooled forest's target variance: the sum of squares of
-    its complete trials' capped test metric about the pooled mean, over the total. A
-    variant whose trials often blow up or stay at chance carries most of it, and the pooled
-    forest's importances then describe where that variant fails."""
+def variance_by_variant(trials: pd.DataFrame) -> pd.DataFrame:
+    """Each variant's share of the pooled forest's target variance (`share`: the sum of
+    squares of its complete trials' capped test metric about the pooled mean, over the
+    total) and its complete trials (`trials`), largest share first. A variant whose trials
+    often blow up or stay at chance carries most of it, and the pooled forest's importances
+    then describe where that variant fails."""
     complete = trials[(trials.state == "COMPLETE") & trials.test_metric.notna()]
     target = pd.Series(capped_metric(complete), index=complete.index)
     squares = (target - target.mean()) ** 2
     total = squares.sum()
-    shares = squares.groupby(complete.variant).sum() / total if total > 0 else squares[:0]
-    return shares.sort_values(ascending=False)
+    by_variant = squares.groupby(complete.variant)
+    shares = pd.DataFrame(
+        {"share": by_variant.sum() / total if total > 0 else 0.0, "trials": by_variant.size()}
+    )
+    return shares.sort_values("share", ascending=False)
 
 
 def covered_shares(checks: pd.DataFrame, benchmark: str, variant: str) -> dict[str, float]:
