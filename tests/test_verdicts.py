@@ -15,7 +15,17 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from study.analysis import analyse, figures, fit_trials, forests, load_storage, summarize, write
+from study.analysis import (
+    analyse,
+    answer,
+    figures,
+    fit_trials,
+    forests,
+    load_storage,
+    state,
+    summarize,
+    write,
+)
 from study.analysis.findings import reconciliation, variant_findings, verdict_table
 from study.analysis.forests import _dominant_variant
 from study.analysis.stats import agreement
@@ -166,6 +176,16 @@ def test_a_variant_that_blows_up_carries_the_pooled_forest():
     trials, *_ = storage(tests, 10)
     assert 0.5 < variance_by_variant(trials).share["NOAF"] < 0.6
     assert _dominant_variant(trials) == []
+
+
+def test_a_finished_study_gives_the_answer_not_the_answer_so_far():
+    """Every planned configuration complete: the first screen is the answer, and the rounds
+    table says nothing of bands not sampled yet."""
+    tests = {"V": {i: 9 + 0.1 * i for i in range(10)}, "NIG": {i: 9.2 for i in range(10)}}
+    trials, epochs, studies = storage(tests, 10)
+    view = quiet(analyse, trials, epochs, studies, n_trees=8).of_benchmark("jsb")
+    assert answer.section(view, "jsb")[0].startswith("## The answer: jsb")
+    assert "not sampled yet" not in "\n".join(state._coverage_lines(view))
 
 
 def welch_power(diff: float, std: float, n: int, draws: int = 20_000) -> float:

@@ -22,7 +22,8 @@ def section(view: Results, benchmark: str) -> list[str]:
     table."""
     runs, studies, summary = view.trials, view.studies, view.summary
     dataset = PAPER_DATASET.get(benchmark)
-    title = f"## The answer so far: {benchmark}"
+    finished = len(summary) > 0 and not summary.provisional.any()
+    title = f"## The answer{'' if finished else ' so far'}: {benchmark}"
     lines = [title + (f" (the paper's {dataset})" if dataset else "")]
     progress = [progress_line(runs, studies)]
     table = round_table(runs, studies)

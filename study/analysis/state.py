@@ -87,10 +87,15 @@ def _coverage_lines(view: Results) -> list[str]:
     bands = round_table(view.trials, view.studies)
     if len(bands):
         shown = bands.assign(complete=bands.complete.map({True: "yes", False: "no"}))
+        missing = (
+            "; hidden sizes between the bands trained are not sampled yet, so a finding on "
+            "hidden size over them is not covered yet"
+            if not bands.complete.all()
+            else ""
+        )
         lines += [
             "The rounds, in the order they train (a round is done when every variant has "
-            "completed its configurations); hidden sizes between the bands trained are not "
-            "sampled yet, so a finding on hidden size over them is not covered yet:",
+            f"completed its configurations){missing}:",
             markdown.table(shown.drop(columns=["low", "high"])),
         ]
     headline = REFERENCE if REFERENCE in table.index else "all"
