@@ -16,7 +16,7 @@ from .tables import covered_shares, headline_of, shares_by_variant, variance_by_
 
 # How many times the other variants' mean square about the pooled mean one variant's trials
 # must reach for the report to say that the pooled importances describe that variant's
-# failures (JSB's NOAF, with its blow-ups capped at 61 nats: about 170 at 1,625 trials).
+# failures (JSB's NOAF, with its blow-ups capped at 61 nats: about 170 at 1,800 trials).
 DOMINANT = 4.0
 
 
