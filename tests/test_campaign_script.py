@@ -4,6 +4,7 @@ argument is one line and exit 2. scripts/gpu_family.sh, the family's slice on a 
 arguments, and nothing trained without a CUDA device."""
 
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "campaign.sh"
+GPU_SLICE = SCRIPT.with_name("gpu_family.sh")
 
 
 @pytest.fixture
@@ -80,6 +82,29 @@ def test_a_complete_reproduction_hands_the_slice_to_the_family(layout):
     assert not (layout / "results/reproduction/run-2.log").exists()
 
 
+def run_options(text: str, start: str) -> dict[str, str]:
+    """The options of the command that begins at `start` in `text`, continuation lines
+    joined."""
+    command = text[text.index(start) :].replace("\\\n", " ").splitlines()[0]
+    words = shlex.split(command)[len(shlex.split(start)) :]
+    return dict(zip(words[::2], words[1::2]))
+
+
+def test_the_family_s_command_is_one_in_its_readme_and_both_slices(layout):
+    """What makes the family's trials the same study wherever they run: its arms, the
+    sample (benchmark, trials, seed) and the protocol, in results/family/README.md's command,
+    scripts/campaign.sh's and scripts/gpu_family.sh's."""
+    root = SCRIPT.parents[1]
+    assert run(layout, "7200", "jsb.pkl").returncode == 0
+    campaign = dict(zip(calls(layout)[-1][3::2], calls(layout)[-1][4::2]))
+    readme = run_options((root / "results/family/README.md").read_text(), "odyssey run")
+    gpu = run_options(GPU_SLICE.read_text(), '"$PYTHON" -m study.cli run')
+    keys = ("--benchmark", "--variants", "--trials", "--preset", "--seed")
+    study = {k: campaign[k] for k in keys}
+    assert study["--variants"] == "GRU,MGU,minGRU,minLSTM,sLSTM,V-fb1"
+    assert {k: readme[k] for k in keys} == study == {k: gpu[k] for k in keys}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -98,9 +123,6 @@ def test_a_bad_argument_is_one_line(layout, args, message):
 def test_too_little_time_starts_nothing(layout):
     assert run(layout, "599", "jsb.pkl").returncode == 0
     assert calls(layout) == []
-
-
-GPU_SLICE = SCRIPT.with_name("gpu_family.sh")
 
 
 @pytest.mark.parametrize("args", [(), ("10m",), ("60", "extra")])

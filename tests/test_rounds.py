@@ -18,7 +18,7 @@ from study.runner import workers
 from study.runner.coordinator import Monitor, run
 from study.runner.options import RunOptions
 from study.runner.queue import TrialQueue
-from study.runner.retries import reconcile
+from study.runner.retries import MAX_ATTEMPTS, reconcile
 from study.runner.rounds import band_order, complete_rounds, padding_overhead, progress, rounds
 from study.runner.search import prepare_study, sample_configs, stable_seed
 from study.runner.status import storage_status
@@ -104,30 +104,30 @@ def test_padding_overhead_by_hand_and_below_the_earlier_take_order():
 
 
 def test_progress_counts_a_study_s_finished_rounds():
-    def trial(index, hidden, state, failure="result"):
+    def trial(index, hidden, state, failure="training"):
         return optuna.trial.create_trial(
             state=state,
             params={"hidden_size": hidden},
             distributions={"hidden_size": optuna.distributions.IntDistribution(20, 200)},
             user_attrs={"config_index": index}
-            | ({"failure": failure} if state == TrialState.FAIL else {}),
+            | ({"failure": failure, "error": "bad"} if state == TrialState.FAIL else {}),
             value=1.0 if state == TrialState.COMPLETE else None,
         )
 
-    trials = [
-        trial(0, 20, TrialState.COMPLETE),
-        trial(1, 30, TrialState.FAIL),  # no finite metric, failed for good: finished
-        trial(2, 40, TrialState.COMPLETE),
-        trial(3, 50, TrialState.FAIL),
-        trial(3, 50, TrialState.WAITING),  # its copy waits
-    ]
+    def proven(index, hidden):  # the same error in each attempt: failed for good, finished
+        return [trial(index, hidden, TrialState.FAIL)] * MAX_ATTEMPTS
+
+    done, upper = trial(0, 20, TrialState.COMPLETE), trial(2, 40, TrialState.COMPLETE)
     # bands [20 30] [40 50], the upper first (the median of two bands)
-    assert progress(trials, 2) == (0, 2)
-    assert progress(trials[:4], 2) == (2, 2)
+    assert progress([done, *proven(1, 30), upper, *proven(3, 50)], 2) == (2, 2)
+    waits = [trial(3, 50, TrialState.FAIL), trial(3, 50, TrialState.WAITING)]  # its copy waits
+    assert progress([done, *proven(1, 30), upper, *waits], 2) == (0, 2)
+    one_raise = trial(1, 30, TrialState.FAIL)  # one raise is no proof: a rerun retries it
+    assert progress([done, one_raise, upper, *proven(3, 50)], 2) == (1, 2)
     # failed for the machine's reasons (a rerun retries them): no round is finished
     machine = [trial(i, 20 + 10 * i, TrialState.FAIL, "infrastructure") for i in range(4)]
     assert progress(machine, 2) == (0, 2)
-    assert progress([*machine[:2], *trials[2:4]], 2) == (1, 2)  # the lower band is not
+    assert progress([*machine[:2], upper, *proven(3, 50)], 2) == (1, 2)  # the lower band is not
 
 
 def test_complete_rounds_need_every_study():

@@ -25,9 +25,10 @@ from study.cli import main
 from study.errors import UserError
 from study.runner import workers
 from study.runner.coordinator import Monitor, run
+from study.runner.failures import Failure
 from study.runner.locks import exclusive_sqlite
 from study.runner.options import resolve_variants
-from study.runner.retries import ORPHAN_ERROR, reconcile, state_counts
+from study.runner.retries import ORPHAN_ERROR, fail, reconcile, state_counts
 from study.runner.search import SEARCH_SPACE, prepare_study, sample_configs
 from study.runner.storage import open_storage
 from study.training.protocol import (
@@ -37,6 +38,7 @@ from study.training.protocol import (
     read_record,
     stored_record,
 )
+from study.training.trainer import Population
 from synthetic_study import fill
 
 
@@ -257,6 +259,31 @@ def test_a_training_error_sends_trials_back_to_the_queue(tmp_path, tiny_jsb, mon
         if t.state == TrialState.FAIL
     ]
     assert failed and all(t.user_attrs["error"] == "RuntimeError: out of memory" for t in failed)
+
+
+def test_a_trial_with_no_finite_metric_completes_at_inf(tmp_path, tiny_jsb, monkeypatch):
+    """It learned nothing: complete at +inf on both metrics (ranked last, counted as not
+    learning), not a FAIL that would leave the configuration out of every comparison. A
+    configuration that an earlier version failed for it runs again, to be recorded so."""
+    monkeypatch.setattr(Population, "evaluate", lambda self, batches: [math.nan] * len(self.states))
+    storage = f"sqlite:///{tmp_path}/study.db"
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 0
+    study = optuna.load_study(study_name="jsb-original/V", storage=storage)
+    assert [(t.state, t.value, t.user_attrs["test_metric"]) for t in study.trials] == [
+        (TrialState.COMPLETE, math.inf, math.inf)
+    ] * 2
+    assert all(t.user_attrs["diverged"] and t.user_attrs["best_epoch"] == 0 for t in study.trials)
+
+    legacy = open_storage(f"sqlite:///{tmp_path}/legacy.db", create=True)
+    study = prepare_study(
+        legacy, "jsb", "V", n_trials=1, sampler="random", seed=3, sample=None, band_size=2
+    )
+    reconcile(legacy, study, fresh_run=True)
+    fail(legacy, study.ask()._trial_id, Failure.RESULT, "no finite metric")  # as they stored it
+    assert reconcile(legacy, study) == 1
+    assert [(t.state, t.user_attrs["attempts"]) for t in study.trials[1:]] == [
+        (TrialState.WAITING, 2)
+    ]
 
 
 def test_a_checkpoint_of_another_trial_is_not_resumed(tmp_path, tiny_jsb):

@@ -263,8 +263,8 @@ def test_divergence_is_flagged_and_others_unaffected():
     res_healthy, res_wild = pop.run()
     assert res_wild.diverged and res_wild.epochs == 1
     # Its weights are not finite: no trained epoch has a metric, and the untrained network
-    # is not a candidate.
-    assert res_wild.best_epoch == 0 and res_wild.value == math.inf
+    # is not a candidate. It learned nothing: +inf on both metrics, ranked last.
+    assert res_wild.best_epoch == 0 and res_wild.value == res_wild.test_metric == math.inf
     assert len(res_wild.valid_curve) == 1 and math.isnan(res_wild.valid_curve[0])
     alone = PopulationTrainer(bench, "NOAF", proto, dtype=torch.float64)
     alone.add(healthy)

@@ -101,6 +101,21 @@ def test_a_variant_that_fails_more_often_but_is_better_where_it_learns():
     assert failures == "40% vs 5% (Holm p 0.0013); both learned: -0.30 [-0.30, -0.30]"
 
 
+def test_a_trial_with_no_finite_metric_stays_in_its_pair_as_a_failure():
+    """The runner stores a trial that learned nothing (no finite validation metric) at +inf.
+    MGU is at +inf at 4 of 30 configurations, V at the first of them too; elsewhere MGU is
+    V - 0.1. All 30 stay paired: MGU fails on 4 and V on 1 (McNemar: 3 discordant, p =
+    2 / 2^3), two trials at +inf differ by 0 (not NaN), and the median is -0.1."""
+    v = {i: 9 + 0.01 * i for i in range(30)}
+    mgu = {i: v[i] - 0.1 for i in range(30)} | dict.fromkeys(range(4), np.inf)
+    trials, _, studies = storage({"V": v | {0: np.inf}, "MGU": mgu}, 30)
+    row = summarize(trials, studies).set_index("variant").loc["MGU"]
+    assert row.n_paired == 30 and row.n_learned == 26
+    assert [row.fail_rate, row.fail_rate_ref, row.fail_p] == pytest.approx([4 / 30, 1 / 30, 0.25])
+    assert row.paired_median == pytest.approx(-0.1) and row.learned_median == pytest.approx(-0.1)
+    assert np.isfinite(row.wilcoxon_p)
+
+
 def test_a_failure_rate_that_does_not_survive_holm():
     """V learns on all 40 configurations; NFG and NIG fail on 6 of them (McNemar: 6
     discordant, p = 2 / 2^6 = 0.031 each), NOAF on 10 (p = 2 / 2^10). Holm over the three

@@ -11,11 +11,14 @@ that has any: each arm against V the paper's way, and as such a comparison also 
   two alone, the second in V's place: the same tests and rules, Holm's p over that one
   comparison being the plain p.
 - Cost (`cost_table`): parameters at UNITS units, the code's own count, and the measured
-  seconds per trial-epoch with their median ratio to V's at the same configuration.
+  seconds per trial-epoch with their median ratio, at the same configuration, to the clock's
+  (`clock`: V's network timed in the same runs as the arms).
 - At the same number of parameters (`band_table`, `figures.params_vs_metric`).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pandas as pd
@@ -113,14 +116,28 @@ def _renamed(table: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return kept.assign(variant=kept.variant.map(names))
 
 
+def clock(names) -> str:
+    """The arm among `names` whose time per epoch the cost ratios divide by: V with a forget
+    bias of its own where there is one (the bias changes no operation, so it computes exactly
+    V's network, and it trained in the same runs as the other arms beyond the paper), else V.
+    V's own trials may come from other runs (a reference storage, other slices under other
+    loads), and a ratio to them would measure those runs as much as the cells."""
+    for name in variant_order(names):
+        with contextlib.suppress(ValueError):  # a foreign study is no arm
+            if name != REFERENCE and arm(name).cell == REFERENCE:
+                return name
+    return REFERENCE
+
+
 def cost_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """Per arm of one benchmark's trials: `params`, its trainable parameters at UNITS units
     (none on a benchmark without a known shape) and `params_ratio` to V's; `epoch_seconds`,
     the median over its complete trials of their seconds per epoch trained (`timed_trials`),
     from `n_timed` trials; and `cost_ratio`, the median over the `n_cost` configurations timed
-    in both of the arm's seconds per epoch divided by V's at the same configuration (the same
-    hidden size). Its trials and V's may have run on other machines or under other loads."""
+    in both of the arm's seconds per epoch divided by the `clock`'s at the same configuration
+    (the same hidden size)."""
     names = variant_order(runs.variant.unique())
+    timer = clock(names)
     params = pd.Series(dtype=float)
     if benchmark in SHAPES:
         params = parameter_counts(names, benchmark, UNITS).set_index("variant").total
@@ -128,7 +145,7 @@ def cost_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     indexed = timed[timed.config_index.notna()].sort_values("trial", kind="stable")
     first = indexed.drop_duplicates(["variant", "config_index"])  # should one have run twice
     seconds = first.pivot(index="config_index", columns="variant", values="epoch_seconds")
-    reference = seconds[REFERENCE] if REFERENCE in seconds else pd.Series(dtype=float)
+    reference = seconds[timer] if timer in seconds else pd.Series(dtype=float)
     rows = []
     for name in names:
         own = timed.epoch_seconds[timed.variant == name]
@@ -143,6 +160,7 @@ def cost_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
                 "n_timed": len(own),
                 "cost_ratio": ratio.median() if len(ratio) else np.nan,
                 "n_cost": len(ratio),
+                "clock": timer,
             }
         )
     return pd.DataFrame(rows)
@@ -202,9 +220,12 @@ def glance_table(summary: pd.DataFrame, cost: pd.DataFrame, names: list[str]) ->
         record["paired vs V"] = "" if name == REFERENCE else paired_cell(row)
         record["failures"] = "" if name == REFERENCE else failures_cell(row)
         record[f"parameters at {UNITS} units"] = _with_ratio(
-            own, "params", "params_ratio", "{:,.0f}"
+            own, "params", "params_ratio", "{:,.0f}", REFERENCE
         )
-        record["s per trial-epoch"] = _with_ratio(own, "epoch_seconds", "cost_ratio", "{:.3g} s")
+        timer = own.clock if own is not None else REFERENCE
+        record["s per trial-epoch"] = _with_ratio(
+            own, "epoch_seconds", "cost_ratio", "{:.3g} s", timer
+        )
         table.append(record)
     return pd.DataFrame(table)
 
@@ -213,13 +234,13 @@ def _decimals(value: float) -> str:
     return f"{value:.2f}" if np.isfinite(value) else "none yet"
 
 
-def _with_ratio(row, value: str, ratio: str, form: str) -> str:
-    """`row[value]` as `form`, with its ratio to V beside it (none for V itself)."""
+def _with_ratio(row, value: str, ratio: str, form: str, against: str) -> str:
+    """`row[value]` as `form`, with its ratio to arm `against` beside it (none for that arm)."""
     if row is None or not np.isfinite(row[value]):
         return ""
     text = form.format(row[value])
-    if row.name != REFERENCE and np.isfinite(row[ratio]):
-        text += f" (×{row[ratio]:.2f} V)"
+    if row.name != against and np.isfinite(row[ratio]):
+        text += f" (×{row[ratio]:.2f} {against})"
     return text
 
 
@@ -288,6 +309,7 @@ def _claims_part(claims: pd.DataFrame) -> list[str]:
 
 def _cost_part(cost: pd.DataFrame, names: list[str]) -> list[str]:
     rows = cost.set_index("variant").reindex([REFERENCE, *names]).dropna(how="all")
+    timer = cost.clock.iloc[0] if len(cost) else REFERENCE
     table = pd.DataFrame(
         {
             "arm": rows.index,
@@ -297,7 +319,7 @@ def _cost_part(cost: pd.DataFrame, names: list[str]) -> list[str]:
             "× V": rows.params_ratio,
             "s per trial-epoch (median)": rows.epoch_seconds,
             "trials timed": rows.n_timed,
-            "× V at the same configuration (median)": rows.cost_ratio,
+            f"× {timer} at the same configuration (median)": rows.cost_ratio,
             "configurations": rows.n_cost,
         }
     )
@@ -306,11 +328,19 @@ def _cost_part(cost: pd.DataFrame, names: list[str]) -> list[str]:
         f"Trainable parameters with {UNITS} units (the code's own count, as in the table of "
         "parameters below) and the measured training time: each complete trial's seconds per "
         "epoch trained (its share of its population's time), the median over the arm's "
-        f"trials, and, configuration by configuration, the arm's time divided by {REFERENCE}'s "
+        f"trials, and, configuration by configuration, the arm's time divided by {timer}'s "
         "at the same configuration (the same hidden size), the median over the configurations "
-        f"timed in both. {REFERENCE}'s trials may have run on other machines, in other slices "
-        "or under another load than the arm's (the storage records neither): the ratios are "
-        "as comparable as those runs were.",
+        "timed in both. "
+        + (
+            f"{timer} computes exactly {REFERENCE}'s network (a forget bias changes no "
+            "operation) and trained in the same runs as the other arms, so its time stands for "
+            f"{REFERENCE}'s; {REFERENCE}'s own row says how its trials' times, from other runs, "
+            "compare: a ratio far from 1 is those runs' machine or load, not the network. "
+            if timer != REFERENCE
+            else ""
+        )
+        + "Trials that ran on other machines, in other slices or under another load are as "
+        "comparable as those runs were (the storage records neither).",
         markdown.table(table),
     ]
 

@@ -138,14 +138,15 @@ def welch_test(sample: np.ndarray, reference: np.ndarray) -> tuple[float, float,
 def paired(sample: pd.DataFrame, reference: pd.DataFrame, chance: float | None) -> dict:
     """Configuration by configuration, `sample` against `reference` (trials tables of one
     variant each, over the same shared sample), over every configuration complete in both
-    (with a finite test metric, see `_by_config`): the paired columns of SUMMARY_COLUMNS but
-    Holm's p and the direction. A configuration
-    did not learn where its test metric is not below `chance` (with no chance level, every
-    one learned). NaN where there are too few."""
+    (with a test metric, +inf included, see `_by_config`): the paired columns of
+    SUMMARY_COLUMNS but Holm's p and the direction. A configuration did not learn where its
+    test metric is not below `chance` (with no chance level, every one learned). NaN where
+    there are too few."""
     both = pd.merge(
         _by_config(sample), _by_config(reference), on="config_index", suffixes=("", "_ref")
     )
-    d = (both.test_metric - both.test_metric_ref).to_numpy(float)
+    a, b = both.test_metric.to_numpy(float), both.test_metric_ref.to_numpy(float)
+    d = np.subtract(a, b, out=np.zeros_like(a), where=a != b)  # +inf twice: 0, not NaN
     median, low, high = median_interval(d)
     p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else np.nan
     if chance is None:
@@ -232,7 +233,7 @@ def _by_config(trials: pd.DataFrame) -> pd.DataFrame:
     """The test metric of each configuration's complete trial (the first, should a
     configuration have been completed twice)."""
     complete = trials[(trials.state == "COMPLETE") & trials.config_index.notna()]
-    complete = complete[np.isfinite(complete.test_metric.to_numpy(float))]
+    complete = complete[complete.test_metric.notna()]  # +inf stays: it learned nothing
     first = complete.sort_values("trial", kind="stable").drop_duplicates("config_index")
     return first[["config_index", "test_metric"]].astype({"config_index": "int64"})
 

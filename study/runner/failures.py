@@ -11,4 +11,6 @@ class Failure(enum.Enum):
     INTERRUPTED = "interrupted"  # Ctrl-C or --time-limit: runs again, not counted
     INFRASTRUCTURE = "infrastructure"  # a dead worker or coordinator, memory, disk, data
     TRAINING = "training"  # its own training raised
-    RESULT = "result"  # no finite validation metric: that is its configuration's result
+    # Earlier versions wrote it for a trial with no finite validation metric, which now
+    # completes at +inf (it learned nothing): such a configuration runs again, to be recorded so.
+    RESULT = "result"

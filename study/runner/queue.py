@@ -361,9 +361,6 @@ class TrialQueue:
             fail(self.storage, trial_id, *(failure or (Failure.INFRASTRUCTURE, "no result")))
             return False
         self._write_curve(trial_id, result.valid_curve)
-        if not math.isfinite(result.value):
-            fail(self.storage, trial_id, Failure.RESULT, "no finite metric")
-            return False
         for key, value in asdict(self._record(result, variant)).items():
             self.storage.set_trial_user_attr(trial_id, key, value)
         self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [result.value])

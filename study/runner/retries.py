@@ -16,7 +16,8 @@ Why a trial failed (its `failure` user attribute) decides what follows:
   it runs again, up to MAX_ATTEMPTS attempts per run; every new run starts the count afresh;
 - `training` (its own training raised): as infrastructure, until its last MAX_ATTEMPTS
   attempts raised the same error: then it stays FAIL for good;
-- `result` (no finite validation metric): never again, that is its configuration's result.
+- `result` (no finite validation metric, as earlier versions failed it; such a trial now
+  completes at +inf): as infrastructure, so that it is recorded as complete.
 
 A copy carries the configuration index, seed and attempt number, and Optuna's retry history
 (the numbers of the trials it replaces), so `state_counts` tells requeued from failed.
@@ -112,7 +113,7 @@ def next_attempt(history: Sequence[FrozenTrial], fresh_run: bool) -> int | None:
     `history`: its trials by number, all FAIL."""
     last = history[-1]
     failure = failure_of(last)
-    if failure is Failure.RESULT or proven(history):
+    if proven(history):
         return None
     if fresh_run:
         return 1

@@ -45,7 +45,7 @@ class TrialConfig:
 @dataclass
 class TrialResult:
     value: float  # validation metric at the best epoch (inf: no epoch had a finite one)
-    test_metric: float  # test metric of the same epoch's weights
+    test_metric: float  # test metric of the same epoch's weights (inf with value inf)
     best_epoch: int  # 1-based; 0 only when no epoch had a finite validation metric
     epochs: int  # epochs trained
     diverged: bool
@@ -66,8 +66,10 @@ class TrialState:
     velocity: dict[str, Tensor]
     noise_state: Tensor  # state of the trial's input-noise generator
     epoch: int = 0
+    # Until a trained epoch has a finite validation metric, the trial has learned nothing:
+    # both metrics are +inf, worse than any result, and it ranks last (not left out).
     best_value: float = math.inf
-    test_at_best: float = math.nan
+    test_at_best: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
     history: list[tuple[float, float]] = field(default_factory=list)  # (valid, test) per epoch
