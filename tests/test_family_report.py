@@ -161,6 +161,23 @@ def test_cost_per_arm_is_the_codes_count_and_the_time_per_epoch(view):
         assert cost.epoch_seconds[arm] == pytest.approx(share * median)
         assert cost.cost_ratio[arm] == pytest.approx(share)
         assert cost.n_timed[arm] == cost.n_cost[arm] == N
+        assert cost.cost_ratio_small[arm] == cost.cost_ratio_large[arm] == pytest.approx(share)
+
+
+def test_the_cost_ratio_is_split_at_the_median_hidden_size(view):
+    """minGRU made twice as fast above the median hidden size of the configurations: 0.26 of
+    V-fb1 up to it, 0.13 above it; V-fb1, the clock, stays at 1 on both sides."""
+    runs = view.trials.copy()
+    sizes = runs[runs.variant == "V-fb1"].hidden_size
+    split = np.median(sizes)
+    assert (sizes > split).sum() >= N // 2 - 1  # both sides populated
+    faster = (runs.variant == "minGRU") & (runs.hidden_size > split)
+    runs.loc[faster, "seconds"] = runs.loc[faster, "seconds"] / 2
+    cost = cost_table(runs, "jsb").set_index("variant")
+    assert (cost.split == split).all()
+    assert cost.cost_ratio_small["minGRU"] == pytest.approx(0.26)
+    assert cost.cost_ratio_large["minGRU"] == pytest.approx(0.13)
+    assert cost.cost_ratio_small["V-fb1"] == cost.cost_ratio_large["V-fb1"] == 1
 
 
 def test_the_opening_table_of_the_family(view):

@@ -135,7 +135,10 @@ def cost_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     the median over its complete trials of their seconds per epoch trained (`timed_trials`),
     from `n_timed` trials; and `cost_ratio`, the median over the `n_cost` configurations timed
     in both of the arm's seconds per epoch divided by the `clock`'s at the same configuration
-    (the same hidden size)."""
+    (the same hidden size). The ratio moves with the hidden size (a step's output layer, loss
+    and input noise cost every arm alike, and weigh most in small networks), so it is
+    also given over the configurations up to `split`, the median hidden size of those the
+    clock timed (`cost_ratio_small`), and over those above it (`cost_ratio_large`)."""
     names = variant_order(runs.variant.unique())
     timer = clock(names)
     params = pd.Series(dtype=float)
@@ -145,12 +148,15 @@ def cost_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     indexed = timed[timed.config_index.notna()].sort_values("trial", kind="stable")
     first = indexed.drop_duplicates(["variant", "config_index"])  # should one have run twice
     seconds = first.pivot(index="config_index", columns="variant", values="epoch_seconds")
-    reference = seconds[timer] if timer in seconds else pd.Series(dtype=float)
+    hidden = first.groupby("config_index").hidden_size.first()
+    reference = seconds[timer].dropna() if timer in seconds else pd.Series(dtype=float)
+    split = hidden.reindex(reference.index).median()
     rows = []
     for name in names:
         own = timed.epoch_seconds[timed.variant == name]
         paired = seconds[name] if name in seconds else pd.Series(dtype=float)
         ratio = (paired / reference).dropna()
+        small = (hidden.reindex(ratio.index) <= split).to_numpy()
         rows.append(
             {
                 "variant": name,
@@ -160,6 +166,9 @@ def cost_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
                 "n_timed": len(own),
                 "cost_ratio": ratio.median() if len(ratio) else np.nan,
                 "n_cost": len(ratio),
+                "split": split,
+                "cost_ratio_small": ratio[small].median() if small.any() else np.nan,
+                "cost_ratio_large": ratio[~small].median() if (~small).any() else np.nan,
                 "clock": timer,
             }
         )
@@ -310,6 +319,8 @@ def _claims_part(claims: pd.DataFrame) -> list[str]:
 def _cost_part(cost: pd.DataFrame, names: list[str]) -> list[str]:
     rows = cost.set_index("variant").reindex([REFERENCE, *names]).dropna(how="all")
     timer = cost.clock.iloc[0] if len(cost) else REFERENCE
+    split = cost.split.iloc[0] if len(cost) else np.nan
+    median = f"{split:.0f}" if np.isfinite(split) else "the median"
     table = pd.DataFrame(
         {
             "arm": rows.index,
@@ -320,6 +331,8 @@ def _cost_part(cost: pd.DataFrame, names: list[str]) -> list[str]:
             "s per trial-epoch (median)": rows.epoch_seconds,
             "trials timed": rows.n_timed,
             f"× {timer} at the same configuration (median)": rows.cost_ratio,
+            f"at hidden sizes up to {median}": rows.cost_ratio_small,
+            f"above {median}": rows.cost_ratio_large,
             "configurations": rows.n_cost,
         }
     )
@@ -330,7 +343,9 @@ def _cost_part(cost: pd.DataFrame, names: list[str]) -> list[str]:
         "epoch trained (its share of its population's time), the median over the arm's "
         f"trials, and, configuration by configuration, the arm's time divided by {timer}'s "
         "at the same configuration (the same hidden size), the median over the configurations "
-        "timed in both. "
+        "timed in both, then over the configurations up to and above their median hidden "
+        "size: a step's output layer, loss and input noise cost every arm the same and weigh "
+        "most in small networks, so what a cheaper cell saves grows with the hidden size. "
         + (
             f"{timer} computes exactly {REFERENCE}'s network (a forget bias changes no "
             "operation) and trained in the same runs as the other arms, so its time stands for "
