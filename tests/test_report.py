@@ -5,6 +5,7 @@ passwords, and the tables the notebooks read."""
 
 import json
 import re
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -163,6 +164,23 @@ def test_a_forest_fitted_to_noise_says_so(noise):
     assert "no verdict, the forest does not fit" in text
     marginals = text.split("### Marginal performance")[1]
     assert "V's forest does not fit (held-out R²" in marginals and "no finding" in marginals
+
+
+def test_a_weak_forest_waits_for_trials_only_while_some_are_to_come(noise, tmp_path):
+    """The noise storage records no plan, so nothing is to come: its weak forests are 'not
+    meaningful'. With a plan of 80 trials a study, 40 of them complete, they are so 'yet'."""
+    line = "Importances of V, NFG, NP, all: the forest's held-out R² is below 0.5, so they"
+    finished = (noise / "REPORT.md").read_text().split("Not possible")[1]
+    assert finished.startswith(":\n\n- ") and f"- {line} are not meaningful.\n" in finished
+    shutil.copy(noise.parent / "study.db", tmp_path / "study.db")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    for variant in ("V", "NFG", "NP"):
+        optuna.load_study(study_name=f"jsb/{variant}", storage=url).set_user_attr("n_trials", 80)
+    trials, epochs, studies = quiet(load_storage, url)
+    quiet(write, analyse(trials, epochs, studies), tmp_path / "report", url)
+    planned = (tmp_path / "report" / "REPORT.md").read_text()
+    planned = planned.split("Not possible")[1]
+    assert planned.startswith(" yet:\n\n- ") and f"- {line} are not meaningful yet.\n" in planned
 
 
 def test_a_forest_fitted_to_signal_fits(tmp_path):

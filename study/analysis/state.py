@@ -42,9 +42,12 @@ def section(view: Results, benchmark: str) -> list[str]:
         _hidden_sizes_line(complete, _sampled_hidden_sizes(view)),
         *_coverage_lines(view),
     ]
-    missing = _not_yet(view)
+    # once every planned trial is complete, nothing missing is still to come
+    finished = len(view.summary) > 0 and not view.summary.provisional.any()
+    missing = _not_yet(view, "" if finished else " yet")
     if missing:
-        lines.append("Not possible yet:\n\n" + "\n".join(f"- {line}" for line in missing))
+        head = "Not possible" + ("" if finished else " yet")
+        lines.append(f"{head}:\n\n" + "\n".join(f"- {line}" for line in missing))
     return lines
 
 
@@ -111,8 +114,9 @@ def _coverage_lines(view: Results) -> list[str]:
     return lines
 
 
-def _not_yet(view: Results) -> list[str]:
-    """The findings that cannot be made yet, each with why."""
+def _not_yet(view: Results, yet: str) -> list[str]:
+    """The findings that cannot be made (`yet`: " yet" while trials are still to come),
+    each with why."""
     summary = view.summary.set_index("variant")
     table = view.checks.set_index("variant")
     lines = _not_yet_compared(summary, variant_order(view.trials.variant.unique()))
@@ -126,7 +130,7 @@ def _not_yet(view: Results) -> list[str]:
     if weak:
         lines.append(
             f"Importances of {', '.join(weak)}: the forest's held-out R² is below "
-            f"{figures.FIT_MEANINGFUL}, so they are not meaningful yet."
+            f"{figures.FIT_MEANINGFUL}, so they are not meaningful{yet}."
         )
     return lines
 
