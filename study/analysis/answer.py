@@ -12,7 +12,7 @@ from ..benchmarks.metrics import PAPER_DATASET, metric_of
 from . import family, markdown, paper
 from .findings import verdict_table
 from .results import Results
-from .stats import REFERENCE, TOP_FRACTION
+from .stats import REFERENCE, TOP_FRACTION, finished
 from .tables import round_table
 
 
@@ -22,8 +22,7 @@ def section(view: Results, benchmark: str) -> list[str]:
     table."""
     runs, studies, summary = view.trials, view.studies, view.summary
     dataset = PAPER_DATASET.get(benchmark)
-    finished = len(summary) > 0 and not summary.provisional.any()
-    title = f"## The answer{'' if finished else ' so far'}: {benchmark}"
+    title = f"## The answer{'' if finished(summary) else ' so far'}: {benchmark}"
     lines = [title + (f" (the paper's {dataset})" if dataset else "")]
     progress = [progress_line(runs, studies)]
     table = round_table(runs, studies)

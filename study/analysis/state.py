@@ -15,7 +15,7 @@ from .checks import (
 )
 from .fanova import SPACE, cover
 from .results import FANOVA, Results
-from .stats import MIN_FOR_VERDICT, REFERENCE, SHARED, TOP_FRACTION
+from .stats import MIN_FOR_VERDICT, REFERENCE, SHARED, TOP_FRACTION, finished
 from .tables import complete_rounds, importance_rows, round_table, state_table
 from .trials import variant_order
 
@@ -42,12 +42,10 @@ def section(view: Results, benchmark: str) -> list[str]:
         _hidden_sizes_line(complete, _sampled_hidden_sizes(view)),
         *_coverage_lines(view),
     ]
-    # once every planned trial is complete, nothing missing is still to come
-    finished = len(view.summary) > 0 and not view.summary.provisional.any()
-    missing = _not_yet(view, "" if finished else " yet")
+    yet = "" if finished(view.summary) else " yet"  # once final, nothing missing will come
+    missing = _not_yet(view, yet)
     if missing:
-        head = "Not possible" + ("" if finished else " yet")
-        lines.append(f"{head}:\n\n" + "\n".join(f"- {line}" for line in missing))
+        lines.append(f"Not possible{yet}:\n\n" + "\n".join(f"- {line}" for line in missing))
     return lines
 
 

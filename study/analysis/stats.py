@@ -303,6 +303,12 @@ def summarize(
     return table.astype({"n_paired": "Int64", "n_learned": "Int64", "top_overlap": "Int64"})
 
 
+def finished(summary: pd.DataFrame) -> bool:
+    """Whether a benchmark's `summarize` table is final: it compares something and no study
+    of the benchmark has fewer complete trials than planned."""
+    return len(summary) > 0 and not summary.provisional.any()
+
+
 def _incomplete(runs: pd.DataFrame, studies: pd.DataFrame) -> bool:
     """Whether a study of one benchmark has fewer complete trials than it plans (`studies`:
     its rows of the studies table; a study that records no plan is taken as it stands)."""
