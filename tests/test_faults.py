@@ -41,6 +41,7 @@ from runs import (
 import variants
 from study.cli import build_parser, main
 from study.errors import CheckpointError, UserError
+from study.runner import queue as queue_module
 from study.runner import workers
 from study.runner.locks import exclusive_sqlite
 from study.runner.options import RunOptions
@@ -869,6 +870,70 @@ def test_sigterm_stops_like_ctrl_c(tmp_path, tiny_jsb):
     storage = stop_like_ctrl_c("training", signal.SIGTERM, tmp_path, tiny_jsb)
     counts = state_counts(optuna.load_study(study_name="jsb-original/V", storage=storage).trials)
     assert counts["running"] == 0 and counts["failed"] == 0 and counts["requeued"] >= 1
+
+
+# Run in a fresh interpreter, where the first worker also starts multiprocessing's
+# resource tracker (which unblocks SIGINT as it starts): the coordinator and its worker both
+# get a Ctrl-C the moment the worker is spawned, as a terminal signals the process group.
+CTRL_C_AS_A_WORKER_STARTS = """
+import os, signal
+from multiprocessing.context import SpawnProcess
+from study.runner import workers
+
+start = SpawnProcess.start
+
+def start_then_ctrl_c(process):
+    start(process)
+    os.kill(process.pid, signal.SIGINT)  # the worker, as it imports torch
+    signal.raise_signal(signal.SIGINT)  # the coordinator
+
+SpawnProcess.start = start_then_ctrl_c
+pool = workers.WorkerPool(1, 1, on_epoch=print)
+try:
+    pool._start()
+except KeyboardInterrupt:
+    (worker,) = pool._workers  # the pool's already, to be killed with it
+    worker.conn.close()  # a worker ends when its coordinator closes the pipe
+    worker.process.join(120)
+    print("raised after the start; the worker exited with", worker.process.exitcode)
+else:
+    print("the Ctrl-C was lost")
+"""
+
+
+@LINUX
+@pytest.mark.timeout(180)
+def test_a_ctrl_c_as_a_worker_starts_stops_the_coordinator_and_not_the_worker():
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_AS_A_WORKER_STARTS], capture_output=True, timeout=170
+    )
+    assert done.stdout.decode().strip() == (
+        "raised after the start; the worker exited with 0"
+    ), done.stderr.decode()
+    assert done.stderr.decode() == ""  # no traceback from the worker
+
+
+def test_a_ctrl_c_while_the_monitor_reads_the_status_waits_for_the_read(
+    tmp_path, tiny_jsb, monkeypatch, capsys
+):
+    """The log's time left at each round is read from the storage as every call of the run
+    is: a Ctrl-C meanwhile comes at the read's end (cut short, a SQLite read keeps its lock
+    against the requeue), and the trials taken go back to the queue."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    real, reads = queue_module.storage_status, []
+
+    def interrupted(open_storage):
+        signal.raise_signal(signal.SIGINT)
+        reads.append(real(open_storage))
+        return reads[-1]
+
+    monkeypatch.setattr(queue_module, "storage_status", interrupted)
+    assert main(run_args(storage, tiny_jsb, tmp_path, trials=2, variants="V")) == 130
+    assert len(reads) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("odyssey run: interrupted; 2 running trials went back"), err
+    counts = state_counts(trials_of(storage))
+    assert (counts["running"], counts["waiting"], counts["requeued"]) == (0, 2, 2), counts
 
 
 def stop_like_ctrl_c(moment, signum, tmp_path, tiny_jsb) -> str:

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import fields
 
 from .. import benchmarks
@@ -18,7 +19,7 @@ from ..runner.options import RunOptions, resolve_variants
 from ..runner.queue import StudyProgress
 from ..runner.search import study_name
 from ..runner.signals import TimeLimitReached
-from ..runner.status import storage_status
+from ..runner.status import StorageStatus, storage_status
 from ..runner.storage import display_url
 from ..training.trainer import TrialResult
 from .parser import protocol_of
@@ -32,10 +33,11 @@ class AnnouncingMonitor(Monitor):
     def __init__(self, console, banner: str, options: RunOptions) -> None:
         self.console, self.banner = console, banner
         self.n_trials, self.max_epochs = options.trials, options.protocol.max_epochs
-        self.storage, self.benchmark = options.storage, options.benchmark
+        self.benchmark = options.benchmark
         self.metric = metric_of(options.benchmark).name
 
-    def started(self) -> None:
+    def started(self, status: Callable[[], StorageStatus]) -> None:
+        self.read_status = status
         self.console.print(self.banner, soft_wrap=True)
 
     def progress_text(self, progress: StudyProgress) -> str:
@@ -48,7 +50,7 @@ class AnnouncingMonitor(Monitor):
     def time_left(self) -> list[str]:
         """The time left of the run's benchmark (`odyssey status`'s lines), read from the
         storage: the round just begun and the whole study, at the workers training now."""
-        status = storage_status(self.storage)
+        status = self.read_status()
         estimate = next(e for e in status.time_left if e.benchmark == self.benchmark)
         return time_left_lines(estimate, status.workers)
 
@@ -61,8 +63,8 @@ class BarMonitor(AnnouncingMonitor):
         super().__init__(console, banner, options)
         self.bar, self.tasks = bar, {}
 
-    def started(self) -> None:
-        super().started()
+    def started(self, status: Callable[[], StorageStatus]) -> None:
+        super().started(status)
         self.console.print(
             "per variant: trials complete of those planned; the furthest epoch of its "
             "populations in training here, their trials still training and their best "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 
 from .. import benchmarks
 from ..errors import Interrupted, StorageError
@@ -19,15 +20,18 @@ from .options import RunOptions
 from .queue import StudyProgress, TrialQueue
 from .search import study_name
 from .signals import TimeLimitReached
+from .status import StorageStatus
 from .workers import EpochReport, FinishedTrial, InlinePool, WorkerPool
 
 
 class Monitor:
     """What a run tells the user; the CLI draws it, the library default is silent."""
 
-    def started(self) -> None:
+    def started(self, status: Callable[[], StorageStatus]) -> None:
         """The storage is open and its studies are ready: training begins. Every check of
-        the run's options and storage has passed by now."""
+        the run's options and storage has passed by now. `status` reads what `odyssey
+        status` shows of the storage, as the run reads it (never open it anew: a Ctrl-C
+        during such a read would leave it locked)."""
 
     def studies(
         self, counts: dict[str, dict[str, int]], progress: dict[str, StudyProgress]
@@ -56,7 +60,7 @@ def run(options: RunOptions, monitor: Monitor | None = None) -> dict[str, dict[s
         TrialQueue(options, sole=sole) as queue,
         queue.stops.installed(),
     ):
-        monitor.started()
+        monitor.started(queue.status)
         limit = options.time_limit
         deadline = math.inf if limit is None else time.monotonic() + limit
         try:

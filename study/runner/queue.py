@@ -57,6 +57,7 @@ from .search import (
     trial_config,
 )
 from .signals import StopSignals
+from .status import StorageStatus, storage_status
 from .storage import open_storage, sqlite_file, storage_identity
 from .workers import EpochReport, FinishedTrial, Job
 
@@ -465,6 +466,12 @@ class TrialQueue:
             s.study_name: state_counts(self.patient(s.get_trials, deepcopy=False))
             for s in self.studies
         }
+
+    def status(self) -> StorageStatus:
+        """What `odyssey status` shows of the storage, read as every other call of the run
+        is: an outage waited out, a Ctrl-C deferred to the read's end (cut short, the read
+        would keep SQLite's lock against the requeue that follows)."""
+        return self.patient(storage_status, self.storage)
 
     def check(self) -> None:
         """Raise what stopped the background thread, if anything did."""

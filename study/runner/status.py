@@ -44,9 +44,11 @@ class StorageStatus:
         }
 
 
-def storage_status(storage_url: str) -> StorageStatus:
-    """Everything `odyssey status` shows of the storage at `storage_url`. Reads only."""
-    storage = open_storage(storage_url)
+def storage_status(storage: str | optuna.storages.RDBStorage) -> StorageStatus:
+    """Everything `odyssey status` shows of a storage: its URL, or a run's own open storage
+    (read through its connections, as its other calls are). Reads only."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
     by_benchmark: dict[str, dict[str, list[FrozenTrial]]] = {}
     band_sizes, skipped, rows = {}, [], []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):

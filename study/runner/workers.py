@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import NamedTuple
 
@@ -292,13 +293,17 @@ class WorkerPool:
         self.close()
 
     def _start(self) -> _Worker:
+        """A new worker, the pool's before a Ctrl-C held meanwhile is raised here."""
+        # Started once per process, the resource tracker unblocks SIGINT as it starts: not
+        # inside the block below.
+        resource_tracker.ensure_running()
         ours, theirs = self._context.Pipe()
         process = self._context.Process(target=_serve, args=(theirs, self.threads), daemon=True)
-        with _children_ignore_sigint():
+        with _sigint_blocked():
             process.start()
-        theirs.close()
-        worker = _Worker(process, ours)
-        self._workers.append(worker)
+            theirs.close()
+            worker = _Worker(process, ours)
+            self._workers.append(worker)
         return worker
 
     def _bury(self, worker: _Worker) -> None:
@@ -315,26 +320,24 @@ def _death(exitcode: int | None) -> str:
 
 
 @contextlib.contextmanager
-def _children_ignore_sigint() -> Iterator[None]:
-    """Processes started meanwhile ignore SIGINT from their first instruction (a spawned
-    child keeps an ignored signal ignored), where a Ctrl-C would otherwise print a
-    traceback per worker as it imports torch. SIGINT is blocked here meanwhile, so that a
-    Ctrl-C in this moment reaches the coordinator just after, not never."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread handles signals, and may set their handlers
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread meanwhile. A process spawned now inherits the mask, so
+    that a Ctrl-C while it imports torch waits there until `_serve` ignores it (where it
+    would otherwise print a traceback per worker); here it is raised just after, never
+    lost (ignoring SIGINT here instead would drop it). The standard library starts its
+    resource tracker so."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _serve(conn: Connection, threads: int) -> None:
     """A worker process: train the jobs sent down `conn`, answering with each epoch and then
-    the results, or the error."""
+    the results, or the error. It ignores Ctrl-C: the coordinator stops it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # drops one pending since the start, too
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(threads)
     while True:
