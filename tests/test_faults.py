@@ -907,9 +907,8 @@ def test_a_ctrl_c_as_a_worker_starts_stops_the_coordinator_and_not_the_worker():
     done = subprocess.run(
         [sys.executable, "-c", CTRL_C_AS_A_WORKER_STARTS], capture_output=True, timeout=170
     )
-    assert done.stdout.decode().strip() == (
-        "raised after the start; the worker exited with 0"
-    ), done.stderr.decode()
+    said = done.stdout.decode().strip()
+    assert said == "raised after the start; the worker exited with 0", done.stderr.decode()
     assert done.stderr.decode() == ""  # no traceback from the worker
 
 
