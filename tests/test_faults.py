@@ -921,9 +921,9 @@ def test_a_ctrl_c_while_the_monitor_reads_the_status_waits_for_the_read(
     storage = f"sqlite:///{tmp_path}/study.db"
     real, reads = queue_module.storage_status, []
 
-    def interrupted(open_storage):
+    def interrupted(opened):
         signal.raise_signal(signal.SIGINT)
-        reads.append(real(open_storage))
+        reads.append(real(opened))
         return reads[-1]
 
     monkeypatch.setattr(queue_module, "storage_status", interrupted)
